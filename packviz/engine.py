@@ -1,0 +1,563 @@
+"""The balanced-packing engine: restarts, greedy fill, pruning, swap refinement.
+
+Shapes (L layers, n items, m packs, k = n/m items per pack, R restarts,
+K kept candidates per layer, C = L*K candidates):
+
+    weight        [L, n]      float64, the true loads
+    units         [L, n]      float64 holding whole numbers: each load as a
+                              multiple of ``tolerance * max load of its layer``
+    order         [L*R, n]    item placed at each greedy step
+    content_ids   [C, m, k]   item held by each (pack, slot) of a candidate
+    pack_index    [L, n]      int64, pack of each item
+    rank_in_pack  [L, n]      int64, slot of each item within its pack
+
+Every decision (greedy pack choice, pruning, which move, which candidate) is
+taken on ``units``. They are whole numbers below 2**53, so sums and
+differences are exact: the placement is the same on CPU and CUDA, in any
+reduction order, and for the loads multiplied by any positive factor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from packviz.config import PackerConfig
+from packviz.trace import CandidateTrace, LayerTrace, Placement, Swap
+
+# Elements in one working tensor; bounds memory whatever the input size.
+_CHUNK_ELEMENTS = 1 << 24
+
+
+@dataclass
+class EngineOutput:
+    pack_index: torch.Tensor
+    rank_in_pack: torch.Tensor
+    pack_loads: torch.Tensor
+    traces: dict[int, LayerTrace]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but no CUDA device is available")
+    return torch.device(device)
+
+
+def layer_generator(seed: int, layer: int) -> torch.Generator:
+    """One CPU generator per layer, so a layer's noise does not depend on its
+    neighbours or on how layers are chunked, and CUDA sees the same numbers."""
+    return torch.Generator().manual_seed((seed * 0x9E3779B97F4A7C15 + layer) % (1 << 63))
+
+
+def to_units(weight: torch.Tensor, relative_tolerance: float) -> torch.Tensor:
+    num_items = weight.shape[-1]
+    # Keep every sum of units below 2**53 so that it stays exact.
+    tolerance = max(relative_tolerance, 4.0 * num_items / 2.0**53)
+    scale = weight.amax(dim=-1, keepdim=True)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return torch.round(weight / scale / tolerance)
+
+
+def run(
+    weight: torch.Tensor,
+    num_packs: int,
+    config: PackerConfig,
+    trace_layers: Sequence[int] = (),
+) -> EngineOutput:
+    """Pack every layer of ``weight`` [L, n] (float64, on its device)."""
+    num_layers, num_items = weight.shape
+    per_layer = config.num_restarts * num_items
+    chunk = max(1, _CHUNK_ELEMENTS // max(per_layer, 1))
+    outputs = []
+    traces: dict[int, LayerTrace] = {}
+    for start in range(0, num_layers, chunk):
+        stop = min(start + chunk, num_layers)
+        wanted = [layer - start for layer in trace_layers if start <= layer < stop]
+        output = _run_chunk(weight[start:stop], num_packs, config, start, wanted)
+        outputs.append(output)
+        traces.update({start + layer: trace for layer, trace in output.traces.items()})
+    return EngineOutput(
+        pack_index=torch.cat([o.pack_index for o in outputs]),
+        rank_in_pack=torch.cat([o.rank_in_pack for o in outputs]),
+        pack_loads=torch.cat([o.pack_loads for o in outputs]),
+        traces=traces,
+    )
+
+
+def _run_chunk(
+    weight: torch.Tensor,
+    num_packs: int,
+    config: PackerConfig,
+    first_layer: int,
+    trace_layers: Sequence[int],
+) -> EngineOutput:
+    num_layers, num_items = weight.shape
+    per_pack = num_items // num_packs
+    device = weight.device
+    traced = sorted(set(trace_layers))
+    recorder = _Recorder(weight, num_packs, config, first_layer, traced) if traced else None
+
+    if per_pack == 1:
+        return _identity(weight, num_packs, recorder)
+
+    units = to_units(weight, config.relative_tolerance)
+    order = _restart_orders(units, config, first_layer)
+    if recorder is not None:
+        recorder.remember_orders(order)
+    pack_of_step, rank_of_step = _greedy_fill(units, order, num_packs, recorder)
+
+    restarts = config.num_restarts
+    kept_count = min(config.num_refined, restarts)
+    spreads = _greedy_spreads(units, order, pack_of_step, num_packs).view(num_layers, restarts)
+    kept = torch.sort(spreads, dim=1, stable=True).indices[:, :kept_count]
+    selected = (torch.arange(num_layers, device=device).unsqueeze(1) * restarts + kept).reshape(-1)
+
+    num_candidates = selected.numel()
+    candidate_rows = torch.arange(num_candidates, device=device).unsqueeze(1).expand(-1, num_items)
+    content_ids = torch.empty(num_candidates, num_packs, per_pack, dtype=torch.int64, device=device)
+    content_ids[candidate_rows, pack_of_step[selected].long(), rank_of_step[selected].long()] = (
+        order[selected]
+    )
+    candidate_layer = torch.arange(num_layers, device=device).repeat_interleave(kept_count)
+    content_units = _gather_loads(units, candidate_layer, content_ids)
+    if recorder is not None:
+        recorder.on_pruned(spreads, kept, selected)
+
+    if config.refines:
+        _refine(content_units, content_ids, candidate_layer, config, recorder)
+
+    final_loads = content_units.sum(dim=2)
+    final_spreads = (final_loads.amax(dim=1) - final_loads.amin(dim=1)).view(num_layers, kept_count)
+    best = final_spreads.argmin(dim=1)
+    chosen = torch.arange(num_layers, device=device) * kept_count + best
+    if recorder is not None:
+        recorder.on_chosen(best)
+    return _output(weight, content_ids[chosen], recorder)
+
+
+def _identity(weight: torch.Tensor, num_packs: int, recorder: _Recorder | None) -> EngineOutput:
+    num_layers = weight.shape[0]
+    content_ids = torch.arange(num_packs, device=weight.device).view(1, num_packs, 1)
+    content_ids = content_ids.expand(num_layers, -1, -1).contiguous()
+    if recorder is not None:
+        recorder.on_identity()
+    return _output(weight, content_ids, recorder)
+
+
+def _output(weight: torch.Tensor, content_ids: torch.Tensor, recorder: _Recorder | None) -> EngineOutput:
+    """Turn each layer's chosen [m, k] slot table into the per-item result."""
+    num_layers, num_packs, per_pack = content_ids.shape
+    device = weight.device
+    flat_ids = content_ids.reshape(num_layers, -1)
+    packs = torch.arange(num_packs, device=device).repeat_interleave(per_pack).expand(num_layers, -1)
+    ranks = torch.arange(per_pack, device=device).repeat(num_packs).expand(num_layers, -1)
+    pack_index = torch.empty_like(flat_ids).scatter_(1, flat_ids, packs)
+    rank_in_pack = torch.empty_like(flat_ids).scatter_(1, flat_ids, ranks)
+    pack_loads = weight.gather(1, flat_ids).view(num_layers, num_packs, per_pack).sum(dim=2)
+    traces = recorder.finish() if recorder is not None else {}
+    return EngineOutput(pack_index, rank_in_pack, pack_loads, traces)
+
+
+def noise_scales(config: PackerConfig) -> torch.Tensor:
+    """Each restart's noise scale; restart 0 is always the unperturbed greedy."""
+    scales = torch.linspace(config.noise_min, config.noise_max, config.num_restarts, dtype=torch.float64)
+    scales[0] = 0.0
+    return scales
+
+
+def _restart_orders(units: torch.Tensor, config: PackerConfig, first_layer: int) -> torch.Tensor:
+    """Greedy order of every restart: items by perturbed load, heaviest first,
+    ties by item index. Returns [L*R, n] int64."""
+    num_layers, num_items = units.shape
+    restarts = config.num_restarts
+    keys = units.unsqueeze(1).expand(-1, restarts, -1)
+    scales = noise_scales(config)
+    if restarts > 1 and bool((scales > 0).any()):
+        noise = torch.stack([
+            torch.rand((restarts, num_items), generator=layer_generator(config.seed, first_layer + layer),
+                       dtype=torch.float64)
+            for layer in range(num_layers)
+        ]).to(units.device)
+        keys = keys * (1.0 + noise * scales.to(units.device).view(1, -1, 1))
+    order = torch.sort(keys.reshape(-1, num_items), dim=1, descending=True, stable=True).indices
+    return order
+
+
+def _greedy_fill(
+    units: torch.Tensor,
+    order: torch.Tensor,
+    num_packs: int,
+    recorder: _Recorder | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Put each item, in ``order``, into the lightest pack with room (the
+    lowest-numbered on a tie). Returns the pack and slot of each step, int32."""
+    num_rows, num_items = order.shape
+    per_pack = num_items // num_packs
+    device = units.device
+    restarts = num_rows // units.shape[0]
+    sorted_units = units.repeat_interleave(restarts, dim=0).gather(1, order)
+    loads = torch.zeros(num_rows, num_packs, dtype=torch.float64, device=device)
+    # Same as loads, but +inf once a pack is full, so argmin only sees packs with room.
+    open_loads = torch.zeros_like(loads)
+    counts = torch.zeros(num_rows, num_packs, dtype=torch.int64, device=device)
+    pack_of_step = torch.empty(num_rows, num_items, dtype=torch.int32, device=device)
+    rank_of_step = torch.empty_like(pack_of_step)
+    rows = torch.arange(num_rows, device=device)
+    infinity = torch.tensor(float("inf"), dtype=torch.float64, device=device)
+    for step in range(num_items):
+        chosen = open_loads.argmin(dim=1)
+        rank = counts[rows, chosen]
+        pack_of_step[:, step] = chosen
+        rank_of_step[:, step] = rank
+        new_load = loads[rows, chosen] + sorted_units[:, step]
+        loads[rows, chosen] = new_load
+        counts[rows, chosen] = rank + 1
+        open_loads[rows, chosen] = torch.where(rank + 1 < per_pack, new_load, infinity)
+        if recorder is not None:
+            recorder.on_place(step, chosen)
+    return pack_of_step, rank_of_step
+
+
+def _greedy_spreads(
+    units: torch.Tensor, order: torch.Tensor, pack_of_step: torch.Tensor, num_packs: int
+) -> torch.Tensor:
+    num_rows = order.shape[0]
+    restarts = num_rows // units.shape[0]
+    sorted_units = units.repeat_interleave(restarts, dim=0).gather(1, order)
+    loads = torch.zeros(num_rows, num_packs, dtype=torch.float64, device=units.device)
+    loads.scatter_add_(1, pack_of_step.long(), sorted_units)
+    return loads.amax(dim=1) - loads.amin(dim=1)
+
+
+def _gather_loads(units: torch.Tensor, candidate_layer: torch.Tensor, content_ids: torch.Tensor) -> torch.Tensor:
+    num_candidates = content_ids.shape[0]
+    flat = units[candidate_layer].gather(1, content_ids.reshape(num_candidates, -1))
+    return flat.view(content_ids.shape)
+
+
+@dataclass
+class _Moves:
+    """The best move of each active candidate. Slot columns hold -1 where a
+    1-swap leaves the second unused."""
+
+    gain: torch.Tensor
+    is_two_swap: torch.Tensor
+    pack_a: torch.Tensor
+    pack_b: torch.Tensor
+    slots_a: torch.Tensor
+    slots_b: torch.Tensor
+
+
+def _refine(
+    content_units: torch.Tensor,
+    content_ids: torch.Tensor,
+    candidate_layer: torch.Tensor,
+    config: PackerConfig,
+    recorder: _Recorder | None,
+) -> None:
+    """Swap items between packs, in place, while a move narrows the spread."""
+    per_pack = content_units.shape[2]
+    two_swap = (
+        config.two_swap
+        and per_pack >= 2
+        and (config.two_swap_max_pack_size is None or per_pack <= config.two_swap_max_pack_size)
+    )
+    active = torch.arange(content_units.shape[0], device=content_units.device)
+    for iteration in range(config.max_iterations):
+        if active.numel() == 0:
+            break
+        moves = _best_moves(content_units[active], config, two_swap)
+        improving = moves.gain > 0
+        if not bool(improving.any()):
+            break
+        rows = active[improving]
+        moves = _Moves(*(getattr(moves, name)[improving] for name in _Moves.__dataclass_fields__))
+        if recorder is not None:
+            recorder.before_swap(rows, content_ids, moves)
+        for column in range(2):
+            used = moves.slots_a[:, column] >= 0
+            if not bool(used.any()):
+                continue
+            index_a = (rows[used], moves.pack_a[used], moves.slots_a[used, column])
+            index_b = (rows[used], moves.pack_b[used], moves.slots_b[used, column])
+            for table in (content_units, content_ids):
+                held_a = table[index_a].clone()
+                table[index_a] = table[index_b]
+                table[index_b] = held_a
+        if recorder is not None:
+            recorder.after_swap(iteration, rows, content_ids, moves)
+        # A candidate that found no move this time never will: its state is unchanged.
+        active = rows
+
+
+def _score(moved: torch.Tensor, difference: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "variance":
+        return 2.0 * moved * (difference - moved)
+    return difference - (difference - 2.0 * moved).abs()
+
+
+def _scope_pairs(loads: torch.Tensor, config: PackerConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The (pack_a, pack_b) pairs a move may join, [A, Q] each, and which are valid."""
+    num_rows, num_packs = loads.shape
+    device = loads.device
+    if config.swap_scope == "extremes":
+        pack_a = loads.argmax(dim=1, keepdim=True)
+        pack_b = loads.argmin(dim=1, keepdim=True)
+    elif config.swap_scope == "top-k":
+        width = min(num_packs, config.scope_k)
+        heaviest = torch.sort(loads, dim=1, descending=True, stable=True).indices[:, :width]
+        lightest = torch.sort(loads, dim=1, stable=True).indices[:, :width]
+        pack_a = heaviest.repeat_interleave(width, dim=1)
+        pack_b = lightest.repeat(1, width)
+    else:
+        pack_a = loads.argmax(dim=1, keepdim=True)
+        every = torch.arange(num_packs, device=device).expand(num_rows, -1)
+        if num_packs == 1:
+            return pack_a[:, :0], pack_a[:, :0], torch.zeros(num_rows, 0, dtype=torch.bool, device=device)
+        pack_b = every[every != pack_a].view(num_rows, num_packs - 1)
+        pack_a = pack_a.expand(-1, num_packs - 1)
+    return pack_a, pack_b, pack_a != pack_b
+
+
+def _best_moves(content_units: torch.Tensor, config: PackerConfig, two_swap: bool) -> _Moves:
+    num_rows, num_packs, per_pack = content_units.shape
+    device = content_units.device
+    loads = content_units.sum(dim=2)
+    pack_a, pack_b, valid = _scope_pairs(loads, config)
+    num_pairs = pack_a.shape[1]
+    difference = loads.gather(1, pack_a) - loads.gather(1, pack_b)
+    items_a = content_units.gather(1, pack_a.unsqueeze(2).expand(-1, -1, per_pack))
+    items_b = content_units.gather(1, pack_b.unsqueeze(2).expand(-1, -1, per_pack))
+    minus_inf = torch.tensor(float("-inf"), dtype=torch.float64, device=device)
+    unused = torch.full((num_rows,), -1, dtype=torch.int64, device=device)
+
+    best = torch.full((num_rows,), float("-inf"), dtype=torch.float64, device=device)
+    best_pair = torch.zeros(num_rows, dtype=torch.int64, device=device)
+    slot_a = torch.stack([unused, unused], dim=1)
+    slot_b = slot_a.clone()
+    is_two = torch.zeros(num_rows, dtype=torch.bool, device=device)
+
+    if config.one_swap and num_pairs > 0:
+        moved = items_a.unsqueeze(3) - items_b.unsqueeze(2)
+        score = _score(moved, difference[:, :, None, None], config.swap_score)
+        score = torch.where(valid[:, :, None, None], score, minus_inf)
+        best, flat = score.view(num_rows, -1).max(dim=1)
+        best_pair = flat // (per_pack * per_pack)
+        within = flat % (per_pack * per_pack)
+        slot_a = torch.stack([within // per_pack, unused], dim=1)
+        slot_b = torch.stack([within % per_pack, unused], dim=1)
+
+    if two_swap and num_pairs > 0:
+        first, second = torch.triu_indices(per_pack, per_pack, offset=1, device=device)
+        sums_a = items_a[:, :, first] + items_a[:, :, second]
+        sums_b = items_b[:, :, first] + items_b[:, :, second]
+        best_two, flat_two = _chunked_best(sums_a, sums_b, difference, valid, config.swap_score)
+        num_item_pairs = first.numel()
+        two_wins = best_two > best
+        within = flat_two % (num_item_pairs * num_item_pairs)
+        pair_a = within // num_item_pairs
+        pair_b = within % num_item_pairs
+        best = torch.where(two_wins, best_two, best)
+        best_pair = torch.where(two_wins, flat_two // (num_item_pairs * num_item_pairs), best_pair)
+        two_wins_column = two_wins.unsqueeze(1)
+        slot_a = torch.where(two_wins_column, torch.stack([first[pair_a], second[pair_a]], dim=1), slot_a)
+        slot_b = torch.where(two_wins_column, torch.stack([first[pair_b], second[pair_b]], dim=1), slot_b)
+        is_two = two_wins
+
+    rows = torch.arange(num_rows, device=device)
+    if num_pairs == 0:
+        best_pair_a = best_pair_b = torch.zeros(num_rows, dtype=torch.int64, device=device)
+    else:
+        best_pair_a = pack_a[rows, best_pair]
+        best_pair_b = pack_b[rows, best_pair]
+    return _Moves(best, is_two, best_pair_a, best_pair_b, slot_a, slot_b)
+
+
+def _chunked_best(
+    sums_a: torch.Tensor,
+    sums_b: torch.Tensor,
+    difference: torch.Tensor,
+    valid: torch.Tensor,
+    kind: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best 2-for-2 exchange per row, over [Q, P, P] scores built a few rows
+    at a time, so memory stays bounded however many items a pack holds."""
+    num_rows, num_pairs, num_item_pairs = sums_a.shape
+    per_row = max(1, num_pairs * num_item_pairs * num_item_pairs)
+    rows_per_chunk = max(1, _CHUNK_ELEMENTS // 4 // per_row)
+    best_values = []
+    best_indices = []
+    minus_inf = torch.tensor(float("-inf"), dtype=torch.float64, device=sums_a.device)
+    for start in range(0, num_rows, rows_per_chunk):
+        part = slice(start, start + rows_per_chunk)
+        moved = sums_a[part].unsqueeze(3) - sums_b[part].unsqueeze(2)
+        score = _score(moved, difference[part, :, None, None], kind)
+        score = torch.where(valid[part, :, None, None], score, minus_inf)
+        value, index = score.reshape(score.shape[0], -1).max(dim=1)
+        best_values.append(value)
+        best_indices.append(index)
+    return torch.cat(best_values), torch.cat(best_indices)
+
+
+class _Recorder:
+    """Collects trace events for a few layers while the engine runs.
+
+    It only copies what the engine computed; the per-step work is a handful
+    of small indexing operations on the traced rows.
+    """
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        num_packs: int,
+        config: PackerConfig,
+        first_layer: int,
+        layers: Sequence[int],
+    ) -> None:
+        self.weight = weight
+        self.num_packs = num_packs
+        self.config = config
+        self.first_layer = first_layer
+        self.layers = list(layers)
+        self.restarts = config.num_restarts
+        device = weight.device
+        self.traced_rows = torch.cat([
+            layer * self.restarts + torch.arange(self.restarts, device=device) for layer in self.layers
+        ])
+        self.traces = {
+            layer: LayerTrace(
+                layer=first_layer + layer,
+                weight=weight[layer].tolist(),
+                num_packs=num_packs,
+                config=config,
+            )
+            for layer in self.layers
+        }
+        self.step_packs: list[torch.Tensor] = []
+        self.swap_log: list[tuple[int, torch.Tensor, _Moves, torch.Tensor, torch.Tensor]] = []
+        self.order: torch.Tensor | None = None
+
+    # Greedy fill ---------------------------------------------------------------
+    def on_place(self, step: int, chosen: torch.Tensor) -> None:
+        self.step_packs.append(chosen[self.traced_rows])
+
+    # Pruning ---------------------------------------------------------------------
+    def on_pruned(self, spreads_units: torch.Tensor, kept: torch.Tensor, selected: torch.Tensor) -> None:
+        self.kept = kept
+        self.selected = selected
+        self.candidate_traces: dict[int, CandidateTrace] = {}
+        kept_count = kept.shape[1]
+        self.kept_count = kept_count
+        scales = noise_scales(self.config).tolist()
+        step_packs = torch.stack(self.step_packs, dim=1) if self.step_packs else None
+        for position, layer in enumerate(self.layers):
+            trace = self.traces[layer]
+            weight = self.weight[layer]
+            orders = self._orders[layer]
+            packs_all = step_packs[position * self.restarts:(position + 1) * self.restarts]
+            spreads = []
+            true_loads_all = torch.zeros(self.restarts, self.num_packs, dtype=torch.float64)
+            true_loads_all.scatter_add_(1, packs_all.long().cpu(), weight.cpu()[orders.cpu()])
+            spreads = (true_loads_all.amax(1) - true_loads_all.amin(1)).tolist()
+            trace.restart_spreads = spreads
+            trace.kept_restarts = kept[layer].tolist()
+            for slot, restart in enumerate(trace.kept_restarts):
+                candidate = self._candidate_from_fill(
+                    weight.tolist(), orders[restart].tolist(), packs_all[restart].tolist(), restart,
+                    scales[restart],
+                )
+                trace.candidates.append(candidate)
+                self.candidate_traces[layer * kept_count + slot] = candidate
+
+    def _candidate_from_fill(
+        self, weight: list[float], order: list[int], packs: list[int], restart: int, scale: float
+    ) -> CandidateTrace:
+        candidate = CandidateTrace(restart=restart, noise_scale=scale)
+        loads = [0.0] * self.num_packs
+        counts = [0] * self.num_packs
+        for step, (item, pack) in enumerate(zip(order, packs)):
+            loads[pack] += weight[item]
+            candidate.placements.append(
+                Placement(step, item, weight[item], pack, counts[pack], loads[pack])
+            )
+            counts[pack] += 1
+        candidate.initial_spread = max(loads) - min(loads)
+        candidate.final_spread = candidate.initial_spread
+        return candidate
+
+    def on_identity(self) -> None:
+        for layer in self.layers:
+            trace = self.traces[layer]
+            weight = trace.weight
+            candidate = self._candidate_from_fill(
+                weight, list(range(self.num_packs)), list(range(self.num_packs)), 0, 0.0
+            )
+            trace.restart_spreads = [candidate.initial_spread]
+            trace.kept_restarts = [0]
+            trace.candidates = [candidate]
+            trace.chosen = 0
+
+    # Refinement ----------------------------------------------------------------
+    def before_swap(self, rows: torch.Tensor, content_ids: torch.Tensor, moves: _Moves) -> None:
+        traced = torch.tensor(
+            [int(row) in self.candidate_traces for row in rows.tolist()], dtype=torch.bool
+        ).to(rows.device)
+        self._pending = (traced, content_ids[rows[traced]].clone())
+
+    def after_swap(self, iteration: int, rows: torch.Tensor, content_ids: torch.Tensor, moves: _Moves) -> None:
+        traced, ids_before = self._pending
+        if not bool(traced.any()):
+            return
+        picked = _Moves(*(getattr(moves, name)[traced] for name in _Moves.__dataclass_fields__))
+        self.swap_log.append((iteration, rows[traced], picked, ids_before, content_ids[rows[traced]].clone()))
+
+    def _flush_swaps(self) -> None:
+        for iteration, rows, moves, ids_before, ids_after in self.swap_log:
+            for position, row in enumerate(rows.tolist()):
+                candidate = self.candidate_traces[row]
+                layer = row // self.kept_count
+                weight = self.traces[layer].weight
+                before = ids_before[position].tolist()
+                after = ids_after[position].tolist()
+                pack_a = int(moves.pack_a[position])
+                pack_b = int(moves.pack_b[position])
+                ranks_a = tuple(int(s) for s in moves.slots_a[position].tolist() if s >= 0)
+                ranks_b = tuple(int(s) for s in moves.slots_b[position].tolist() if s >= 0)
+                from_a = tuple(before[pack_a][r] for r in ranks_a)
+                from_b = tuple(before[pack_b][r] for r in ranks_b)
+                moved = sum(weight[i] for i in from_a) - sum(weight[i] for i in from_b)
+                candidate.swaps.append(Swap(
+                    iteration=iteration,
+                    kind="2-swap" if bool(moves.is_two_swap[position]) else "1-swap",
+                    pack_a=pack_a,
+                    pack_b=pack_b,
+                    items_from_a=from_a,
+                    items_from_b=from_b,
+                    ranks_in_a=ranks_a,
+                    ranks_in_b=ranks_b,
+                    moved_load=moved,
+                    spread_before=_spread(weight, before),
+                    spread_after=_spread(weight, after),
+                ))
+                candidate.final_spread = candidate.swaps[-1].spread_after
+
+    def on_chosen(self, best: torch.Tensor) -> None:
+        for layer in self.layers:
+            self.traces[layer].chosen = int(best[layer])
+
+    def finish(self) -> dict[int, LayerTrace]:
+        self._flush_swaps()
+        return self.traces
+
+    def remember_orders(self, order: torch.Tensor) -> None:
+        restarts = self.restarts
+        self._orders = {layer: order[layer * restarts:(layer + 1) * restarts].cpu() for layer in self.layers}
+
+
+def _spread(weight: list[float], table: list[list[int]]) -> float:
+    loads = [sum(weight[item] for item in pack) for pack in table]
+    return max(loads) - min(loads)

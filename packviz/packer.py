@@ -1,0 +1,92 @@
+"""``pack``: the public entry point to the engine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from packviz import engine
+from packviz.config import DEFAULT_PRESET, PackerConfig, resolve_config
+from packviz.trace import LayerTrace
+from packviz.validate import as_weight_matrix, check_num_packs
+
+
+@dataclass
+class PackResult:
+    """A placement of every layer's items into packs.
+
+    pack_index:   [layers, items] int64, the pack of each item
+    rank_in_pack: [layers, items] int64, the item's slot within its pack (0..k-1)
+    pack_loads:   [layers, packs] float64, the sum of each pack's loads
+    weight:       [layers, items] float64, the loads that were packed
+    """
+
+    pack_index: torch.Tensor
+    rank_in_pack: torch.Tensor
+    pack_loads: torch.Tensor
+    weight: torch.Tensor
+    config: PackerConfig
+    preset: str | None
+    device: str
+    elapsed_s: float
+    traces: dict[int, LayerTrace] = field(default_factory=dict)
+
+    @property
+    def num_layers(self) -> int:
+        return self.pack_index.shape[0]
+
+    @property
+    def num_items(self) -> int:
+        return self.pack_index.shape[1]
+
+    @property
+    def num_packs(self) -> int:
+        return self.pack_loads.shape[1]
+
+
+def pack(
+    weight: Any,
+    num_packs: int,
+    preset: str | PackerConfig = DEFAULT_PRESET,
+    seed: int = 0,
+    trace_layers: Sequence[int] = (),
+    **options: Any,
+) -> PackResult:
+    """Pack each layer's n items into ``num_packs`` packs of n/num_packs items.
+
+    weight: [layers, items] (or [items], one layer) of non-negative loads.
+    preset: a preset name or a PackerConfig; ``options`` override its fields.
+    trace_layers: layers whose every step is recorded in ``result.traces``.
+    Raises ValueError for bad loads, pack counts, presets or options.
+    """
+    config = resolve_config(preset, seed=seed, **options)
+    matrix = as_weight_matrix(weight)
+    num_layers, num_items = matrix.shape
+    check_num_packs(num_items, num_packs)
+    for layer in trace_layers:
+        if not 0 <= layer < num_layers:
+            raise ValueError(f"trace layer {layer} is out of range: there are {num_layers} layers")
+    device = engine.resolve_device(config.device)
+    on_device = matrix.to(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    output = engine.run(on_device, num_packs, config, trace_layers)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - started
+    return PackResult(
+        pack_index=output.pack_index.cpu(),
+        rank_in_pack=output.rank_in_pack.cpu(),
+        pack_loads=output.pack_loads.cpu(),
+        weight=matrix.cpu(),
+        config=config,
+        preset=preset if isinstance(preset, str) else None,
+        device=str(device),
+        elapsed_s=elapsed,
+        traces=output.traces,
+    )
