@@ -59,7 +59,7 @@ class PackerConfig:
     two_swap_max_pack_size: int | None = 24
     max_iterations: int = 50
     start: StartKind = "greedy"
-    relative_tolerance: float = 1e-9
+    relative_tolerance: float = 1e-12
     seed: int = 0
     device: str = "auto"
 

@@ -13,8 +13,11 @@ K kept candidates per layer, C = L*K candidates):
 
 Every decision (greedy pack choice, pruning, which move, which candidate) is
 taken on ``units``. They are whole numbers below 2**53, so sums and
-differences are exact: the placement is the same on CPU and CUDA, in any
-reduction order, and for the loads multiplied by any positive factor.
+differences are exact and the placement is the same on CPU and CUDA, in any
+reduction order. Rounding a load to units moves it by at most half a unit,
+so values closer than ``tie_window`` units count as equal and the first
+(lowest index) wins: multiplying every load by a constant gives the same
+placement.
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ def layer_generator(seed: int, layer: int) -> torch.Generator:
     """One CPU generator per layer, so a layer's noise does not depend on its
     neighbours or on how layers are chunked, and CUDA sees the same numbers."""
     return torch.Generator().manual_seed((seed * 0x9E3779B97F4A7C15 + layer) % (1 << 63))
+
+
+def tie_window(num_items: int) -> float:
+    """Units below which two sums of up to ``num_items`` loads count as equal."""
+    return 2.0 * num_items
 
 
 def to_units(weight: torch.Tensor, relative_tolerance: float) -> torch.Tensor:
@@ -105,15 +113,16 @@ def _run_chunk(
         return _identity(weight, num_packs, recorder)
 
     units = to_units(weight, config.relative_tolerance)
+    window = tie_window(num_items)
     order = _restart_orders(units, config, first_layer)
     if recorder is not None:
         recorder.remember_orders(order)
-    pack_of_step, rank_of_step = _greedy_fill(units, order, num_packs, recorder)
+    pack_of_step, rank_of_step = _greedy_fill(units, order, num_packs, window, recorder)
 
     restarts = config.num_restarts
     kept_count = min(config.num_refined, restarts)
     spreads = _greedy_spreads(units, order, pack_of_step, num_packs).view(num_layers, restarts)
-    kept = torch.sort(spreads, dim=1, stable=True).indices[:, :kept_count]
+    kept = torch.sort(_tie_keys(spreads, window), dim=1, stable=True).indices[:, :kept_count]
     selected = (torch.arange(num_layers, device=device).unsqueeze(1) * restarts + kept).reshape(-1)
 
     num_candidates = selected.numel()
@@ -128,11 +137,11 @@ def _run_chunk(
         recorder.on_pruned(spreads, kept, selected)
 
     if config.refines:
-        _refine(content_units, content_ids, candidate_layer, config, recorder)
+        _refine(content_units, content_ids, config, window, recorder)
 
     final_loads = content_units.sum(dim=2)
     final_spreads = (final_loads.amax(dim=1) - final_loads.amin(dim=1)).view(num_layers, kept_count)
-    best = final_spreads.argmin(dim=1)
+    best = _first_min(final_spreads, window)
     chosen = torch.arange(num_layers, device=device) * kept_count + best
     if recorder is not None:
         recorder.on_chosen(best)
@@ -191,6 +200,7 @@ def _greedy_fill(
     units: torch.Tensor,
     order: torch.Tensor,
     num_packs: int,
+    window: float,
     recorder: _Recorder | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Put each item, in ``order``, into the lightest pack with room (the
@@ -209,7 +219,7 @@ def _greedy_fill(
     rows = torch.arange(num_rows, device=device)
     infinity = torch.tensor(float("inf"), dtype=torch.float64, device=device)
     for step in range(num_items):
-        chosen = open_loads.argmin(dim=1)
+        chosen = _first_min(open_loads, window)
         rank = counts[rows, chosen]
         pack_of_step[:, step] = chosen
         rank_of_step[:, step] = rank
@@ -245,6 +255,7 @@ class _Moves:
     1-swap leaves the second unused."""
 
     gain: torch.Tensor
+    threshold: torch.Tensor
     is_two_swap: torch.Tensor
     pack_a: torch.Tensor
     pack_b: torch.Tensor
@@ -255,8 +266,8 @@ class _Moves:
 def _refine(
     content_units: torch.Tensor,
     content_ids: torch.Tensor,
-    candidate_layer: torch.Tensor,
     config: PackerConfig,
+    window: float,
     recorder: _Recorder | None,
 ) -> None:
     """Swap items between packs, in place, while a move narrows the spread."""
@@ -270,8 +281,8 @@ def _refine(
     for iteration in range(config.max_iterations):
         if active.numel() == 0:
             break
-        moves = _best_moves(content_units[active], config, two_swap)
-        improving = moves.gain > 0
+        moves = _best_moves(content_units[active], config, two_swap, window)
+        improving = moves.gain > moves.threshold
         if not bool(improving.any()):
             break
         rows = active[improving]
@@ -300,21 +311,44 @@ def _score(moved: torch.Tensor, difference: torch.Tensor, kind: str) -> torch.Te
     return difference - (difference - 2.0 * moved).abs()
 
 
-def _scope_pairs(loads: torch.Tensor, config: PackerConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _first_min(values: torch.Tensor, window: float) -> torch.Tensor:
+    """Per row, the first column within ``window`` of the row's minimum."""
+    lowest = values.amin(dim=1, keepdim=True)
+    return (values <= lowest + window).to(torch.uint8).argmax(dim=1)
+
+
+def _first_max(values: torch.Tensor, window: float | torch.Tensor) -> torch.Tensor:
+    highest = values.amax(dim=1, keepdim=True)
+    return (values >= highest - window).to(torch.uint8).argmax(dim=1)
+
+
+def _tie_keys(values: torch.Tensor, window: float) -> torch.Tensor:
+    """Rank of each value's tie group within its row: values closer than
+    ``window`` to their sorted neighbour share a key, so a stable sort on the
+    keys orders by value with ties by index."""
+    ordered, positions = torch.sort(values, dim=1, stable=True)
+    starts = torch.zeros_like(positions)
+    starts[:, 1:] = (ordered[:, 1:] - ordered[:, :-1] > window).long()
+    return torch.empty_like(positions).scatter_(1, positions, starts.cumsum(dim=1))
+
+
+def _scope_pairs(
+    loads: torch.Tensor, config: PackerConfig, window: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The (pack_a, pack_b) pairs a move may join, [A, Q] each, and which are valid."""
     num_rows, num_packs = loads.shape
     device = loads.device
     if config.swap_scope == "extremes":
-        pack_a = loads.argmax(dim=1, keepdim=True)
-        pack_b = loads.argmin(dim=1, keepdim=True)
+        pack_a = _first_max(loads, window).unsqueeze(1)
+        pack_b = _first_min(loads, window).unsqueeze(1)
     elif config.swap_scope == "top-k":
         width = min(num_packs, config.scope_k)
-        heaviest = torch.sort(loads, dim=1, descending=True, stable=True).indices[:, :width]
-        lightest = torch.sort(loads, dim=1, stable=True).indices[:, :width]
+        heaviest = torch.sort(_tie_keys(-loads, window), dim=1, stable=True).indices[:, :width]
+        lightest = torch.sort(_tie_keys(loads, window), dim=1, stable=True).indices[:, :width]
         pack_a = heaviest.repeat_interleave(width, dim=1)
         pack_b = lightest.repeat(1, width)
     else:
-        pack_a = loads.argmax(dim=1, keepdim=True)
+        pack_a = _first_max(loads, window).unsqueeze(1)
         every = torch.arange(num_packs, device=device).expand(num_rows, -1)
         if num_packs == 1:
             return pack_a[:, :0], pack_a[:, :0], torch.zeros(num_rows, 0, dtype=torch.bool, device=device)
@@ -323,11 +357,16 @@ def _scope_pairs(loads: torch.Tensor, config: PackerConfig) -> tuple[torch.Tenso
     return pack_a, pack_b, pack_a != pack_b
 
 
-def _best_moves(content_units: torch.Tensor, config: PackerConfig, two_swap: bool) -> _Moves:
-    num_rows, num_packs, per_pack = content_units.shape
+def _best_moves(content_units: torch.Tensor, config: PackerConfig, two_swap: bool, window: float) -> _Moves:
+    num_rows, _, per_pack = content_units.shape
     device = content_units.device
     loads = content_units.sum(dim=2)
-    pack_a, pack_b, valid = _scope_pairs(loads, config)
+    pack_a, pack_b, valid = _scope_pairs(loads, config, window)
+    if config.swap_score == "variance":
+        # 2d(D-d) carries the units' rounding times loads of up to the row's largest.
+        threshold = 8.0 * window * loads.amax(dim=1)
+    else:
+        threshold = torch.full((num_rows,), 2.0 * window, dtype=torch.float64, device=device)
     num_pairs = pack_a.shape[1]
     difference = loads.gather(1, pack_a) - loads.gather(1, pack_b)
     items_a = content_units.gather(1, pack_a.unsqueeze(2).expand(-1, -1, per_pack))
@@ -345,7 +384,8 @@ def _best_moves(content_units: torch.Tensor, config: PackerConfig, two_swap: boo
         moved = items_a.unsqueeze(3) - items_b.unsqueeze(2)
         score = _score(moved, difference[:, :, None, None], config.swap_score)
         score = torch.where(valid[:, :, None, None], score, minus_inf)
-        best, flat = score.view(num_rows, -1).max(dim=1)
+        flat = _first_max(score.view(num_rows, -1), threshold.unsqueeze(1))
+        best = score.view(num_rows, -1).gather(1, flat.unsqueeze(1)).squeeze(1)
         best_pair = flat // (per_pack * per_pack)
         within = flat % (per_pack * per_pack)
         slot_a = torch.stack([within // per_pack, unused], dim=1)
@@ -355,9 +395,9 @@ def _best_moves(content_units: torch.Tensor, config: PackerConfig, two_swap: boo
         first, second = torch.triu_indices(per_pack, per_pack, offset=1, device=device)
         sums_a = items_a[:, :, first] + items_a[:, :, second]
         sums_b = items_b[:, :, first] + items_b[:, :, second]
-        best_two, flat_two = _chunked_best(sums_a, sums_b, difference, valid, config.swap_score)
+        best_two, flat_two = _chunked_best(sums_a, sums_b, difference, valid, config.swap_score, threshold)
         num_item_pairs = first.numel()
-        two_wins = best_two > best
+        two_wins = best_two > best + threshold
         within = flat_two % (num_item_pairs * num_item_pairs)
         pair_a = within // num_item_pairs
         pair_b = within % num_item_pairs
@@ -374,7 +414,7 @@ def _best_moves(content_units: torch.Tensor, config: PackerConfig, two_swap: boo
     else:
         best_pair_a = pack_a[rows, best_pair]
         best_pair_b = pack_b[rows, best_pair]
-    return _Moves(best, is_two, best_pair_a, best_pair_b, slot_a, slot_b)
+    return _Moves(best, threshold, is_two, best_pair_a, best_pair_b, slot_a, slot_b)
 
 
 def _chunked_best(
@@ -383,6 +423,7 @@ def _chunked_best(
     difference: torch.Tensor,
     valid: torch.Tensor,
     kind: str,
+    threshold: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Best 2-for-2 exchange per row, over [Q, P, P] scores built a few rows
     at a time, so memory stays bounded however many items a pack holds."""
@@ -397,7 +438,9 @@ def _chunked_best(
         moved = sums_a[part].unsqueeze(3) - sums_b[part].unsqueeze(2)
         score = _score(moved, difference[part, :, None, None], kind)
         score = torch.where(valid[part, :, None, None], score, minus_inf)
-        value, index = score.reshape(score.shape[0], -1).max(dim=1)
+        flat = score.reshape(score.shape[0], -1)
+        index = _first_max(flat, threshold[part].unsqueeze(1))
+        value = flat.gather(1, index.unsqueeze(1)).squeeze(1)
         best_values.append(value)
         best_indices.append(index)
     return torch.cat(best_values), torch.cat(best_indices)

@@ -18,7 +18,7 @@ def lower_bounds(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
     weight = torch.as_tensor(weight, dtype=torch.float64)
     if weight.dim() == 1:
         weight = weight.unsqueeze(0)
-    num_layers, num_items = weight.shape
+    _num_layers, num_items = weight.shape
     per_pack = num_items // num_packs
     descending = torch.sort(weight, dim=1, descending=True).values
     prefix = torch.nn.functional.pad(descending.cumsum(dim=1), (1, 0))  # prefix[j]: j heaviest
