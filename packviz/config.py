@@ -12,11 +12,9 @@ from typing import Any, Literal
 
 SwapScope = Literal["extremes", "top-k", "heaviest-vs-all"]
 SwapScore = Literal["spread", "variance"]
-StartKind = Literal["greedy", "differencing"]
 
 SWAP_SCOPES: tuple[str, ...] = ("extremes", "top-k", "heaviest-vs-all")
 SWAP_SCORES: tuple[str, ...] = ("spread", "variance")
-START_KINDS: tuple[str, ...] = ("greedy", "differencing")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
@@ -38,8 +36,6 @@ class PackerConfig:
     two_swap_max_pack_size: 2-swap is searched only while items per pack is
         at most this (the seed uses 24); ``None`` lifts the cap.
     max_iterations: refinement iterations at most.
-    start: ``greedy`` (sorted fill into the lightest pack with room) or
-        ``differencing`` (a Karmarkar-Karp style start for restart 0).
     relative_tolerance: differences below this fraction of a layer's largest
         load count as ties, so the placement does not depend on the unit.
     seed: seeds the noise; the same input, config and seed give the same
@@ -58,7 +54,6 @@ class PackerConfig:
     swap_score: SwapScore = "spread"
     two_swap_max_pack_size: int | None = 24
     max_iterations: int = 50
-    start: StartKind = "greedy"
     relative_tolerance: float = 1e-12
     seed: int = 0
     device: str = "auto"
@@ -111,7 +106,6 @@ def _problems(config: PackerConfig) -> list[str]:
     for name, allowed in (
         ("swap_scope", SWAP_SCOPES),
         ("swap_score", SWAP_SCORES),
-        ("start", START_KINDS),
         ("device", DEVICES),
     ):
         if getattr(config, name) not in allowed:

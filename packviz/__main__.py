@@ -1,0 +1,3 @@
+from packviz.cli import main
+
+raise SystemExit(main())

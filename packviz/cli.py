@@ -1,0 +1,167 @@
+"""``python -m packviz pack|generate``: the packer and generators from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, get_args
+
+import numpy as np
+import torch
+
+from packviz.config import DEFAULT_PRESET, OPTION_NAMES, PRESETS, PackerConfig
+from packviz.export import placement_csv, summary_table
+from packviz.generate import GENERATORS, generate
+from packviz.loaders import SUFFIXES, read_loads
+from packviz.packer import pack
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _option_type(field: dataclasses.Field) -> Any:
+    hint = str(field.type)
+    if "bool" in hint:
+        return _boolean
+    if "int | None" in hint:
+        return lambda text: None if text.lower() in {"none", "off"} else int(text)
+    if "int" in hint:
+        return int
+    if "float" in hint:
+        return float
+    return str
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected on/off, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="packviz", description="Balanced packing of MoE expert loads.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    packing = commands.add_parser(
+        "pack",
+        help="pack every layer of a load file",
+        description=(
+            "Pack each layer (row) of LOADS into --packs packs of equal item count, write the placement "
+            "CSV (layer,item,pack,rank_in_pack,load) and print a per-layer table. "
+            f"LOADS may be {', '.join(SUFFIXES)}."
+        ),
+    )
+    packing.add_argument("loads", help="load file: one row per layer, one column per item")
+    packing.add_argument("--packs", type=int, required=True, help="number of packs (GPUs); must divide the items")
+    packing.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                         help=f"packer preset (default {DEFAULT_PRESET}): "
+                         + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()))
+    packing.add_argument("--out", help="write the placement CSV here (default: not written)")
+    packing.add_argument("--array", help="which array of a multi-array .npz to use")
+    for field in dataclasses.fields(PackerConfig):
+        choices = get_args(field.type) if "Literal" in str(field.type) else None
+        packing.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest=field.name,
+            type=_option_type(field),
+            default=None,
+            metavar="VALUE",
+            help=f"override the preset's {field.name}"
+            + (f" ({', '.join(choices)})" if choices else "")
+            + (f" (default {field.default})" if field.name == "seed" else ""),
+        )
+
+    making = commands.add_parser("generate", help="write a generated load matrix",
+                                 description="Write a seeded, generated [layers, items] load matrix.")
+    making.add_argument("kind", choices=list(GENERATORS),
+                        help="; ".join(f"{g.name}: {g.description}" for g in GENERATORS.values()))
+    making.add_argument("--layers", type=int, required=True)
+    making.add_argument("--items", type=int, required=True)
+    making.add_argument("--seed", type=int, default=0)
+    making.add_argument("--real", action="store_true", help="real-valued loads instead of whole token counts")
+    making.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a generator parameter, e.g. --param skew=1.5 (repeatable)")
+    making.add_argument("--out", required=True, help="output file: .csv, .npy or .pt")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "pack":
+            return _pack(args)
+        return _generate(args)
+    except (_UsageError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _pack(args: argparse.Namespace) -> int:
+    loaded = read_loads(args.loads, array_name=args.array)
+    options = {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
+    seed = options.pop("seed", 0)
+    result = pack(loaded.weight, args.packs, args.preset, seed=seed, **options)
+    if args.out:
+        Path(args.out).write_text(placement_csv(result))
+    print(f"{loaded.description}")
+    print(f"preset {args.preset}, {args.packs} packs, seed {seed}, device {result.device}, "
+          f"{result.elapsed_s * 1000:.1f} ms")
+    print(f"{'layer':>6} {'max/mean':>10} {'gap to LB':>10}")
+    rows = summary_table(result)
+    for row in rows[:-1]:
+        print(f"{row['layer']:>6} {row['imbalance']:>10.5f} {row['gap_to_lower_bound'] * 100:>9.4f}%")
+    total = rows[-1]
+    print(f"{'mean':>6} {total['imbalance']:>10.5f} {total['gap_to_lower_bound'] * 100:>9.4f}%"
+          f"   (max gap {total['max_gap_to_lower_bound'] * 100:.4f}%)")
+    if args.out:
+        print(f"placement written to {args.out}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    parameters: dict[str, float] = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--param takes NAME=VALUE, got {item!r}")
+        try:
+            parameters[key.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--param {key}: {value!r} is not a number") from None
+    weight = generate(args.kind, args.layers, args.items, seed=args.seed, integer=not args.real, **parameters)
+    write_matrix(weight, Path(args.out))
+    print(f"wrote {args.layers} x {args.items} {args.kind} loads to {args.out}")
+    return 0
+
+
+def write_matrix(weight: torch.Tensor, path: Path) -> None:
+    """Write [layers, items] loads as .csv, .npy or .pt (by the suffix)."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        integer = bool((weight == weight.round()).all())
+        lines = [",".join(f"item{i}" for i in range(weight.shape[1]))]
+        for row in weight.tolist():
+            lines.append(",".join(str(int(v)) if integer else repr(v) for v in row))
+        path.write_text("\n".join(lines) + "\n")
+    elif suffix == ".npy":
+        np.save(path, weight.numpy())
+    elif suffix == ".pt":
+        torch.save(weight, path)
+    else:
+        raise ValueError(f"cannot write {suffix or 'a file without a suffix'}; use .csv, .npy or .pt")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
