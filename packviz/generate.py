@@ -154,5 +154,6 @@ def replicate_hot(weight: torch.Tensor, num_slots: int) -> torch.Tensor:
     ``weight`` [L, n] becomes [L, num_slots] of per-replica loads."""
     from packviz.eplb import replicate_experts
 
+    weight = torch.as_tensor(weight, dtype=torch.float64)
     phy2log, _, logcnt = replicate_experts(weight, num_slots)
     return (weight / logcnt).gather(1, phy2log)

@@ -14,6 +14,8 @@ import csv
 import io
 import json
 import math
+import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +112,7 @@ def _read_text(data: bytes, name: str, *, max_values: int, **_: object) -> Loade
         if not any(row):
             raise LoadError(f"{name}: row {number} is blank")
 
-    header = _looks_like_header(rows[0])
+    header = _looks_like_header(rows[0], rows[1] if len(rows) > 1 else None)
     body_start = 1 if header else 0
     body = rows[body_start:]
     if not body:
@@ -163,12 +165,14 @@ def _sniff_delimiter(lines: list[str]) -> str:
     return ","
 
 
-def _looks_like_header(row: list[str]) -> bool:
+def _looks_like_header(row: list[str], next_row: list[str] | None) -> bool:
     text_cells = [cell for cell in row if not _is_number(cell)]
     if len(text_cells) * 2 >= len(row):
         return True
-    # "layer,0,1,2,...": a label then numeric item names
-    return (not _is_number(row[0])) and all(cell.isdigit() for cell in row[1:])
+    # "layer,0,1,2,...": a label then numeric item names, over rows whose first
+    # cell is a number (where every row starts with a label, it is a label column)
+    labelled_rows = next_row is not None and not _is_number(next_row[0])
+    return not _is_number(row[0]) and all(cell.isdigit() for cell in row[1:]) and not labelled_rows
 
 
 # NumPy -----------------------------------------------------------------------------
@@ -232,13 +236,15 @@ def _read_pt(data: bytes, name: str, *, keep_time_axis: bool, max_values: int, *
     try:
         content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a refused or broken file
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if "weights_only" in str(error) or "Unsupported" in str(error) or "global" in str(error).lower():
+        text = str(error)
+        if isinstance(error, pickle.UnpicklingError) or "weights_only" in text.lower():
+            found = re.search(r"GLOBAL ([\w.]+)", text)
+            what = f" (it names {found.group(1)})" if found else ""
             raise LoadError(
-                f"{name}: refused: it holds Python objects, not plain tensors, and packviz never unpickles "
-                f"them ({message[:160]})"
+                f"{name}: refused: it holds Python objects, not plain tensors{what}, and packviz never "
+                "unpickles uploaded code"
             ) from None
-        raise LoadError(f"{name}: not a readable torch file ({message[:160]})") from None
+        raise LoadError(f"{name}: not a readable torch file ({type(error).__name__})") from None
     return _from_content(content, name, "torch file", keep_time_axis, max_values)
 
 

@@ -1,0 +1,94 @@
+"""Writes the corpus of bad load files in tests/bad_inputs/ (run once; the files are committed)."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent / "bad_inputs"
+
+
+class Bomb:
+    """Unpickling this would run a shell command that creates a marker file."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch /tmp/packviz_pickle_bomb_ran",))
+
+
+def npy_with_shape(shape: tuple[int, ...]) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + b"\0" * 64
+
+
+def main() -> None:
+    HERE.mkdir(exist_ok=True)
+    files: dict[str, bytes | str] = {
+        "ragged.csv": "1,2,3,4\n5,6,7\n",
+        "text_cell.csv": "1,2,3,4\n5,abc,7,8\n9,10,11,12\n",
+        "nan.csv": "1,2,3,4\n5,nan,7,8\n",
+        "inf.csv": "1,2,3,4\n5,6,inf,8\n",
+        "negative.csv": "1,2,3,4\n5,6,7,-8\n",
+        "empty.csv": "",
+        "header_only.csv": "a,b,c,d\n",
+        "one_by_one.csv": "7\n",
+        "blank_middle_row.csv": "1,2,3\n\n4,5,6\n",
+        "empty_cell.csv": "1,2,3\n4,,6\n",
+        "not_utf8.csv": b"1,2,3\n4,\xff\xfe,6\n",
+        "binary.csv": b"\x00\x01\x02PK\x03\x04",
+        "three_d.npy": b"",
+        "object_array.npy": b"",
+        "huge_declared.npy": npy_with_shape((100_000, 100_000)),
+        "truncated.npy": b"",
+        "two_arrays.npz": b"",
+        "pickle_bomb.pt": b"",
+        "pickle_bomb.npy": b"",
+        "wrong_shape.json": json.dumps({"layers": [1, 2, 3]}),
+        "ragged.json": json.dumps([[1, 2, 3], [4, 5]]),
+        "strings.json": json.dumps([[1, "two", 3]]),
+        "placement.json": json.dumps({"physical_to_logical_map": [[0, 1, 2, 3]]}),
+        "broken.json": "[[1, 2, 3], [4, 5",
+        "scalar.json": "42",
+        "not_a_zip.pt": b"this is not a torch file",
+        "complex.npy": b"",
+        "wrong_suffix.xlsx": b"PK\x03\x04",
+    }
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones((2, 3, 4)))
+    files["three_d.npy"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([[1, "a"], [2, None]], dtype=object), allow_pickle=True)
+    files["object_array.npy"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(100, dtype=np.float64).reshape(10, 10))
+    files["truncated.npy"] = buffer.getvalue()[:200]
+    buffer = io.BytesIO()
+    np.savez(buffer, first=np.ones((2, 4)), second=np.zeros((2, 4)))
+    files["two_arrays.npz"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"logical_count": Bomb()}, protocol=2))
+        archive.writestr("archive/version", "3\n")
+    files["pickle_bomb.pt"] = buffer.getvalue()
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    files["pickle_bomb.npy"] = header.getvalue() + pickle.dumps(np.array([Bomb()], dtype=object), protocol=2)
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones((2, 4), dtype=np.complex128))
+    files["complex.npy"] = buffer.getvalue()
+    for name, content in files.items():
+        data = content.encode() if isinstance(content, str) else content
+        (HERE / name).write_bytes(data)
+
+
+if __name__ == "__main__":
+    main()
+    del torch

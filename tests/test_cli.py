@@ -1,0 +1,81 @@
+"""The command line: pack and generate, and one clear line on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from packviz import pack
+from packviz.cli import main
+from packviz.export import parse_placement_csv
+from packviz.loaders import read_loads
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pack_writes_the_placement_csv_and_prints_a_table(tmp_path, capsys):
+    out = tmp_path / "placement.csv"
+    source = ROOT / "sample_data" / "deepseek_readme.csv"
+    assert main(["pack", str(source), "--packs", "4", "--preset", "eplb", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "gap to LB" in printed and "mean" in printed
+    placement = parse_placement_csv(out.read_text())
+    expected = pack(read_loads(source).weight, 4, "eplb")
+    assert torch.equal(placement["pack"], expected.pack_index)
+    assert torch.equal(placement["rank_in_pack"], expected.rank_in_pack)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "layer,item,pack,rank_in_pack,load"
+    assert lines[1] == "0,0,2,1,90" or lines[1].startswith("0,0,")
+    assert len(lines) == 1 + 24
+
+
+def test_options_override_the_preset(tmp_path):
+    out = tmp_path / "p.csv"
+    source = ROOT / "sample_data" / "teaching_12_items.csv"
+    assert main(["pack", str(source), "--packs", "3", "--num-restarts", "1", "--two-swap", "off",
+                 "--seed", "5", "--out", str(out)]) == 0
+    expected = pack(read_loads(source).weight, 3, "restarts-2swap", seed=5, num_restarts=1, two_swap=False)
+    assert torch.equal(parse_placement_csv(out.read_text())["pack"], expected.pack_index)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pack", "sample_data/deepseek_readme.csv", "--packs", "5"], "pack counts that work: 1, 2, 3, 4, 6, 12"),
+        (["pack", "sample_data/missing.csv", "--packs", "2"], "cannot be read"),
+        (["pack", "tests/bad_inputs/text_cell.csv", "--packs", "2"], "row 2, column 2: 'abc' is not a number"),
+        (["pack", "sample_data/deepseek_readme.csv", "--packs", "4", "--swap-scope", "all"], "swap_scope"),
+        (["pack", "sample_data/deepseek_readme.csv", "--packs", "4", "--preset", "x"], "invalid choice"),
+        (["pack", "sample_data/deepseek_readme.csv"], "--packs"),
+        (["generate", "moe", "--layers", "2", "--items", "8", "--out", "x.xlsx"], "cannot write .xlsx"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_traceback(args, message):
+    done = subprocess.run([sys.executable, "-m", "packviz", *args], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_help_documents_every_option():
+    done = subprocess.run([sys.executable, "-m", "packviz", "pack", "--help"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0
+    for option in ("--num-restarts", "--noise-min", "--noise-max", "--num-refined", "--one-swap", "--two-swap",
+                   "--swap-scope", "--max-iterations", "--seed", "--device", "--out", "--preset"):
+        assert option in done.stdout
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy", ".pt"])
+def test_generate_writes_a_readable_matrix(tmp_path, suffix):
+    out = tmp_path / ("g" + suffix)
+    assert main(["generate", "zipf", "--layers", "3", "--items", "16", "--seed", "2",
+                 "--param", "exponent=1.2", "--out", str(out)]) == 0
+    loaded = read_loads(out)
+    assert loaded.shape == (3, 16)
+    assert main(["pack", str(out), "--packs", "4"]) == 0
