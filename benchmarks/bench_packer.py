@@ -115,11 +115,12 @@ def main() -> int:
         print(f"  {'packer':<16} {'mean gap':>10} {'max gap':>10} {'time s':>9} {'x eplb':>8}")
         runners: dict[str, Callable[[], torch.Tensor]] = {}
         for name in args.presets:
-            runners[name] = lambda name=name: pack(weight, case.num_packs, name, seed=0, device=args.device).pack_index
+            runners[name] = lambda name=name, weight=weight, packs=case.num_packs: pack(
+                weight, packs, name, seed=0, device=args.device).pack_index
         for label, function in references.items():
-            def run_reference(function=function) -> torch.Tensor:
+            def run_reference(function=function, weight=weight, packs=case.num_packs) -> torch.Tensor:
                 torch.manual_seed(0)
-                return function(weight.float().to(device), case.num_packs)[0]
+                return function(weight.float().to(device), packs)[0]
             runners[label] = run_reference
         baseline = None
         for name, run in runners.items():
