@@ -75,9 +75,15 @@ def run(
     num_packs: int,
     config: PackerConfig,
     trace_layers: Sequence[int] = (),
+    layer_ids: Sequence[int] | None = None,
 ) -> EngineOutput:
-    """Pack every layer of ``weight`` [L, n] (float64, on its device)."""
+    """Pack every layer of ``weight`` [L, n] (float64, on its device).
+
+    layer_ids: each row's layer number, which seeds its noise (default
+    0..L-1), so one layer packed alone gives the same placement as in its matrix.
+    """
     num_layers, num_items = weight.shape
+    ids = list(range(num_layers)) if layer_ids is None else [int(i) for i in layer_ids]
     per_layer = config.num_restarts * num_items
     chunk = max(1, _CHUNK_ELEMENTS // max(per_layer, 1))
     outputs = []
@@ -85,7 +91,7 @@ def run(
     for start in range(0, num_layers, chunk):
         stop = min(start + chunk, num_layers)
         wanted = [layer - start for layer in trace_layers if start <= layer < stop]
-        output = _run_chunk(weight[start:stop], num_packs, config, start, wanted)
+        output = _run_chunk(weight[start:stop], num_packs, config, ids[start:stop], wanted)
         outputs.append(output)
         traces.update({start + layer: trace for layer, trace in output.traces.items()})
     return EngineOutput(
@@ -100,21 +106,21 @@ def _run_chunk(
     weight: torch.Tensor,
     num_packs: int,
     config: PackerConfig,
-    first_layer: int,
+    layer_ids: list[int],
     trace_layers: Sequence[int],
 ) -> EngineOutput:
     num_layers, num_items = weight.shape
     per_pack = num_items // num_packs
     device = weight.device
     traced = sorted(set(trace_layers))
-    recorder = _Recorder(weight, num_packs, config, first_layer, traced) if traced else None
+    recorder = _Recorder(weight, num_packs, config, layer_ids, traced) if traced else None
 
     if per_pack == 1:
         return _identity(weight, num_packs, recorder)
 
     units = to_units(weight, config.relative_tolerance)
     window = tie_window(num_items)
-    order = _restart_orders(units, config, first_layer)
+    order = _restart_orders(units, config, layer_ids)
     if recorder is not None:
         recorder.remember_orders(order)
     pack_of_step, rank_of_step = _greedy_fill(units, order, num_packs, window, recorder)
@@ -178,7 +184,7 @@ def noise_scales(config: PackerConfig) -> torch.Tensor:
     return scales
 
 
-def _restart_orders(units: torch.Tensor, config: PackerConfig, first_layer: int) -> torch.Tensor:
+def _restart_orders(units: torch.Tensor, config: PackerConfig, layer_ids: list[int]) -> torch.Tensor:
     """Greedy order of every restart: items by perturbed load, heaviest first,
     ties by item index. Returns [L*R, n] int64."""
     num_layers, num_items = units.shape
@@ -187,7 +193,7 @@ def _restart_orders(units: torch.Tensor, config: PackerConfig, first_layer: int)
     scales = noise_scales(config)
     if restarts > 1 and bool((scales > 0).any()):
         noise = torch.stack([
-            torch.rand((restarts, num_items), generator=layer_generator(config.seed, first_layer + layer),
+            torch.rand((restarts, num_items), generator=layer_generator(config.seed, layer_ids[layer]),
                        dtype=torch.float64)
             for layer in range(num_layers)
         ]).to(units.device)
@@ -458,13 +464,12 @@ class _Recorder:
         weight: torch.Tensor,
         num_packs: int,
         config: PackerConfig,
-        first_layer: int,
+        layer_ids: list[int],
         layers: Sequence[int],
     ) -> None:
         self.weight = weight
         self.num_packs = num_packs
         self.config = config
-        self.first_layer = first_layer
         self.layers = list(layers)
         self.restarts = config.num_restarts
         device = weight.device
@@ -473,7 +478,7 @@ class _Recorder:
         ])
         self.traces = {
             layer: LayerTrace(
-                layer=first_layer + layer,
+                layer=layer_ids[layer],
                 weight=weight[layer].tolist(),
                 num_packs=num_packs,
                 config=config,

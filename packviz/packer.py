@@ -54,13 +54,16 @@ def pack(
     preset: str | PackerConfig = DEFAULT_PRESET,
     seed: int = 0,
     trace_layers: Sequence[int] = (),
+    layer_ids: Sequence[int] | None = None,
     **options: Any,
 ) -> PackResult:
     """Pack each layer's n items into ``num_packs`` packs of n/num_packs items.
 
     weight: [layers, items] (or [items], one layer) of non-negative loads.
     preset: a preset name or a PackerConfig; ``options`` override its fields.
-    trace_layers: layers whose every step is recorded in ``result.traces``.
+    trace_layers: rows whose every step is recorded in ``result.traces``.
+    layer_ids: the layer number of each row (default 0..L-1); it seeds the
+        row's noise, so ``pack(w[5:6], m, layer_ids=[5])`` equals row 5 of ``pack(w, m)``.
     Raises ValueError for bad loads, pack counts, presets or options.
     """
     config = resolve_config(preset, seed=seed, **options)
@@ -75,7 +78,9 @@ def pack(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     started = time.perf_counter()
-    output = engine.run(on_device, num_packs, config, trace_layers)
+    if layer_ids is not None and len(layer_ids) != num_layers:
+        raise ValueError(f"layer_ids has {len(layer_ids)} entries for {num_layers} layers")
+    output = engine.run(on_device, num_packs, config, trace_layers, layer_ids)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - started

@@ -128,6 +128,14 @@ def test_layers_are_packed_independently():
     assert torch.equal(pack(changed, 8, seed=3).pack_index[1:], whole.pack_index[1:])
 
 
+def test_one_layer_packed_alone_matches_its_row_in_the_matrix():
+    weight = torch.rand(6, 48, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    whole = pack(weight, 8, seed=2)
+    alone = pack(weight[4:5], 8, seed=2, layer_ids=[4], trace_layers=[0])
+    assert torch.equal(alone.pack_index[0], whole.pack_index[4])
+    assert alone.traces[0].layer == 4
+
+
 def test_different_seeds_explore_different_restarts():
     weight = torch.rand(1, 96, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     a = pack(weight, 8, seed=1, trace_layers=[0]).traces[0].restart_spreads
