@@ -1,0 +1,12 @@
+"""packviz: the Streamlit app. A router over thin pages; everything computed lives in packviz."""
+
+import streamlit as st
+
+st.set_page_config(page_title="packviz: balanced packing, step by step", page_icon="📦", layout="wide")
+
+navigation = st.navigation([
+    st.Page("pages/explore.py", title="Explore", icon="🔍", default=True),
+    st.Page("pages/compare.py", title="Compare packers", icon="📊"),
+    st.Page("pages/about.py", title="How it works", icon="📖"),
+])
+navigation.run()

@@ -1,0 +1,223 @@
+"""Plotly figures from loads, results, traces and frames: pure functions, no UI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+import torch
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from packviz.metrics import LayerMetrics
+from packviz.timeline import Frame
+from packviz.trace import LayerTrace
+
+PALETTE = qualitative.Dark24 + qualitative.Light24
+HIGHLIGHT_WIDTH = 4
+FONT = {"size": 15}
+
+
+def _item_colorscale(num_items: int) -> list[list]:
+    """A colour per item index, cycling the palette, as a colorscale on 0..n-1."""
+    if num_items == 1:
+        return [[0.0, PALETTE[0]], [1.0, PALETTE[0]]]
+    scale = []
+    for item in range(num_items):
+        position = item / (num_items - 1)
+        scale.append([position, PALETTE[item % len(PALETTE)]])
+    return scale
+
+
+class PrebuiltFigure(go.Figure):
+    """A figure handed over as a ready dict: building hundreds of animation
+    frames as Plotly objects costs seconds of validation, so the frames stay
+    plain dicts (their keys are checked in the tests) and ``to_dict`` returns them."""
+
+    def __init__(self, spec: dict) -> None:
+        super().__init__()
+        self._spec = spec
+
+    def to_dict(self) -> dict:
+        return self._spec
+
+    def to_plotly_json(self) -> dict:
+        return self._spec
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(float(value), 6)
+
+
+def heatmap_figure(weight: torch.Tensor, item_names: Sequence[str] | None = None) -> go.Figure:
+    """The load matrix, layers down and items across."""
+    figure = go.Figure(go.Heatmap(
+        z=weight.tolist(),
+        x=list(item_names) if item_names else None,
+        colorscale="Viridis",
+        colorbar={"title": "load", "thickness": 12},
+        hovertemplate="layer %{y}<br>item %{x}<br>load %{z:,}<extra></extra>",
+    ))
+    figure.update_layout(height=260, margin={"l": 50, "r": 10, "t": 10, "b": 40},
+                         xaxis_title="item", yaxis_title="layer", yaxis_autorange="reversed")
+    return figure
+
+
+def overview_figure(metrics: LayerMetrics) -> go.Figure:
+    """Per-layer gap to the lower bound and max/mean imbalance, in percent."""
+    layers = list(range(len(metrics.max_load)))
+    figure = go.Figure([
+        go.Bar(x=layers, y=(metrics.gap_to_lower_bound * 100).tolist(), name="gap to LB (%)",
+               hovertemplate="layer %{x}<br>gap to LB %{y:.4f}%<extra></extra>"),
+        go.Scatter(x=layers, y=((metrics.imbalance - 1) * 100).tolist(), name="max/mean - 1 (%)",
+                   mode="lines+markers", hovertemplate="layer %{x}<br>max/mean - 1 %{y:.4f}%<extra></extra>"),
+    ])
+    figure.update_layout(height=300, margin={"l": 50, "r": 10, "t": 30, "b": 40}, xaxis_title="layer",
+                         yaxis_title="percent", legend={"orientation": "h", "y": 1.12})
+    return figure
+
+
+def _frame_traces(trace: LayerTrace, frame: Frame) -> list[dict]:
+    # Plain dicts: a 300-frame animation is built in milliseconds instead of
+    # seconds of Plotly's validation; the keys are checked by a test instead.
+    weight = trace.weight
+    num_packs = trace.num_packs
+    highlight = set(frame.highlight)
+    bars = []
+    for rank in range(trace.items_per_pack):
+        items = [frame.slots[p][rank] for p in range(num_packs)]
+        bars.append({
+            "type": "bar",
+            "x": list(range(num_packs)),
+            "y": [_number(weight[i]) if i >= 0 else 0 for i in items],
+            "marker": {"color": [max(i, 0) for i in items],
+                       "line": {"width": [HIGHLIGHT_WIDTH if i in highlight else 0 for i in items]}},
+        })
+    return bars
+
+
+def _base_figure(trace: LayerTrace, frame: Frame, lower_bound: float, y_max: float) -> go.Figure:
+    num_items = trace.num_items
+    figure = go.Figure(_frame_traces(trace, frame))
+    figure.update_traces(
+        marker_colorscale=_item_colorscale(num_items), marker_cmin=0, marker_cmax=max(num_items - 1, 1),
+        marker_line_color="black", showlegend=False,
+        hovertemplate="pack %{x}<br>item %{marker.color}<br>load %{y:,}<extra></extra>",
+    )
+    mean = sum(trace.weight) / trace.num_packs
+    for value, label, colour in ((mean, "mean", "#444"), (lower_bound, "LB", "#d62728")):
+        figure.add_hline(y=value, line_dash="dash", line_color=colour, line_width=2,
+                         annotation_text=f"{label} {value:,.6g}", annotation_position="top left")
+    figure.update_layout(
+        barmode="stack", bargap=0.15, height=520, font=FONT,
+        margin={"l": 60, "r": 20, "t": 90, "b": 50},
+        title={"text": _wrap(frame.narration), "font": {"size": 15}, "x": 0.01, "xanchor": "left"},
+        xaxis={"title": "pack", "tickmode": "linear" if trace.num_packs <= 40 else "auto",
+               "range": [-0.6, trace.num_packs - 0.4]},
+        yaxis={"title": "load", "range": [0, y_max]},
+    )
+    return figure
+
+
+def _wrap(text: str, width: int = 110) -> str:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if len(line) + len(word) + 1 > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    return "<br>".join(lines)
+
+
+def _y_max(frames: Sequence[Frame], lower_bound: float) -> float:
+    return 1.08 * max(lower_bound, *(max(frame.loads) for frame in frames))
+
+
+def frame_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float) -> go.Figure:
+    """One frame, still: for a presenter stepping with Prev / Next."""
+    return _base_figure(trace, frames[index], lower_bound, _y_max(frames, lower_bound))
+
+
+def animation_figure(trace: LayerTrace, frames: Sequence[Frame], lower_bound: float,
+                     frame_ms: int = 150) -> go.Figure:
+    """Every frame as a Plotly animation with Play / Pause and a slider."""
+    figure = _base_figure(trace, frames[0], lower_bound, _y_max(frames, lower_bound))
+    frame_dicts = [
+        {"name": str(frame.index), "data": _frame_traces(trace, frame),
+         "layout": {"title": {"text": _wrap(frame.narration)}}}
+        for frame in frames
+    ]
+    play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True,
+            "transition": {"duration": 0}, "mode": "immediate"}
+    still = {"frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}, "mode": "immediate"}
+    spec = figure.to_dict()
+    spec["frames"] = frame_dicts
+    spec["layout"].update(
+        updatemenus=[{
+            "type": "buttons", "direction": "left", "x": 0.0, "y": -0.12, "xanchor": "left", "yanchor": "top",
+            "pad": {"r": 10, "t": 10}, "showactive": False,
+            "buttons": [
+                {"label": "▶ Play", "method": "animate", "args": [None, play]},
+                {"label": "❚❚ Pause", "method": "animate", "args": [[None], still]},
+            ],
+        }],
+        sliders=[{
+            "active": 0, "x": 0.16, "len": 0.84, "y": -0.12, "yanchor": "top",
+            "currentvalue": {"prefix": "Step ", "font": {"size": 14}},
+            "pad": {"t": 10}, "ticklen": 0, "minorticklen": 0,
+            "steps": [{"label": str(frame.index), "method": "animate",
+                       "args": [[str(frame.index)], still]} for frame in frames],
+        }],
+        height=600, margin={"l": 60, "r": 20, "t": 90, "b": 130},
+    )
+    return PrebuiltFigure(spec)
+
+
+def restarts_figure(trace: LayerTrace) -> go.Figure:
+    """Left: every restart's spread after the fill, kept ones marked. Right:
+    each kept candidate's spread over its moves, the winner highlighted."""
+    figure = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.1,
+                           subplot_titles=("spread after the greedy fill, per restart",
+                                           "kept candidates: spread per move"))
+    spreads = trace.restart_spreads
+    kept = set(trace.kept_restarts)
+    figure.add_trace(go.Scatter(
+        x=list(range(len(spreads))), y=spreads, mode="markers", name="restart",
+        marker={"color": ["#ff7f0e" if r in kept else "#9aa0a6" for r in range(len(spreads))],
+                "size": [9 if r in kept else 5 for r in range(len(spreads))]},
+        hovertemplate="restart %{x}<br>spread %{y:,}<extra></extra>", showlegend=False,
+    ), row=1, col=1)
+    winner = trace.chosen_candidate.restart
+    figure.add_trace(go.Scatter(x=[winner], y=[spreads[winner]], mode="markers", name="winner",
+                                marker={"symbol": "star", "size": 16, "color": "#d62728"}, showlegend=False,
+                                hovertemplate="winning restart %{x}<extra></extra>"), row=1, col=1)
+    for position, candidate in enumerate(trace.candidates):
+        chosen = position == trace.chosen
+        history = candidate.spread_history
+        figure.add_trace(go.Scatter(
+            x=list(range(len(history))), y=history, mode="lines+markers",
+            name=f"restart {candidate.restart}" + (" (winner)" if chosen else ""),
+            line={"width": 4 if chosen else 1.5, "color": "#d62728" if chosen else None},
+            opacity=1.0 if chosen else 0.55, showlegend=chosen,
+            hovertemplate=f"restart {candidate.restart}<br>move %{{x}}<br>spread %{{y:,}}<extra></extra>",
+        ), row=1, col=2)
+    figure.update_xaxes(title_text="restart", row=1, col=1)
+    figure.update_xaxes(title_text="move", row=1, col=2)
+    figure.update_yaxes(title_text="spread (max - min)", row=1, col=1)
+    figure.update_layout(height=380, margin={"l": 60, "r": 10, "t": 40, "b": 40},
+                         legend={"orientation": "h", "y": -0.2})
+    return figure
+
+
+def comparison_figure(rows: Sequence[dict]) -> go.Figure:
+    """Mean gap to LB against time, one point per packer."""
+    figure = go.Figure(go.Scatter(
+        x=[row["seconds"] for row in rows], y=[row["mean_gap"] * 100 for row in rows],
+        text=[row["packer"] for row in rows], mode="markers+text", textposition="top center",
+        marker={"size": 14}, hovertemplate="%{text}<br>%{x:.3f} s<br>mean gap %{y:.4f}%<extra></extra>",
+    ))
+    figure.update_layout(height=380, xaxis={"title": "time (s)", "type": "log"},
+                         yaxis={"title": "mean gap to LB (%)"}, margin={"l": 60, "r": 10, "t": 20, "b": 50})
+    return figure

@@ -1,0 +1,192 @@
+"""Widgets and session state shared by the pages; every computation is a call into packviz."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from packviz import PRESETS, PackerConfig, pack
+from packviz.config import DEFAULT_PRESET, SWAP_SCOPES, SWAP_SCORES
+from packviz.generate import GENERATORS, generate
+from packviz.loaders import SUFFIXES, LoadedMatrix, LoadError, read_loads
+from packviz.packer import PackResult
+from packviz.text import escape_markdown
+from packviz.validate import valid_pack_counts
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = {
+    "DeepSeek-V3-sized MoE loads (58 x 256)": ("deepseek_v3_58x256.csv", 32),
+    "DeepSeek EPLB README example (2 x 12)": ("deepseek_readme.csv", 4),
+    "Teaching: 12 items, 2-swap beats 1-swap": ("teaching_12_items.csv", 3),
+    "SGLang expert-distribution dump (8 x 64)": ("sglang_dump.pt", 8),
+}
+DEFAULT_SAMPLE = next(iter(SAMPLES))
+KNOBS = ("num_restarts", "noise_min", "noise_max", "num_refined", "one_swap", "two_swap", "swap_scope",
+         "scope_k", "swap_score", "max_iterations")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    weight: torch.Tensor
+    description: str
+    source: str
+    digest: str
+    default_packs: int
+    item_names: tuple[str, ...] | None = None
+
+
+def _dataset(loaded: LoadedMatrix, default_packs: int) -> Dataset:
+    digest = hashlib.sha256(loaded.weight.numpy().tobytes() + str(loaded.shape).encode()).hexdigest()[:16]
+    return Dataset(loaded.weight, loaded.description, loaded.source, digest, default_packs, loaded.item_names)
+
+
+@st.cache_data(show_spinner=False)
+def _read_sample(file_name: str) -> LoadedMatrix:
+    return read_loads(ROOT / "sample_data" / file_name)
+
+
+def load_sample(label: str) -> Dataset:
+    file_name, packs = SAMPLES[label]
+    return _dataset(_read_sample(file_name), packs)
+
+
+def dataset() -> Dataset:
+    if "dataset" not in st.session_state:
+        st.session_state.dataset = load_sample(DEFAULT_SAMPLE)
+    return st.session_state.dataset
+
+
+def _set_dataset(new: Dataset) -> None:
+    st.session_state.dataset = new
+    st.session_state.data_error = None
+    st.session_state.packs = new.default_packs if new.weight.shape[1] % new.default_packs == 0 else 1
+    st.session_state.layer = 0
+    st.session_state.step = 0
+
+
+def data_sidebar() -> Dataset:
+    """Sample, generator or upload; a refused upload keeps the data already loaded."""
+    dataset()
+    st.sidebar.header("Data")
+    source = st.sidebar.radio("Source", ["Sample", "Generate", "Upload"], horizontal=True, key="source")
+    if source == "Sample":
+        st.sidebar.selectbox("Sample", list(SAMPLES), key="sample",
+                             on_change=lambda: _set_dataset(load_sample(st.session_state.sample)))
+    elif source == "Generate":
+        with st.sidebar.form("generator"):
+            kind = st.selectbox("Kind", list(GENERATORS), format_func=lambda k: f"{k}: {GENERATORS[k].description}")
+            layers = st.number_input("Layers", 1, 1000, 8)
+            items = st.number_input("Items per layer", 2, 4096, 64)
+            seed = st.number_input("Generator seed", 0, 2**31 - 1, 0)
+            parameters = {}
+            spec = GENERATORS[kind]
+            for name, (default, low, high) in spec.parameters.items():
+                parameters[name] = st.number_input(name, float(low), float(high), float(default))
+            integer = st.checkbox("Whole token counts", value=True)
+            if st.form_submit_button("Generate"):
+                try:
+                    weight = generate(kind, int(layers), int(items), seed=int(seed), integer=integer, **parameters)
+                except ValueError as error:
+                    st.session_state.data_error = str(error)
+                else:
+                    loaded = LoadedMatrix(weight, f"{int(layers)} x {int(items)} generated {kind} loads "
+                                          f"(seed {int(seed)})", f"generated-{kind}")
+                    _set_dataset(_dataset(loaded, _default_packs(int(items))))
+    else:
+        upload = st.sidebar.file_uploader(
+            "Load matrix (one row per layer, one column per item)",
+            type=[s.lstrip(".") for s in SUFFIXES], key="upload",
+        )
+        if upload is not None and st.session_state.get("upload_id") != upload.file_id:
+            st.session_state.upload_id = upload.file_id
+            try:
+                loaded = read_loads(upload.getvalue(), upload.name)
+            except LoadError as error:
+                st.session_state.data_error = str(error)
+            else:
+                _set_dataset(_dataset(loaded, _default_packs(loaded.shape[1])))
+    if st.session_state.get("data_error"):
+        st.sidebar.error("Not loaded, the previous data is kept: " + escape_markdown(st.session_state.data_error))
+    return dataset()
+
+
+def _default_packs(num_items: int) -> int:
+    counts = [m for m in valid_pack_counts(num_items) if m < num_items]
+    return max((m for m in counts if num_items // m >= 4), default=counts[-1] if counts else 1)
+
+
+def _apply_preset() -> None:
+    config = PRESETS[st.session_state.preset].config
+    for name in KNOBS:
+        st.session_state[name] = getattr(config, name)
+
+
+def _use_packs(value: int) -> None:
+    st.session_state.packs = value
+
+
+def packer_sidebar(num_items: int) -> tuple[str, PackerConfig, int] | None:
+    """Preset and every knob; None while the pack count cannot work."""
+    st.sidebar.header("Packer")
+    if "preset" not in st.session_state:
+        st.session_state.preset = DEFAULT_PRESET
+        _apply_preset()
+    preset = st.sidebar.selectbox("Preset", list(PRESETS), key="preset", on_change=_apply_preset,
+                                  help="\n".join(f"- **{p.name}**: {p.description}" for p in PRESETS.values()))
+    st.sidebar.caption(PRESETS[preset].description)
+    if "packs" not in st.session_state:
+        st.session_state.packs = dataset().default_packs
+    packs = int(st.sidebar.number_input("Packs (GPUs)", 1, max(num_items, 1), key="packs"))
+    valid = valid_pack_counts(num_items)
+    ok = num_items % packs == 0
+    if not ok:
+        nearby = sorted(valid, key=lambda m: abs(m - packs))[:6]
+        st.sidebar.error(f"{num_items} items do not split evenly into {packs} packs. "
+                         f"Pack counts that work: {', '.join(map(str, valid))}.")
+        columns = st.sidebar.columns(len(nearby))
+        for column, value in zip(columns, sorted(nearby)):
+            column.button(str(value), key=f"use_packs_{value}", on_click=_use_packs, args=(value,),
+                          help=f"use {value} packs")
+    with st.sidebar.expander("Options", expanded=False):
+        st.number_input("Restarts", 1, 8192, key="num_restarts")
+        st.number_input("Noise min", 0.0, 5.0, key="noise_min", step=0.01, format="%.3f")
+        st.number_input("Noise max", 0.0, 5.0, key="noise_max", step=0.01, format="%.3f")
+        st.number_input("Candidates refined", 1, 8192, key="num_refined")
+        st.checkbox("1-swap refinement", key="one_swap")
+        st.checkbox("2-swap refinement", key="two_swap")
+        st.selectbox("Swap between", SWAP_SCOPES, key="swap_scope",
+                     help="extremes: heaviest with lightest pack; top-k: the k heaviest with the k lightest; "
+                          "heaviest-vs-all: heaviest with every other pack")
+        st.number_input("k (top-k scope)", 1, 64, key="scope_k")
+        st.selectbox("Move score", SWAP_SCORES, key="swap_score")
+        st.number_input("Iteration cap", 0, 10_000, key="max_iterations")
+        st.number_input("Random seed", 0, 2**31 - 1, 0, key="seed")
+        devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        st.selectbox("Device", devices, key="device", help="auto: CUDA when there is one, else CPU")
+    options = {name: st.session_state[name] for name in KNOBS}
+    options["seed"] = int(st.session_state.get("seed", 0))
+    options["device"] = st.session_state.get("device", "auto")
+    try:
+        config = PRESETS[preset].config.replace(**options)
+    except ValueError as error:
+        st.sidebar.error(escape_markdown(str(error)))
+        return None
+    base = dataclasses.replace(PRESETS[preset].config, seed=config.seed, device=config.device)
+    label = preset if config == base else f"{preset}-custom"
+    return (label, config, packs) if ok else None
+
+
+@st.cache_data(show_spinner="Packing…", max_entries=32)
+def run_pack(digest: str, _weight: torch.Tensor, config: PackerConfig, num_packs: int) -> PackResult:
+    del digest  # the cache key: the data's hash stands for the unhashed tensor
+    return pack(_weight, num_packs, config, seed=config.seed)
+
+
+@st.cache_data(show_spinner="Tracing the layer…", max_entries=64)
+def run_trace(digest: str, _weight: torch.Tensor, config: PackerConfig, num_packs: int, layer: int) -> PackResult:
+    del digest
+    return pack(_weight[layer:layer + 1], num_packs, config, seed=config.seed, layer_ids=[layer], trace_layers=[0])

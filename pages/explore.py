@@ -1,0 +1,99 @@
+"""Explore: load data, set the packer, see every layer and step through one."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from packviz.export import pack_summary_csv, placement_csv, sglang_json, summary_table
+from packviz.figures import animation_figure, frame_figure, heatmap_figure, overview_figure, restarts_figure
+from packviz.metrics import layer_metrics, lower_bound
+from packviz.text import download_name, escape_markdown
+from packviz.timeline import build_frames, phase_starts
+from pages.common import data_sidebar, packer_sidebar, run_pack, run_trace
+
+st.title("📦 packviz: balanced packing, step by step")
+data = data_sidebar()
+layers, items = data.weight.shape
+choice = packer_sidebar(items)
+
+st.caption(escape_markdown(f"{data.source}: {data.description}"))
+with st.expander(f"Loads: {layers} layers x {items} items, total {float(data.weight.sum()):,.0f}",
+                 expanded=layers * items <= 4096):
+    st.plotly_chart(heatmap_figure(data.weight), width="stretch", key="heatmap")
+
+if choice is None:
+    st.warning("Choose a pack count that divides the items (see the sidebar) to pack this data.")
+    st.stop()
+label, config, packs = choice
+result = run_pack(data.digest, data.weight, config, packs)
+metrics = layer_metrics(result.pack_loads, result.weight)
+
+cols = st.columns(5)
+cols[0].metric("Mean gap to LB", f"{float(metrics.gap_to_lower_bound.mean()) * 100:.4f}%")
+cols[1].metric("Max gap to LB", f"{float(metrics.gap_to_lower_bound.max()) * 100:.4f}%")
+cols[2].metric("Mean max/mean", f"{float(metrics.imbalance.mean()):.5f}")
+cols[3].metric("Run time", f"{result.elapsed_s * 1000:,.1f} ms")
+cols[4].metric("Device", result.device)
+
+overview, step_tab, restarts_tab, export_tab = st.tabs(["Overview", "Step through a layer", "Restarts", "Export"])
+
+with overview:
+    st.plotly_chart(overview_figure(metrics), width="stretch", key="overview")
+    st.dataframe(summary_table(result)[:-1], width="stretch", hide_index=True, height=260)
+
+with step_tab:
+    top = st.columns([1, 1, 2])
+    layer = int(top[0].number_input("Layer", 0, layers - 1, key="layer"))
+    view = top[1].radio("View", ["Animation", "Presenter"], horizontal=True, key="view")
+    traced = run_trace(data.digest, data.weight, config, packs, layer)
+    trace = traced.traces[0]
+    frames = build_frames(trace)
+    bound = float(lower_bound(data.weight[layer:layer + 1], packs)[0])
+    top[2].caption(f"{len(frames)} steps: {len(trace.chosen_candidate.placements)} placements, "
+                   f"{len(trace.chosen_candidate.swaps)} moves; LB {bound:,.6g}")
+    if view == "Animation":
+        st.plotly_chart(animation_figure(trace, frames, bound), width="stretch", key="animation")
+    else:
+        if "step" not in st.session_state or st.session_state.step >= len(frames):
+            st.session_state.step = 0
+        starts = phase_starts(frames)
+
+        def go_to(index: int) -> None:
+            st.session_state.step = max(0, min(index, len(frames) - 1))
+
+        buttons = st.columns(7)
+        buttons[0].button("⏮ Start", on_click=go_to, args=(0,), width="stretch")
+        buttons[1].button("◀ Prev", on_click=go_to, args=(st.session_state.step - 1,), width="stretch")
+        buttons[2].button("Next ▶", on_click=go_to, args=(st.session_state.step + 1,), width="stretch")
+        buttons[3].button("Fill", on_click=go_to, args=(starts.get("fill", 0),), width="stretch")
+        buttons[4].button("Refinement", on_click=go_to, args=(starts.get("refine", starts["final"]),),
+                          disabled="refine" not in starts, width="stretch")
+        buttons[5].button("Final ⏭", on_click=go_to, args=(starts["final"],), width="stretch")
+        step = st.session_state.step
+        frame = frames[step]
+        buttons[6].markdown(f"**Step {step} / {len(frames) - 1}**  \n{frame.phase}")
+        st.plotly_chart(frame_figure(trace, frames, step, bound), width="stretch", key="presenter")
+        st.info(frame.narration)
+    st.caption("Each bar is a pack, each segment an item (its colour stays with it); the outlined segments "
+               "are the items placed or swapped in this step. Dashed lines: the mean pack load and the lower "
+               "bound LB.")
+
+with restarts_tab:
+    layer_for_restarts = int(st.session_state.get("layer", 0))
+    trace = run_trace(data.digest, data.weight, config, packs, layer_for_restarts).traces[0]
+    st.plotly_chart(restarts_figure(trace), width="stretch", key="restarts")
+    st.caption(f"Layer {layer_for_restarts}: {len(trace.restart_spreads)} restarts, {len(trace.candidates)} kept "
+               f"for refinement (orange); the star is the winning restart.")
+
+with export_tab:
+    st.write(f"The placement on screen: preset **{label}**, {packs} packs, seed {config.seed}, "
+             f"{layers} layers.")
+    st.download_button("⬇ Placement CSV (layer, item, pack, rank_in_pack, load)", placement_csv(result),
+                       file_name=download_name("placement", label, packs, config.seed, "csv"),
+                       mime="text/csv", key="download_placement")
+    st.download_button("⬇ Per-pack summary CSV", pack_summary_csv(result),
+                       file_name=download_name("packs", label, packs, config.seed, "csv"),
+                       mime="text/csv", key="download_summary")
+    st.download_button("⬇ SGLang physical_to_logical_map (JSON)", sglang_json(result),
+                       file_name=download_name("sglang", label, packs, config.seed, "json"),
+                       mime="application/json", key="download_sglang")
