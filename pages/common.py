@@ -68,8 +68,25 @@ def _set_dataset(new: Dataset) -> None:
     st.session_state.step = 0
 
 
+PERSISTENT = (*KNOBS, "preset", "packs", "seed", "device", "source", "sample", "layer", "view")
+
+
+def _keep_widget_state() -> None:
+    """Streamlit drops a widget's value when a page without it runs; keep a copy
+    and put it back, so switching pages keeps every choice."""
+    saved = st.session_state.setdefault("saved_widgets", {})
+    for key in PERSISTENT:
+        if key in st.session_state:
+            saved[key] = st.session_state[key]
+        if key in saved:
+            # Re-assigning detaches the value from the old page's widget, so the
+            # same key on this page starts from it.
+            st.session_state[key] = saved[key]
+
+
 def data_sidebar() -> Dataset:
     """Sample, generator or upload; a refused upload keeps the data already loaded."""
+    _keep_widget_state()
     dataset()
     st.sidebar.header("Data")
     source = st.sidebar.radio("Source", ["Sample", "Generate", "Upload"], horizontal=True, key="source")
@@ -140,6 +157,8 @@ def packer_sidebar(num_items: int) -> tuple[str, PackerConfig, int] | None:
     st.sidebar.caption(PRESETS[preset].description)
     if "packs" not in st.session_state:
         st.session_state.packs = dataset().default_packs
+    st.session_state.setdefault("seed", 0)
+    st.session_state.setdefault("device", "auto")
     packs = int(st.sidebar.number_input("Packs (GPUs)", 1, max(num_items, 1), key="packs"))
     valid = valid_pack_counts(num_items)
     ok = num_items % packs == 0
@@ -164,7 +183,7 @@ def packer_sidebar(num_items: int) -> tuple[str, PackerConfig, int] | None:
         st.number_input("k (top-k scope)", 1, 64, key="scope_k")
         st.selectbox("Move score", SWAP_SCORES, key="swap_score")
         st.number_input("Iteration cap", 0, 10_000, key="max_iterations")
-        st.number_input("Random seed", 0, 2**31 - 1, 0, key="seed")
+        st.number_input("Random seed", 0, 2**31 - 1, key="seed")
         devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         st.selectbox("Device", devices, key="device", help="auto: CUDA when there is one, else CPU")
     options = {name: st.session_state[name] for name in KNOBS}
