@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import streamlit.testing.v1.app_test as app_test_module
@@ -121,7 +122,7 @@ def test_presenter_steps_forward_and_jumps_to_the_end():
 
 
 class _RecordingStorage(MemoryMediaFileStorage):
-    files: dict[str, bytes] = {}
+    files: ClassVar[dict[str, bytes]] = {}
 
     def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
         file_id = super().load_and_get_id(path_or_data, mimetype, kind, filename)
