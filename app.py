@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="packviz: balanced packing, step by step", page_icon="📦", layout="wide")
+st.set_page_config(page_title="packviz: balanced packing, step by step", layout="wide")
 
 navigation = st.navigation([
-    st.Page("pages/explore.py", title="Explore", icon="🔍", default=True),
-    st.Page("pages/compare.py", title="Compare packers", icon="📊"),
-    st.Page("pages/about.py", title="How it works", icon="📖"),
+    st.Page("pages/explore.py", title="Explore", icon=":material/search:", default=True),
+    st.Page("pages/compare.py", title="Compare packers", icon=":material/bar_chart:"),
+    st.Page("pages/about.py", title="How it works", icon=":material/menu_book:"),
 ])
 navigation.run()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from packviz import PRESETS
 
-st.title("📖 How balanced packing works")
+st.title("How balanced packing works")
 st.markdown(
     """
 **The problem.** A MoE layer has *n* items (experts, or replicas of hot experts) with loads (tokens

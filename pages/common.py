@@ -11,18 +11,20 @@ import torch
 
 from packviz import PRESETS, PackerConfig, pack
 from packviz.config import DEFAULT_PRESET, SWAP_SCOPES, SWAP_SCORES
-from packviz.generate import GENERATORS, generate
+from packviz.generate import GENERATORS, generate, replicate_hot
 from packviz.loaders import SUFFIXES, LoadedMatrix, LoadError, read_loads
 from packviz.packer import PackResult
 from packviz.text import escape_markdown
 from packviz.validate import valid_pack_counts
 
 ROOT = Path(__file__).resolve().parent.parent
+# label -> (file, default packs, slots after EPLB's replication of hot experts or None)
 SAMPLES = {
-    "DeepSeek-V3-sized MoE loads (58 x 256)": ("deepseek_v3_58x256.csv", 32),
-    "DeepSeek EPLB README example (2 x 12)": ("deepseek_readme.csv", 4),
-    "Teaching: 12 items, 2-swap beats 1-swap": ("teaching_12_items.csv", 3),
-    "SGLang expert-distribution dump (8 x 64)": ("sglang_dump.pt", 8),
+    "DeepSeek-V3: 256 experts + 32 replicas (58 x 288)": ("deepseek_v3_58x256.csv", 32, 288),
+    "DeepSeek-V3 experts, no replicas (58 x 256)": ("deepseek_v3_58x256.csv", 32, None),
+    "DeepSeek EPLB README example (2 x 12)": ("deepseek_readme.csv", 4, None),
+    "Teaching: 12 items, 2-swap beats 1-swap": ("teaching_12_items.csv", 3, None),
+    "SGLang expert-distribution dump (8 x 64)": ("sglang_dump.pt", 8, None),
 }
 DEFAULT_SAMPLE = next(iter(SAMPLES))
 KNOBS = ("num_restarts", "noise_min", "noise_max", "num_refined", "one_swap", "two_swap", "swap_scope",
@@ -50,8 +52,14 @@ def _read_sample(file_name: str) -> LoadedMatrix:
 
 
 def load_sample(label: str) -> Dataset:
-    file_name, packs = SAMPLES[label]
-    return _dataset(_read_sample(file_name), packs)
+    file_name, packs, slots = SAMPLES[label]
+    loaded = _read_sample(file_name)
+    if slots is not None:
+        weight = replicate_hot(loaded.weight, slots)
+        loaded = LoadedMatrix(weight, f"{loaded.description}; the hottest experts replicated into {slots} slots "
+                              "(EPLB's replication: each slot carries its expert's load / replicas)",
+                              loaded.source)
+    return _dataset(loaded, packs)
 
 
 def dataset() -> Dataset:

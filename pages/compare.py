@@ -9,7 +9,7 @@ from packviz.compare import compare_presets
 from packviz.figures import comparison_figure
 from pages.common import data_sidebar, packer_sidebar, run_pack
 
-st.title("📊 Compare packers")
+st.title("Compare packers")
 data = data_sidebar()
 choice = packer_sidebar(data.weight.shape[1])
 if choice is None:

@@ -11,7 +11,7 @@ from packviz.text import download_name, escape_markdown
 from packviz.timeline import build_frames, phase_starts
 from pages.common import data_sidebar, packer_sidebar, run_pack, run_trace
 
-st.title("📦 packviz: balanced packing, step by step")
+st.title("packviz: balanced packing, step by step")
 data = data_sidebar()
 layers, items = data.weight.shape
 choice = packer_sidebar(items)

@@ -13,12 +13,13 @@ from streamlit.testing.v1 import AppTest
 
 from packviz import pack
 from packviz.export import parse_placement_csv
+from packviz.generate import replicate_hot
 from packviz.loaders import read_loads
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TIMEOUT = 180
-SAMPLE = read_loads(ROOT / "sample_data" / "deepseek_v3_58x256.csv").weight
+SAMPLE = replicate_hot(read_loads(ROOT / "sample_data" / "deepseek_v3_58x256.csv").weight, 288)
 
 
 def fresh() -> AppTest:
@@ -41,7 +42,7 @@ def explore() -> AppTest:
 
 
 def test_explore_opens_on_the_default_sample_with_charts(explore):
-    assert "58 layers x 256 items" in explore.expander[0].label
+    assert "58 layers x 288 items" in explore.expander[0].label
     assert len(explore.get("plotly_chart")) >= 3
     assert metric(explore, "Device") == "cpu"
     assert metric(explore, "Mean gap to LB").endswith("%")
@@ -98,7 +99,7 @@ def test_a_bad_upload_shows_the_error_and_keeps_the_data():
     at.file_uploader(key="upload").upload("bad.csv", b"1,2,3,4\n5,abc,7,8\n", "text/csv").run()
     no_exceptions(at)
     assert any("row 2, column 2" in e.value and "abc" in e.value for e in at.error)
-    assert "58 layers x 256 items" in at.expander[0].label
+    assert "58 layers x 288 items" in at.expander[0].label
 
 
 def test_a_good_upload_replaces_the_data():

@@ -1,0 +1,61 @@
+"""Take the README's screenshots from the running app (headless Chromium).
+
+    python scripts/screenshots.py [--out docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.browser import chromium_page, running_app, wait_until_idle
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with running_app() as url, chromium_page(width=1500, height=1250) as page:
+        page.goto(url)
+        wait_until_idle(page)
+        page.locator(".js-plotly-plot >> visible=true").first.wait_for(timeout=120_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "explore.png"), full_page=True)
+
+        page.get_by_role("tab", name="Step through a layer").click()
+        wait_until_idle(page)
+        animation = page.locator(".js-plotly-plot").filter(has=page.locator(".slider-container")).first
+        animation.wait_for()
+        animation.get_by_text("Play").click()
+        page.wait_for_timeout(6000)
+        animation.get_by_text("Pause").click()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(out / "step_through.png"), full_page=True)
+
+        page.get_by_role("tab", name="Restarts").click()
+        wait_until_idle(page)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "restarts.png"), full_page=True)
+
+        page.get_by_role("tab", name="Step through a layer").click()
+        page.get_by_text("Presenter", exact=True).click()
+        wait_until_idle(page)
+        page.get_by_role("button", name="Refinement").click()
+        wait_until_idle(page)
+        for _ in range(2):
+            page.get_by_role("button", name="Next ▶").click()
+            wait_until_idle(page)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "presenter.png"), full_page=True)
+    for name in ("explore", "step_through", "restarts", "presenter"):
+        print(out / f"{name}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
