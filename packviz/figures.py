@@ -105,9 +105,10 @@ def _base_figure(trace: LayerTrace, frame: Frame, lower_bound: float, y_max: flo
         hovertemplate="pack %{x}<br>item %{marker.color}<br>load %{y:,}<extra></extra>",
     )
     mean = sum(trace.weight) / trace.num_packs
-    for value, label, colour in ((mean, "mean", "#444"), (lower_bound, "LB", "#d62728")):
+    for value, label, colour, side in ((mean, "mean", "#444", "top left"), (lower_bound, "LB", "#d62728", "top right")):
         figure.add_hline(y=value, line_dash="dash", line_color=colour, line_width=2,
-                         annotation_text=f"{label} {value:,.6g}", annotation_position="top left")
+                         annotation_text=f"{label} {value:,.6g}", annotation_position=side,
+                         annotation_font_color=colour)
     figure.update_layout(
         barmode="stack", bargap=0.15, height=520, font=FONT,
         margin={"l": 60, "r": 20, "t": 90, "b": 50},

@@ -62,13 +62,13 @@ with step_tab:
             st.session_state.step = max(0, min(index, len(frames) - 1))
 
         buttons = st.columns(7)
-        buttons[0].button("⏮ Start", on_click=go_to, args=(0,), width="stretch")
-        buttons[1].button("◀ Prev", on_click=go_to, args=(st.session_state.step - 1,), width="stretch")
-        buttons[2].button("Next ▶", on_click=go_to, args=(st.session_state.step + 1,), width="stretch")
+        buttons[0].button("« Start", on_click=go_to, args=(0,), width="stretch")
+        buttons[1].button("‹ Prev", on_click=go_to, args=(st.session_state.step - 1,), width="stretch")
+        buttons[2].button("Next ›", on_click=go_to, args=(st.session_state.step + 1,), width="stretch")
         buttons[3].button("Fill", on_click=go_to, args=(starts.get("fill", 0),), width="stretch")
         buttons[4].button("Refinement", on_click=go_to, args=(starts.get("refine", starts["final"]),),
                           disabled="refine" not in starts, width="stretch")
-        buttons[5].button("Final ⏭", on_click=go_to, args=(starts["final"],), width="stretch")
+        buttons[5].button("Final »", on_click=go_to, args=(starts["final"],), width="stretch")
         step = st.session_state.step
         frame = frames[step]
         buttons[6].markdown(f"**Step {step} / {len(frames) - 1}**  \n{frame.phase}")
@@ -88,12 +88,12 @@ with restarts_tab:
 with export_tab:
     st.write(f"The placement on screen: preset **{label}**, {packs} packs, seed {config.seed}, "
              f"{layers} layers.")
-    st.download_button("⬇ Placement CSV (layer, item, pack, rank_in_pack, load)", placement_csv(result),
+    st.download_button("Placement CSV (layer, item, pack, rank_in_pack, load)", placement_csv(result),
                        file_name=download_name("placement", label, packs, config.seed, "csv"),
                        mime="text/csv", key="download_placement")
-    st.download_button("⬇ Per-pack summary CSV", pack_summary_csv(result),
+    st.download_button("Per-pack summary CSV", pack_summary_csv(result),
                        file_name=download_name("packs", label, packs, config.seed, "csv"),
                        mime="text/csv", key="download_summary")
-    st.download_button("⬇ SGLang physical_to_logical_map (JSON)", sglang_json(result),
+    st.download_button("SGLang physical_to_logical_map (JSON)", sglang_json(result),
                        file_name=download_name("sglang", label, packs, config.seed, "json"),
                        mime="application/json", key="download_sglang")

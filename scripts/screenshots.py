@@ -48,7 +48,7 @@ def main() -> int:
         page.get_by_role("button", name="Refinement").click()
         wait_until_idle(page)
         for _ in range(2):
-            page.get_by_role("button", name="Next ▶").click()
+            page.get_by_role("button", name="Next ›").click()
             wait_until_idle(page)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "presenter.png"), full_page=True)

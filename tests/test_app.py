@@ -116,9 +116,9 @@ def test_presenter_steps_forward_and_jumps_to_the_end():
     at.radio(key="view").set_value("Presenter").run()
     no_exceptions(at)
     assert "12 items into 3 packs" in at.info[0].value
-    at.button[[b.label for b in at.button].index("Next ▶")].click().run()
+    at.button[[b.label for b in at.button].index("Next ›")].click().run()
     assert at.info[0].value.startswith("Step 1: item")
-    at.button[[b.label for b in at.button].index("Final ⏭")].click().run()
+    at.button[[b.label for b in at.button].index("Final »")].click().run()
     assert at.info[0].value.startswith("Done:")
 
 
