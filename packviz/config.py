@@ -12,9 +12,11 @@ from typing import Any, Literal
 
 SwapScope = Literal["extremes", "top-k", "heaviest-vs-all"]
 SwapScore = Literal["spread", "variance"]
+SelectBy = Literal["spread", "max_load"]
 
 SWAP_SCOPES: tuple[str, ...] = ("extremes", "top-k", "heaviest-vs-all")
 SWAP_SCORES: tuple[str, ...] = ("spread", "variance")
+SELECT_BY: tuple[str, ...] = ("spread", "max_load")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
@@ -36,6 +38,10 @@ class PackerConfig:
     two_swap_max_pack_size: 2-swap is searched only while items per pack is
         at most this (the seed uses 24); ``None`` lifts the cap.
     max_iterations: refinement iterations at most.
+    select_by: what pruning and the final choice minimise: ``spread``
+        (heaviest minus lightest, the seed's) or ``max_load`` (the heaviest).
+    stop_at_lower_bound: a candidate stops refining once its heaviest pack
+        reaches the layer's lower bound (nothing can beat it).
     relative_tolerance: differences below this fraction of a layer's largest
         load count as ties, so the placement does not depend on the unit.
     seed: seeds the noise; the same input, config and seed give the same
@@ -54,6 +60,8 @@ class PackerConfig:
     swap_score: SwapScore = "spread"
     two_swap_max_pack_size: int | None = 24
     max_iterations: int = 50
+    select_by: SelectBy = "spread"
+    stop_at_lower_bound: bool = False
     relative_tolerance: float = 1e-12
     seed: int = 0
     device: str = "auto"
@@ -106,13 +114,14 @@ def _problems(config: PackerConfig) -> list[str]:
     for name, allowed in (
         ("swap_scope", SWAP_SCOPES),
         ("swap_score", SWAP_SCORES),
+        ("select_by", SELECT_BY),
         ("device", DEVICES),
     ):
         if getattr(config, name) not in allowed:
             problems.append(
                 f"{name} must be one of {', '.join(allowed)}, got {getattr(config, name)!r}"
             )
-    for name in ("one_swap", "two_swap"):
+    for name in ("one_swap", "two_swap", "stop_at_lower_bound"):
         if not isinstance(getattr(config, name), bool):
             problems.append(f"{name} must be True or False, got {getattr(config, name)!r}")
     return problems

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from packviz.config import PackerConfig
+from packviz.metrics import lower_bound
 from packviz.trace import CandidateTrace, LayerTrace, Placement, Swap
 
 # Elements in one working tensor; bounds memory whatever the input size.
@@ -127,8 +128,10 @@ def _run_chunk(
 
     restarts = config.num_restarts
     kept_count = min(config.num_refined, restarts)
-    spreads = _greedy_spreads(units, order, pack_of_step, num_packs).view(num_layers, restarts)
-    kept = torch.sort(_tie_keys(spreads, window), dim=1, stable=True).indices[:, :kept_count]
+    greedy_loads = _greedy_loads(units, order, pack_of_step, num_packs).view(num_layers, restarts, num_packs)
+    spreads = greedy_loads.amax(dim=2) - greedy_loads.amin(dim=2)
+    kept = torch.sort(_choice_keys(greedy_loads, config.select_by, window), dim=1, stable=True).indices
+    kept = kept[:, :kept_count]
     selected = (torch.arange(num_layers, device=device).unsqueeze(1) * restarts + kept).reshape(-1)
 
     num_candidates = selected.numel()
@@ -143,11 +146,13 @@ def _run_chunk(
         recorder.on_pruned(spreads, kept, selected)
 
     if config.refines:
-        _refine(content_units, content_ids, config, window, recorder)
+        targets = None
+        if config.stop_at_lower_bound:
+            targets = lower_bound(units, num_packs)[candidate_layer] + window
+        _refine(content_units, content_ids, config, window, recorder, targets)
 
-    final_loads = content_units.sum(dim=2)
-    final_spreads = (final_loads.amax(dim=1) - final_loads.amin(dim=1)).view(num_layers, kept_count)
-    best = _first_min(final_spreads, window)
+    final_loads = content_units.sum(dim=2).view(num_layers, kept_count, num_packs)
+    best = _choice_keys(final_loads, config.select_by, window).argmin(dim=1)
     chosen = torch.arange(num_layers, device=device) * kept_count + best
     if recorder is not None:
         recorder.on_chosen(best)
@@ -238,15 +243,23 @@ def _greedy_fill(
     return pack_of_step, rank_of_step
 
 
-def _greedy_spreads(
+def _choice_keys(loads: torch.Tensor, select_by: str, window: float) -> torch.Tensor:
+    """Integer keys [L, X] of candidates' pack loads [L, X, m], smaller is
+    better: by spread, or by max load then spread; equal keys keep index order."""
+    spread = _tie_keys(loads.amax(dim=2) - loads.amin(dim=2), window)
+    if select_by == "max_load":
+        return _tie_keys(loads.amax(dim=2), window) * loads.shape[1] + spread
+    return spread
+
+
+def _greedy_loads(
     units: torch.Tensor, order: torch.Tensor, pack_of_step: torch.Tensor, num_packs: int
 ) -> torch.Tensor:
     num_rows = order.shape[0]
     restarts = num_rows // units.shape[0]
     sorted_units = units.repeat_interleave(restarts, dim=0).gather(1, order)
     loads = torch.zeros(num_rows, num_packs, dtype=torch.float64, device=units.device)
-    loads.scatter_add_(1, pack_of_step.long(), sorted_units)
-    return loads.amax(dim=1) - loads.amin(dim=1)
+    return loads.scatter_add_(1, pack_of_step.long(), sorted_units)
 
 
 def _gather_loads(units: torch.Tensor, candidate_layer: torch.Tensor, content_ids: torch.Tensor) -> torch.Tensor:
@@ -275,8 +288,10 @@ def _refine(
     config: PackerConfig,
     window: float,
     recorder: _Recorder | None,
+    targets: torch.Tensor | None = None,
 ) -> None:
-    """Swap items between packs, in place, while a move narrows the spread."""
+    """Swap items between packs, in place, while a move helps; a candidate
+    whose max load reaches its ``targets`` entry (its layer's LB) stops early."""
     per_pack = content_units.shape[2]
     two_swap = (
         config.two_swap
@@ -285,6 +300,8 @@ def _refine(
     )
     active = torch.arange(content_units.shape[0], device=content_units.device)
     for iteration in range(config.max_iterations):
+        if targets is not None and active.numel():
+            active = active[content_units[active].sum(dim=2).amax(dim=1) > targets[active]]
         if active.numel() == 0:
             break
         moves = _best_moves(content_units[active], config, two_swap, window)
