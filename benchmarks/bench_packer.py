@@ -49,7 +49,8 @@ def suite(quick: bool = False) -> list[Case]:
         Case("moe 256->320 slots / 64 packs", replicate_hot(skewed, 320), 64, False),
         Case("moe 128->160 slots / 16 packs", replicate_hot(moe(layers, 128, seed=2), 160), 16, False),
         Case("uniform 288 / 32 packs", generate("uniform", layers, 288, seed=3), 32, True),
-        Case("lognormal 288 / 32 packs", generate("lognormal", layers, 288, seed=4, sigma=1.0), 32, True),
+        Case("lognormal 256->288 slots / 32 packs",
+             replicate_hot(generate("lognormal", layers, 256, seed=4, sigma=1.0), 288), 32, True),
         Case("zipf 256->288 slots / 32 packs",
              replicate_hot(generate("zipf", layers, 256, seed=5, exponent=0.8), 288), 32, True),
     ]

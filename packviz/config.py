@@ -10,13 +10,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-SwapScope = Literal["extremes", "top-k", "heaviest-vs-all"]
+SwapScope = Literal["extremes", "top-k", "heaviest-vs-all", "paired"]
 SwapScore = Literal["spread", "variance"]
 SelectBy = Literal["spread", "max_load"]
+StartKind = Literal["greedy", "snake"]
 
-SWAP_SCOPES: tuple[str, ...] = ("extremes", "top-k", "heaviest-vs-all")
+SWAP_SCOPES: tuple[str, ...] = ("extremes", "top-k", "heaviest-vs-all", "paired")
 SWAP_SCORES: tuple[str, ...] = ("spread", "variance")
 SELECT_BY: tuple[str, ...] = ("spread", "max_load")
+START_KINDS: tuple[str, ...] = ("greedy", "snake")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
@@ -32,12 +34,19 @@ class PackerConfig:
     one_swap, two_swap: which refinement moves are searched.
     swap_scope: which packs a move may join: ``extremes`` (heaviest with
         lightest), ``top-k`` (the ``scope_k`` heaviest with the ``scope_k``
-        lightest), ``heaviest-vs-all`` (heaviest with every other pack).
+        lightest), ``heaviest-vs-all`` (heaviest with every other pack),
+        ``paired`` (the i-th heaviest with the i-th lightest, all pairs moving
+        at once; where no pair improves, heaviest-vs-all).
     swap_score: how a move is ranked: ``spread`` scores ``D - |D - 2d|``,
         ``variance`` scores ``2 d (D - d)`` (d moved, D the packs' difference).
     two_swap_max_pack_size: 2-swap is searched only while items per pack is
         at most this (the seed uses 24); ``None`` lifts the cap.
+    two_swap_when_stuck: search 2-swaps only for candidates where no 1-swap
+        helps (cheaper); the seed searches both every time and takes the best.
     max_iterations: refinement iterations at most.
+    start: how each restart fills the packs: ``greedy`` (each item, heaviest
+        first, into the lightest pack with room) or ``snake`` (dealt in
+        serpentine order 0..m-1, m-1..0, ...: vectorised, for fast presets).
     select_by: what pruning and the final choice minimise: ``spread``
         (heaviest minus lightest, the seed's) or ``max_load`` (the heaviest).
     stop_at_lower_bound: a candidate stops refining once its heaviest pack
@@ -59,7 +68,9 @@ class PackerConfig:
     scope_k: int = 4
     swap_score: SwapScore = "spread"
     two_swap_max_pack_size: int | None = 24
+    two_swap_when_stuck: bool = False
     max_iterations: int = 50
+    start: StartKind = "greedy"
     select_by: SelectBy = "spread"
     stop_at_lower_bound: bool = False
     relative_tolerance: float = 1e-12
@@ -115,13 +126,14 @@ def _problems(config: PackerConfig) -> list[str]:
         ("swap_scope", SWAP_SCOPES),
         ("swap_score", SWAP_SCORES),
         ("select_by", SELECT_BY),
+        ("start", START_KINDS),
         ("device", DEVICES),
     ):
         if getattr(config, name) not in allowed:
             problems.append(
                 f"{name} must be one of {', '.join(allowed)}, got {getattr(config, name)!r}"
             )
-    for name in ("one_swap", "two_swap", "stop_at_lower_bound"):
+    for name in ("one_swap", "two_swap", "stop_at_lower_bound", "two_swap_when_stuck"):
         if not isinstance(getattr(config, name), bool):
             problems.append(f"{name} must be True or False, got {getattr(config, name)!r}")
     return problems

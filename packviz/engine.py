@@ -124,7 +124,10 @@ def _run_chunk(
     order = _restart_orders(units, config, layer_ids)
     if recorder is not None:
         recorder.remember_orders(order)
-    pack_of_step, rank_of_step = _greedy_fill(units, order, num_packs, window, recorder)
+    if config.start == "snake":
+        pack_of_step, rank_of_step = _snake_fill(order, num_packs, recorder)
+    else:
+        pack_of_step, rank_of_step = _greedy_fill(units, order, num_packs, window, recorder)
 
     restarts = config.num_restarts
     kept_count = min(config.num_refined, restarts)
@@ -144,6 +147,7 @@ def _run_chunk(
     content_units = _gather_loads(units, candidate_layer, content_ids)
     if recorder is not None:
         recorder.on_pruned(spreads, kept, selected)
+        recorder.watch(content_ids)
 
     if config.refines:
         targets = None
@@ -243,6 +247,24 @@ def _greedy_fill(
     return pack_of_step, rank_of_step
 
 
+def _snake_fill(
+    order: torch.Tensor, num_packs: int, recorder: _Recorder | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deal the items, in ``order``, to packs 0..m-1, then m-1..0, and so on:
+    no loop over items, so it costs next to nothing; refinement does the rest."""
+    num_rows, num_items = order.shape
+    step = torch.arange(num_items, device=order.device)
+    rank = step // num_packs
+    column = step % num_packs
+    pack = torch.where(rank % 2 == 0, column, num_packs - 1 - column)
+    pack_of_step = pack.to(torch.int32).expand(num_rows, -1).contiguous()
+    rank_of_step = rank.to(torch.int32).expand(num_rows, -1).contiguous()
+    if recorder is not None:
+        for index in range(num_items):
+            recorder.on_place(index, pack_of_step[:, index].long())
+    return pack_of_step, rank_of_step
+
+
 def _choice_keys(loads: torch.Tensor, select_by: str, window: float) -> torch.Tensor:
     """Integer keys [L, X] of candidates' pack loads [L, X, m], smaller is
     better: by spread, or by max load then spread; equal keys keep index order."""
@@ -270,16 +292,24 @@ def _gather_loads(units: torch.Tensor, candidate_layer: torch.Tensor, content_id
 
 @dataclass
 class _Moves:
-    """The best move of each active candidate. Slot columns hold -1 where a
-    1-swap leaves the second unused."""
+    """Chosen moves, one per entry: ``row`` is the candidate it applies to
+    (a ``paired`` scope moves several disjoint pack pairs of one candidate at
+    once). Slot columns hold -1 where a 1-swap leaves the second unused."""
 
+    row: torch.Tensor
     gain: torch.Tensor
-    threshold: torch.Tensor
     is_two_swap: torch.Tensor
     pack_a: torch.Tensor
     pack_b: torch.Tensor
     slots_a: torch.Tensor
     slots_b: torch.Tensor
+
+    def select(self, mask: torch.Tensor) -> _Moves:
+        return _Moves(*(getattr(self, name)[mask] for name in _Moves.__dataclass_fields__))
+
+    @staticmethod
+    def concat(parts: list[_Moves]) -> _Moves:
+        return _Moves(*(torch.cat([getattr(p, name) for p in parts]) for name in _Moves.__dataclass_fields__))
 
 
 def _refine(
@@ -305,27 +335,25 @@ def _refine(
         if active.numel() == 0:
             break
         moves = _best_moves(content_units[active], config, two_swap, window)
-        improving = moves.gain > moves.threshold
-        if not bool(improving.any()):
+        if moves.row.numel() == 0:
             break
-        rows = active[improving]
-        moves = _Moves(*(getattr(moves, name)[improving] for name in _Moves.__dataclass_fields__))
+        moves.row = active[moves.row]
         if recorder is not None:
-            recorder.before_swap(rows, content_ids, moves)
+            recorder.before_swap(content_ids, moves)
         for column in range(2):
             used = moves.slots_a[:, column] >= 0
             if not bool(used.any()):
                 continue
-            index_a = (rows[used], moves.pack_a[used], moves.slots_a[used, column])
-            index_b = (rows[used], moves.pack_b[used], moves.slots_b[used, column])
+            index_a = (moves.row[used], moves.pack_a[used], moves.slots_a[used, column])
+            index_b = (moves.row[used], moves.pack_b[used], moves.slots_b[used, column])
             for table in (content_units, content_ids):
                 held_a = table[index_a].clone()
                 table[index_a] = table[index_b]
                 table[index_b] = held_a
         if recorder is not None:
-            recorder.after_swap(iteration, rows, content_ids, moves)
+            recorder.after_swap(iteration, moves)
         # A candidate that found no move this time never will: its state is unchanged.
-        active = rows
+        active = torch.unique(moves.row)
 
 
 def _score(moved: torch.Tensor, difference: torch.Tensor, kind: str) -> torch.Tensor:
@@ -356,115 +384,147 @@ def _tie_keys(values: torch.Tensor, window: float) -> torch.Tensor:
 
 
 def _scope_pairs(
-    loads: torch.Tensor, config: PackerConfig, window: float
+    loads: torch.Tensor, scope: str, scope_k: int, window: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The (pack_a, pack_b) pairs a move may join, [A, Q] each, and which are valid."""
     num_rows, num_packs = loads.shape
     device = loads.device
-    if config.swap_scope == "extremes":
+    if scope == "extremes":
         pack_a = _first_max(loads, window).unsqueeze(1)
         pack_b = _first_min(loads, window).unsqueeze(1)
-    elif config.swap_scope == "top-k":
-        width = min(num_packs, config.scope_k)
+    elif scope in ("top-k", "paired"):
+        width = min(num_packs, scope_k) if scope == "top-k" else num_packs // 2
         heaviest = torch.sort(_tie_keys(-loads, window), dim=1, stable=True).indices[:, :width]
         lightest = torch.sort(_tie_keys(loads, window), dim=1, stable=True).indices[:, :width]
+        if scope == "paired":  # i-th heaviest with i-th lightest: disjoint pairs
+            return heaviest, lightest, heaviest != lightest
         pack_a = heaviest.repeat_interleave(width, dim=1)
         pack_b = lightest.repeat(1, width)
     else:
         pack_a = _first_max(loads, window).unsqueeze(1)
-        every = torch.arange(num_packs, device=device).expand(num_rows, -1)
         if num_packs == 1:
             return pack_a[:, :0], pack_a[:, :0], torch.zeros(num_rows, 0, dtype=torch.bool, device=device)
+        every = torch.arange(num_packs, device=device).expand(num_rows, -1)
         pack_b = every[every != pack_a].view(num_rows, num_packs - 1)
         pack_a = pack_a.expand(-1, num_packs - 1)
     return pack_a, pack_b, pack_a != pack_b
 
 
 def _best_moves(content_units: torch.Tensor, config: PackerConfig, two_swap: bool, window: float) -> _Moves:
+    """The improving moves of this iteration: the best one per candidate, or
+    for ``paired``, the best per disjoint pack pair (and where no pair
+    improves, the heaviest pack against every other)."""
+    loads = content_units.sum(dim=2)
+    if config.swap_scope != "paired":
+        return _pair_moves(content_units, loads, config, two_swap, window, config.swap_scope, per_pair=False)
+    paired = _pair_moves(content_units, loads, config, two_swap, window, "paired", per_pair=True)
+    stuck = torch.ones(loads.shape[0], dtype=torch.bool, device=loads.device)
+    stuck[paired.row] = False
+    if not bool(stuck.any()):
+        return paired
+    rows = stuck.nonzero().squeeze(1)
+    fallback = _pair_moves(content_units[rows], loads[rows], config, two_swap, window, "heaviest-vs-all",
+                           per_pair=False)
+    fallback.row = rows[fallback.row]
+    return _Moves.concat([paired, fallback])
+
+
+def _pair_moves(
+    content_units: torch.Tensor,
+    loads: torch.Tensor,
+    config: PackerConfig,
+    two_swap: bool,
+    window: float,
+    scope: str,
+    per_pair: bool,
+) -> _Moves:
     num_rows, _, per_pack = content_units.shape
     device = content_units.device
-    loads = content_units.sum(dim=2)
-    pack_a, pack_b, valid = _scope_pairs(loads, config, window)
+    pack_a, pack_b, valid = _scope_pairs(loads, scope, config.scope_k, window)
+    num_pairs = pack_a.shape[1]
     if config.swap_score == "variance":
         # 2d(D-d) carries the units' rounding times loads of up to the row's largest.
-        threshold = 8.0 * window * loads.amax(dim=1)
+        threshold = 8.0 * window * loads.amax(dim=1, keepdim=True).expand(-1, num_pairs)
     else:
-        threshold = torch.full((num_rows,), 2.0 * window, dtype=torch.float64, device=device)
-    num_pairs = pack_a.shape[1]
+        threshold = torch.full((num_rows, num_pairs), 2.0 * window, dtype=torch.float64, device=device)
     difference = loads.gather(1, pack_a) - loads.gather(1, pack_b)
     items_a = content_units.gather(1, pack_a.unsqueeze(2).expand(-1, -1, per_pack))
     items_b = content_units.gather(1, pack_b.unsqueeze(2).expand(-1, -1, per_pack))
     minus_inf = torch.tensor(float("-inf"), dtype=torch.float64, device=device)
-    unused = torch.full((num_rows,), -1, dtype=torch.int64, device=device)
+    unused = torch.full((num_rows, num_pairs), -1, dtype=torch.int64, device=device)
 
-    best = torch.full((num_rows,), float("-inf"), dtype=torch.float64, device=device)
-    best_pair = torch.zeros(num_rows, dtype=torch.int64, device=device)
-    slot_a = torch.stack([unused, unused], dim=1)
+    # Best per (row, pair); -inf where the move kind is off.
+    best = torch.full((num_rows, num_pairs), float("-inf"), dtype=torch.float64, device=device)
+    slot_a = torch.stack([unused, unused], dim=2)
     slot_b = slot_a.clone()
-    is_two = torch.zeros(num_rows, dtype=torch.bool, device=device)
-
-    if config.one_swap and num_pairs > 0:
+    is_two = torch.zeros(num_rows, num_pairs, dtype=torch.bool, device=device)
+    if num_pairs and config.one_swap:
         moved = items_a.unsqueeze(3) - items_b.unsqueeze(2)
         score = _score(moved, difference[:, :, None, None], config.swap_score)
-        score = torch.where(valid[:, :, None, None], score, minus_inf)
-        flat = _first_max(score.view(num_rows, -1), threshold.unsqueeze(1))
-        best = score.view(num_rows, -1).gather(1, flat.unsqueeze(1)).squeeze(1)
-        best_pair = flat // (per_pack * per_pack)
-        within = flat % (per_pack * per_pack)
-        slot_a = torch.stack([within // per_pack, unused], dim=1)
-        slot_b = torch.stack([within % per_pack, unused], dim=1)
-
-    if two_swap and num_pairs > 0:
+        score = torch.where(valid[:, :, None, None], score, minus_inf).reshape(num_rows * num_pairs, -1)
+        within = _first_max(score, threshold.reshape(-1, 1))
+        best = score.gather(1, within.unsqueeze(1)).view(num_rows, num_pairs)
+        within = within.view(num_rows, num_pairs)
+        slot_a = torch.stack([within // per_pack, unused], dim=2)
+        slot_b = torch.stack([within % per_pack, unused], dim=2)
+    if num_pairs and two_swap:
         first, second = torch.triu_indices(per_pack, per_pack, offset=1, device=device)
-        sums_a = items_a[:, :, first] + items_a[:, :, second]
-        sums_b = items_b[:, :, first] + items_b[:, :, second]
-        best_two, flat_two = _chunked_best(sums_a, sums_b, difference, valid, config.swap_score, threshold)
         num_item_pairs = first.numel()
-        two_wins = best_two > best + threshold
-        within = flat_two % (num_item_pairs * num_item_pairs)
-        pair_a = within // num_item_pairs
-        pair_b = within % num_item_pairs
-        best = torch.where(two_wins, best_two, best)
-        best_pair = torch.where(two_wins, flat_two // (num_item_pairs * num_item_pairs), best_pair)
-        two_wins_column = two_wins.unsqueeze(1)
-        slot_a = torch.where(two_wins_column, torch.stack([first[pair_a], second[pair_a]], dim=1), slot_a)
-        slot_b = torch.where(two_wins_column, torch.stack([first[pair_b], second[pair_b]], dim=1), slot_b)
-        is_two = two_wins
+        # Where 2-swaps are searched: everywhere, or only where no 1-swap helps.
+        searching = (best <= threshold) if config.two_swap_when_stuck else torch.ones_like(is_two)
+        searching &= valid
+        if bool(searching.any()):
+            sums_a = items_a[searching][:, first] + items_a[searching][:, second]
+            sums_b = items_b[searching][:, first] + items_b[searching][:, second]
+            value, flat = _chunked_best(sums_a, sums_b, difference[searching], config.swap_score,
+                                        threshold[searching])
+            best_two = torch.full_like(best, float("-inf"))
+            best_two[searching] = value
+            flat_two = torch.zeros(num_rows, num_pairs, dtype=torch.int64, device=device)
+            flat_two[searching] = flat
+            is_two = best_two > best + threshold
+            pair_a, pair_b = flat_two // num_item_pairs, flat_two % num_item_pairs
+            two_slots_a = torch.stack([first[pair_a], second[pair_a]], dim=2)
+            two_slots_b = torch.stack([first[pair_b], second[pair_b]], dim=2)
+            best = torch.where(is_two, best_two, best)
+            slot_a = torch.where(is_two.unsqueeze(2), two_slots_a, slot_a)
+            slot_b = torch.where(is_two.unsqueeze(2), two_slots_b, slot_b)
 
-    rows = torch.arange(num_rows, device=device)
-    if num_pairs == 0:
-        best_pair_a = best_pair_b = torch.zeros(num_rows, dtype=torch.int64, device=device)
-    else:
-        best_pair_a = pack_a[rows, best_pair]
-        best_pair_b = pack_b[rows, best_pair]
-    return _Moves(best, threshold, is_two, best_pair_a, best_pair_b, slot_a, slot_b)
+    rows = torch.arange(num_rows, device=device).unsqueeze(1).expand(-1, num_pairs)
+    moves = _Moves(rows, best, is_two, pack_a, pack_b, slot_a, slot_b)
+    if not per_pair:
+        if num_pairs == 0:
+            return moves.select(is_two)  # no pairs: nothing
+        pick = _first_max(best, threshold[:, :1]).unsqueeze(1)
+        moves = _Moves(*(getattr(moves, name).gather(1, pick if getattr(moves, name).dim() == 2 else
+                                                     pick.unsqueeze(2).expand(-1, -1, 2))
+                         for name in _Moves.__dataclass_fields__))
+        threshold = threshold.gather(1, pick) if num_pairs else threshold
+    improving = moves.gain > threshold
+    return moves.select(improving)
 
 
 def _chunked_best(
     sums_a: torch.Tensor,
     sums_b: torch.Tensor,
     difference: torch.Tensor,
-    valid: torch.Tensor,
     kind: str,
     threshold: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best 2-for-2 exchange per row, over [Q, P, P] scores built a few rows
-    at a time, so memory stays bounded however many items a pack holds."""
-    num_rows, num_pairs, num_item_pairs = sums_a.shape
-    per_row = max(1, num_pairs * num_item_pairs * num_item_pairs)
-    rows_per_chunk = max(1, _CHUNK_ELEMENTS // 4 // per_row)
+    """Best 2-for-2 exchange per (row, pair) entry [E, P] x [E, P], over [P, P]
+    scores built a few entries at a time, so memory stays bounded however
+    many items a pack holds."""
+    num_entries, num_item_pairs = sums_a.shape
+    per_entry = max(1, num_item_pairs * num_item_pairs)
+    entries_per_chunk = max(1, _CHUNK_ELEMENTS // 4 // per_entry)
     best_values = []
     best_indices = []
-    minus_inf = torch.tensor(float("-inf"), dtype=torch.float64, device=sums_a.device)
-    for start in range(0, num_rows, rows_per_chunk):
-        part = slice(start, start + rows_per_chunk)
-        moved = sums_a[part].unsqueeze(3) - sums_b[part].unsqueeze(2)
-        score = _score(moved, difference[part, :, None, None], kind)
-        score = torch.where(valid[part, :, None, None], score, minus_inf)
-        flat = score.reshape(score.shape[0], -1)
-        index = _first_max(flat, threshold[part].unsqueeze(1))
-        value = flat.gather(1, index.unsqueeze(1)).squeeze(1)
-        best_values.append(value)
+    for start in range(0, num_entries, entries_per_chunk):
+        part = slice(start, start + entries_per_chunk)
+        moved = sums_a[part].unsqueeze(2) - sums_b[part].unsqueeze(1)
+        score = _score(moved, difference[part, None, None], kind).reshape(moved.shape[0], -1)
+        index = _first_max(score, threshold[part].unsqueeze(1))
+        best_values.append(score.gather(1, index.unsqueeze(1)).squeeze(1))
         best_indices.append(index)
     return torch.cat(best_values), torch.cat(best_indices)
 
@@ -503,8 +563,9 @@ class _Recorder:
             for layer in self.layers
         }
         self.step_packs: list[torch.Tensor] = []
-        self.swap_log: list[tuple[int, torch.Tensor, _Moves, torch.Tensor, torch.Tensor]] = []
-        self.order: torch.Tensor | None = None
+        self.swap_log: list[tuple[int, _Moves, torch.Tensor, torch.Tensor]] = []
+        self.candidate_traces: dict[int, CandidateTrace] = {}
+        self.kept_count = 1
 
     # Greedy fill ---------------------------------------------------------------
     def on_place(self, step: int, chosen: torch.Tensor) -> None:
@@ -514,7 +575,6 @@ class _Recorder:
     def on_pruned(self, spreads_units: torch.Tensor, kept: torch.Tensor, selected: torch.Tensor) -> None:
         self.kept = kept
         self.selected = selected
-        self.candidate_traces: dict[int, CandidateTrace] = {}
         kept_count = kept.shape[1]
         self.kept_count = kept_count
         scales = noise_scales(self.config).tolist()
@@ -537,6 +597,8 @@ class _Recorder:
                 )
                 trace.candidates.append(candidate)
                 self.candidate_traces[layer * kept_count + slot] = candidate
+        self.traced_candidate = torch.zeros(kept.numel(), dtype=torch.bool, device=kept.device)
+        self.traced_candidate[list(self.candidate_traces)] = True
 
     def _candidate_from_fill(
         self, weight: list[float], order: list[int], packs: list[int], restart: int, scale: float
@@ -567,34 +629,36 @@ class _Recorder:
             trace.chosen = 0
 
     # Refinement ----------------------------------------------------------------
-    def before_swap(self, rows: torch.Tensor, content_ids: torch.Tensor, moves: _Moves) -> None:
-        traced = torch.tensor(
-            [int(row) in self.candidate_traces for row in rows.tolist()], dtype=torch.bool
-        ).to(rows.device)
-        self._pending = (traced, content_ids[rows[traced]].clone())
+    def before_swap(self, content_ids: torch.Tensor, moves: _Moves) -> None:
+        traced = self.traced_candidate[moves.row]
+        self._pending = moves.select(traced) if bool(traced.any()) else None
 
-    def after_swap(self, iteration: int, rows: torch.Tensor, content_ids: torch.Tensor, moves: _Moves) -> None:
-        traced, ids_before = self._pending
-        if not bool(traced.any()):
+    def after_swap(self, iteration: int, moves: _Moves) -> None:
+        picked = self._pending
+        if picked is None:
             return
-        picked = _Moves(*(getattr(moves, name)[traced] for name in _Moves.__dataclass_fields__))
-        self.swap_log.append((iteration, rows[traced], picked, ids_before, content_ids[rows[traced]].clone()))
+        rows = torch.unique(picked.row)
+        self.swap_log.append((iteration, picked, rows, self._content_ids[rows].clone()))
 
     def _flush_swaps(self) -> None:
-        for iteration, rows, moves, ids_before, ids_after in self.swap_log:
-            for position, row in enumerate(rows.tolist()):
+        """Turn the logged moves into Swap events, applying them in order to
+        each candidate's slot table; after every iteration that table must
+        equal the engine's own, or the trace is wrong."""
+        tables = {row: self._table(candidate) for row, candidate in self.candidate_traces.items()}
+        for iteration, moves, rows, ids_after in self.swap_log:
+            for position, row in enumerate(moves.row.tolist()):
                 candidate = self.candidate_traces[row]
-                layer = row // self.kept_count
-                weight = self.traces[layer].weight
-                before = ids_before[position].tolist()
-                after = ids_after[position].tolist()
+                weight = self.traces[row // self.kept_count].weight
+                table = tables[row]
                 pack_a = int(moves.pack_a[position])
                 pack_b = int(moves.pack_b[position])
                 ranks_a = tuple(int(s) for s in moves.slots_a[position].tolist() if s >= 0)
                 ranks_b = tuple(int(s) for s in moves.slots_b[position].tolist() if s >= 0)
-                from_a = tuple(before[pack_a][r] for r in ranks_a)
-                from_b = tuple(before[pack_b][r] for r in ranks_b)
-                moved = sum(weight[i] for i in from_a) - sum(weight[i] for i in from_b)
+                from_a = tuple(table[pack_a][r] for r in ranks_a)
+                from_b = tuple(table[pack_b][r] for r in ranks_b)
+                before = _spread(weight, table)
+                for rank_a, rank_b, item_a, item_b in zip(ranks_a, ranks_b, from_a, from_b):
+                    table[pack_a][rank_a], table[pack_b][rank_b] = item_b, item_a
                 candidate.swaps.append(Swap(
                     iteration=iteration,
                     kind="2-swap" if bool(moves.is_two_swap[position]) else "1-swap",
@@ -604,11 +668,24 @@ class _Recorder:
                     items_from_b=from_b,
                     ranks_in_a=ranks_a,
                     ranks_in_b=ranks_b,
-                    moved_load=moved,
-                    spread_before=_spread(weight, before),
-                    spread_after=_spread(weight, after),
+                    moved_load=sum(weight[i] for i in from_a) - sum(weight[i] for i in from_b),
+                    spread_before=before,
+                    spread_after=_spread(weight, table),
                 ))
                 candidate.final_spread = candidate.swaps[-1].spread_after
+            for position, row in enumerate(rows.tolist()):
+                if tables[row] != ids_after[position].tolist():
+                    raise RuntimeError(f"trace of candidate {row} diverged from the engine at move {iteration}")
+
+    def _table(self, candidate: CandidateTrace) -> list[list[int]]:
+        per_pack = len(candidate.placements) // self.num_packs
+        table = [[-1] * per_pack for _ in range(self.num_packs)]
+        for placement in candidate.placements:
+            table[placement.pack][placement.rank] = placement.item
+        return table
+
+    def watch(self, content_ids: torch.Tensor) -> None:
+        self._content_ids = content_ids
 
     def on_chosen(self, best: torch.Tensor) -> None:
         for layer in self.layers:

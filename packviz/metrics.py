@@ -35,9 +35,60 @@ def lower_bounds(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
     return torch.stack(bounds, dim=1)
 
 
+def crowding_bound(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
+    """A bound for many heavy, near-equal items (replicas of hot experts): [L].
+
+    Take the T = t*m + j heaviest items (t = 1..k-1, j = 1..m). The packs that
+    hold t+1 or more of them, say d of them, hold at least t*d + max(j, d) of
+    those items, and their other slots hold at least the smallest remaining loads,
+    so the heaviest of those d packs carries at least their total / d. The
+    true d is unknown, so the bound for (t, j) is the smallest over d = 1..m.
+    With j = 1 this is FACTS' L_t; larger j catches "38 replicas over 32
+    packs force 6 packs to hold two".
+    """
+    weight = torch.as_tensor(weight, dtype=torch.float64)
+    if weight.dim() == 1:
+        weight = weight.unsqueeze(0)
+    num_layers, num_items = weight.shape
+    per_pack = num_items // num_packs
+    descending = torch.sort(weight, dim=1, descending=True).values
+    prefix = torch.nn.functional.pad(descending.cumsum(dim=1), (1, 0))
+    total = prefix[:, -1:]
+    best = torch.zeros(num_layers, dtype=torch.float64)
+    j = torch.arange(1, num_packs + 1).view(-1, 1)
+    d = torch.arange(1, num_packs + 1).view(1, -1)
+    for t in range(1, per_pack):
+        top = t * num_packs + j  # [J, 1]
+        usable = top <= num_items
+        # top items inside the crowded packs: the others hold at most t each,
+        # and each crowded pack holds at least t+1
+        in_crowded = t * d + torch.maximum(j, d)
+        slots_left = d * per_pack - in_crowded
+        feasible = (slots_left >= 0) & usable & (in_crowded <= top)
+        top_clamped = top.clamp(max=num_items).expand(num_packs, num_packs)
+        count = in_crowded.clamp(max=num_items)
+        lightest_top = prefix[:, top_clamped] - prefix[:, (top_clamped - count).clamp(min=0)]
+        rest = slots_left.clamp(min=0).minimum(num_items - top_clamped)
+        smallest = total.unsqueeze(2) - prefix[:, num_items - rest]
+        per_d = (lightest_top + smallest) / d
+        per_d = torch.where(feasible, per_d, torch.full_like(per_d, float("inf")))
+        per_j = per_d.amin(dim=2)  # the unknown d: the weakest case
+        per_j = torch.where(usable.view(1, -1), per_j, torch.zeros_like(per_j))
+        best = torch.maximum(best, per_j.amax(dim=1))
+    return best
+
+
 def lower_bound(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
-    """The best of ``lower_bounds`` per layer: [L]."""
-    return lower_bounds(weight, num_packs).amax(dim=1)
+    """The best of ``lower_bounds`` and ``crowding_bound`` per layer: [L]. For
+    a layer of whole numbers every pack load is whole too, so it rounds up."""
+    weight = torch.as_tensor(weight, dtype=torch.float64)
+    if weight.dim() == 1:
+        weight = weight.unsqueeze(0)
+    bound = torch.maximum(lower_bounds(weight, num_packs).amax(dim=1), crowding_bound(weight, num_packs))
+    whole = (weight == weight.round()).all(dim=1)
+    # the slack keeps a bound that is whole but computed a hair above it from rounding up
+    rounded = torch.ceil(bound - 1e-9 * bound.abs().clamp_min(1.0))
+    return torch.where(whole, torch.maximum(rounded, bound.floor()), bound)
 
 
 @dataclass(frozen=True)

@@ -51,16 +51,23 @@ def build_frames(trace: LayerTrace, candidate: int | None = None) -> list[Frame]
                             highlight, narration))
 
     noise = "" if chosen.noise_scale == 0 else f" (restart {chosen.restart}, noise up to {chosen.noise_scale:.0%})"
-    emit("start", (), f"{trace.num_items} items into {num_packs} packs of {per_pack}: the greedy fill takes "
-         f"them heaviest first{noise} and puts each into the lightest pack that still has room.")
+    rule = ("deals them to the packs in snake order" if trace.config.start == "snake"
+            else "puts each into the lightest pack that still has room")
+    emit("start", (), f"{trace.num_items} items into {num_packs} packs of {per_pack}: the fill takes "
+         f"them heaviest first{noise} and {rule}.")
     for placement in chosen.placements:
         slots[placement.pack][placement.rank] = placement.item
         loads[placement.pack] = placement.pack_load_after
-        room = "the lightest pack with room" if per_pack > 1 else "its own pack"
+        if per_pack == 1:
+            room = "its own pack"
+        elif trace.config.start == "snake":
+            room = "dealt in snake order (0 to m-1, then back)"
+        else:
+            room = "the lightest pack with room"
         emit("fill", (placement.item,),
              f"Step {placement.step + 1}: item {placement.item} (load {_fmt(placement.load)}) goes to pack "
              f"{placement.pack}, {room}; pack {placement.pack} now holds {_fmt(placement.pack_load_after)}.")
-    for swap in chosen.swaps:
+    for number, swap in enumerate(chosen.swaps, start=1):
         for item_a, rank_a, item_b, rank_b in zip(swap.items_from_a, swap.ranks_in_a, swap.items_from_b,
                                                   swap.ranks_in_b):
             slots[swap.pack_a][rank_a] = item_b
@@ -69,8 +76,9 @@ def build_frames(trace: LayerTrace, candidate: int | None = None) -> list[Frame]
         loads[swap.pack_b] = sum(weight[i] for i in slots[swap.pack_b])
         plural = "s" if len(swap.items_from_a) > 1 else ""
         emit("refine", swap.items_from_a + swap.items_from_b,
-             f"{swap.kind} (move {swap.iteration + 1}): item{plural} {_items(swap.items_from_a)} of pack "
-             f"{swap.pack_a} trade{'' if plural else 's'} places with item{plural} {_items(swap.items_from_b)} "
+             f"{swap.kind} (move {number}, iteration {swap.iteration + 1}): item{plural} "
+             f"{_items(swap.items_from_a)} of pack {swap.pack_a} trade{'' if plural else 's'} places with "
+             f"item{plural} {_items(swap.items_from_b)} "
              f"of pack {swap.pack_b}, moving {_fmt(swap.moved_load)}; spread {_fmt(swap.spread_before)} to "
              f"{_fmt(swap.spread_after)}.")
     moves = len(chosen.swaps)
