@@ -173,6 +173,21 @@ PRESETS: dict[str, Preset] = {
             PackerConfig(num_restarts=256, num_refined=8, one_swap=True, two_swap=True,
                          swap_scope="extremes", swap_score="spread"),
         ),
+        Preset(
+            "fast",
+            "packviz's fast packer: the plain greedy fill, then 1-swaps between the i-th heaviest and i-th "
+            "lightest packs all at once (the heaviest against all when stuck), stopping at the lower bound.",
+            PackerConfig(num_restarts=1, num_refined=1, one_swap=True, two_swap=False, swap_scope="paired",
+                         max_iterations=60, select_by="max_load", stop_at_lower_bound=True),
+        ),
+        Preset(
+            "best",
+            "packviz's strongest packer within the seed's time: the greedy fill and one noisy restart, "
+            "refined by the best 1-swap or 2-swap of every heaviest/lightest pack pair at once.",
+            PackerConfig(num_restarts=2, num_refined=2, one_swap=True, two_swap=True, swap_scope="paired",
+                         two_swap_max_pack_size=None, max_iterations=400, select_by="max_load",
+                         stop_at_lower_bound=True),
+        ),
     )
 }
 

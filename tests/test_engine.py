@@ -11,12 +11,13 @@ from hypothesis import strategies as st
 
 import packviz
 from packviz import PRESETS, pack, replay
+from packviz import engine
 from packviz.engine import to_units
 from packviz.metrics import layer_metrics
 
 # Small option overrides keep hypothesis fast without changing what each preset does.
 FAST = {"eplb": {}, "restarts-1swap": {"num_restarts": 64, "num_refined": 8},
-        "restarts-2swap": {"num_restarts": 32, "num_refined": 4}}
+        "restarts-2swap": {"num_restarts": 32, "num_refined": 4}, "fast": {}, "best": {}}
 PRESET_NAMES = list(PRESETS)
 
 
@@ -109,6 +110,16 @@ def test_full_presets_replay_on_a_realistic_layer(preset):
     for candidate in trace.candidates:
         history = candidate.spread_history
         assert all(b <= a + 1e-9 for a, b in itertools.pairwise(history))
+
+
+@pytest.mark.parametrize("preset", ["eplb", "restarts-2swap", "best"])
+def test_numpy_and_torch_fills_decide_alike(preset, monkeypatch):
+    weight = (torch.rand(5, 60, generator=torch.Generator().manual_seed(6), dtype=torch.float64) * 50).round()
+    numpy_fill = pack(weight, 6, preset, num_restarts=16, num_refined=4)
+    monkeypatch.setattr(engine, "NUMPY_FILL_MAX_CELLS", 0)
+    torch_fill = pack(weight, 6, preset, num_restarts=16, num_refined=4)
+    assert torch.equal(numpy_fill.pack_index, torch_fill.pack_index)
+    assert torch.equal(numpy_fill.rank_in_pack, torch_fill.rank_in_pack)
 
 
 def test_tracing_does_not_change_the_placement():
