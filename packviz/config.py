@@ -182,9 +182,9 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "best",
-            "packviz's strongest packer within the seed's time: the greedy fill and one noisy restart, "
+            "packviz's strongest packer within the seed's time: the greedy fill and two noisy restarts, "
             "refined by the best 1-swap or 2-swap of every heaviest/lightest pack pair at once.",
-            PackerConfig(num_restarts=2, num_refined=2, one_swap=True, two_swap=True, swap_scope="paired",
+            PackerConfig(num_restarts=3, num_refined=3, one_swap=True, two_swap=True, swap_scope="paired",
                          two_swap_max_pack_size=None, max_iterations=400, select_by="max_load",
                          stop_at_lower_bound=True),
         ),

@@ -143,3 +143,21 @@ def test_downloaded_placement_is_the_engines_result(monkeypatch):
     assert torch.equal(placement["pack"], expected.pack_index)
     assert torch.equal(placement["rank_in_pack"], expected.rank_in_pack)
     assert torch.equal(placement["load"], SAMPLE)
+
+
+def test_compare_page_proves_the_optimum_of_a_small_sample():
+    from packviz.optimal import available
+
+    if not available():
+        pytest.skip("ortools is not installed")
+    at = fresh().run()
+    at.selectbox(key="sample").set_value("Teaching: 12 items, 2-swap beats 1-swap").run()
+    at.switch_page("pages/compare.py").run()
+    no_exceptions(at)
+    at.button(key="solve").click().run()
+    no_exceptions(at)
+    solved = at.dataframe[1].value
+    assert list(solved["status"]) == ["optimal"]
+    rows = at.dataframe[2].value
+    assert set(rows["packer"]) >= {"eplb", "fast", "best"}
+    assert (rows["mean_gap_to_optimum"] >= -1e-12).all()
