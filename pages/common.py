@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from packviz import PRESETS, PackerConfig, pack
-from packviz.config import DEFAULT_PRESET, SWAP_SCOPES, SWAP_SCORES
+from packviz.config import SELECT_BY, START_KINDS, SWAP_SCOPES, SWAP_SCORES
 from packviz.generate import GENERATORS, generate, replicate_hot
 from packviz.loaders import SUFFIXES, LoadedMatrix, LoadError, read_loads
 from packviz.packer import PackResult
@@ -27,8 +27,11 @@ SAMPLES = {
     "SGLang expert-distribution dump (8 x 64)": ("sglang_dump.pt", 8, None),
 }
 DEFAULT_SAMPLE = next(iter(SAMPLES))
-KNOBS = ("num_restarts", "noise_min", "noise_max", "num_refined", "one_swap", "two_swap", "swap_scope",
-         "scope_k", "swap_score", "max_iterations")
+# The app opens on the fast preset so that every change answers within a second.
+APP_PRESET = "fast"
+KNOBS = ("num_restarts", "noise_min", "noise_max", "num_refined", "start", "one_swap", "two_swap",
+         "two_swap_when_stuck", "swap_scope", "scope_k", "swap_score", "max_iterations", "select_by",
+         "stop_at_lower_bound")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +79,7 @@ def _set_dataset(new: Dataset) -> None:
     st.session_state.step = 0
 
 
-PERSISTENT = (*KNOBS, "preset", "packs", "seed", "device", "source", "sample", "layer", "view")
+PERSISTENT = (*KNOBS, "preset", "packs", "seed", "device", "source", "sample", "layer", "view", "section")
 
 
 def _keep_widget_state() -> None:
@@ -158,7 +161,7 @@ def packer_sidebar(num_items: int) -> tuple[str, PackerConfig, int] | None:
     """Preset and every knob; None while the pack count cannot work."""
     st.sidebar.header("Packer")
     if "preset" not in st.session_state:
-        st.session_state.preset = DEFAULT_PRESET
+        st.session_state.preset = APP_PRESET
         _apply_preset()
     preset = st.sidebar.selectbox("Preset", list(PRESETS), key="preset", on_change=_apply_preset,
                                   help="\n".join(f"- **{p.name}**: {p.description}" for p in PRESETS.values()))
@@ -183,14 +186,19 @@ def packer_sidebar(num_items: int) -> tuple[str, PackerConfig, int] | None:
         st.number_input("Noise min", 0.0, 5.0, key="noise_min", step=0.01, format="%.3f")
         st.number_input("Noise max", 0.0, 5.0, key="noise_max", step=0.01, format="%.3f")
         st.number_input("Candidates refined", 1, 8192, key="num_refined")
+        st.selectbox("Fill", START_KINDS, key="start",
+                     help="greedy: each item into the lightest pack with room; snake: dealt 0..m-1, m-1..0, ...")
         st.checkbox("1-swap refinement", key="one_swap")
         st.checkbox("2-swap refinement", key="two_swap")
+        st.checkbox("2-swaps only where no 1-swap helps", key="two_swap_when_stuck")
         st.selectbox("Swap between", SWAP_SCOPES, key="swap_scope",
                      help="extremes: heaviest with lightest pack; top-k: the k heaviest with the k lightest; "
                           "heaviest-vs-all: heaviest with every other pack")
         st.number_input("k (top-k scope)", 1, 64, key="scope_k")
         st.selectbox("Move score", SWAP_SCORES, key="swap_score")
         st.number_input("Iteration cap", 0, 10_000, key="max_iterations")
+        st.selectbox("Keep and choose candidates by", SELECT_BY, key="select_by")
+        st.checkbox("Stop refining at the lower bound", key="stop_at_lower_bound")
         st.number_input("Random seed", 0, 2**31 - 1, key="seed")
         devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         st.selectbox("Device", devices, key="device", help="auto: CUDA when there is one, else CPU")

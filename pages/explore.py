@@ -35,13 +35,15 @@ cols[2].metric("Mean max/mean", f"{float(metrics.imbalance.mean()):.5f}")
 cols[3].metric("Run time", f"{result.elapsed_s * 1000:,.1f} ms")
 cols[4].metric("Device", result.device)
 
-overview, step_tab, restarts_tab, export_tab = st.tabs(["Overview", "Step through a layer", "Restarts", "Export"])
+# One section at a time (not tabs): only what is on screen is computed.
+section = st.radio("Section", ["Overview", "Step through a layer", "Restarts", "Export"], horizontal=True,
+                   key="section", label_visibility="collapsed")
 
-with overview:
+if section == "Overview":
     st.plotly_chart(overview_figure(metrics), width="stretch", key="overview")
     st.dataframe(summary_table(result)[:-1], width="stretch", hide_index=True, height=260)
 
-with step_tab:
+elif section == "Step through a layer":
     top = st.columns([1, 1, 2])
     layer = int(top[0].number_input("Layer", 0, layers - 1, key="layer"))
     view = top[1].radio("View", ["Animation", "Presenter"], horizontal=True, key="view")
@@ -78,14 +80,14 @@ with step_tab:
                "are the items placed or swapped in this step. Dashed lines: the mean pack load and the lower "
                "bound LB.")
 
-with restarts_tab:
-    layer_for_restarts = int(st.session_state.get("layer", 0))
+elif section == "Restarts":
+    layer_for_restarts = int(st.number_input("Layer", 0, layers - 1, key="layer"))
     trace = run_trace(data.digest, data.weight, config, packs, layer_for_restarts).traces[0]
     st.plotly_chart(restarts_figure(trace), width="stretch", key="restarts")
     st.caption(f"Layer {layer_for_restarts}: {len(trace.restart_spreads)} restarts, {len(trace.candidates)} kept "
                f"for refinement (orange); the star is the winning restart.")
 
-with export_tab:
+else:
     st.write(f"The placement on screen: preset **{label}**, {packs} packs, seed {config.seed}, "
              f"{layers} layers.")
     st.download_button("Placement CSV (layer, item, pack, rank_in_pack, load)", placement_csv(result),

@@ -27,7 +27,7 @@ def main() -> int:
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "explore.png"), full_page=True)
 
-        page.get_by_role("tab", name="Step through a layer").click()
+        page.get_by_text("Step through a layer", exact=True).click()
         wait_until_idle(page)
         animation = page.locator(".js-plotly-plot").filter(has=page.locator(".slider-container")).first
         animation.wait_for()
@@ -37,12 +37,12 @@ def main() -> int:
         page.wait_for_timeout(500)
         page.screenshot(path=str(out / "step_through.png"), full_page=True)
 
-        page.get_by_role("tab", name="Restarts").click()
+        page.get_by_text("Restarts", exact=True).click()
         wait_until_idle(page)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "restarts.png"), full_page=True)
 
-        page.get_by_role("tab", name="Step through a layer").click()
+        page.get_by_text("Step through a layer", exact=True).click()
         page.get_by_text("Presenter", exact=True).click()
         wait_until_idle(page)
         page.get_by_role("button", name="Refinement").click()

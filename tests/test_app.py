@@ -43,7 +43,7 @@ def explore() -> AppTest:
 
 def test_explore_opens_on_the_default_sample_with_charts(explore):
     assert "58 layers x 288 items" in explore.expander[0].label
-    assert len(explore.get("plotly_chart")) >= 3
+    assert len(explore.get("plotly_chart")) >= 2
     assert metric(explore, "Device") == "cpu"
     assert metric(explore, "Mean gap to LB").endswith("%")
     assert not explore.error
@@ -70,14 +70,15 @@ def test_compare_page_lists_every_preset():
 def test_changing_preset_packs_and_layer_re_runs():
     at = fresh().run()
     before = metric(at, "Mean gap to LB")
-    at.selectbox(key="preset").set_value("eplb").run()
+    at.selectbox(key="preset").set_value("restarts-2swap").run()
     no_exceptions(at)
-    assert at.number_input(key="num_restarts").value == 1
+    assert at.number_input(key="num_restarts").value == 256
     after = metric(at, "Mean gap to LB")
     assert after != before
     at.number_input(key="packs").set_value(16).run()
     no_exceptions(at)
     assert metric(at, "Mean gap to LB") != after
+    at.radio(key="section").set_value("Step through a layer").run()
     at.number_input(key="layer").set_value(5).run()
     no_exceptions(at)
     assert "5" in at.number_input(key="layer").value.__str__()
@@ -113,6 +114,7 @@ def test_a_good_upload_replaces_the_data():
 def test_presenter_steps_forward_and_jumps_to_the_end():
     at = fresh().run()
     at.selectbox(key="sample").set_value("Teaching: 12 items, 2-swap beats 1-swap").run()
+    at.radio(key="section").set_value("Step through a layer").run()
     at.radio(key="view").set_value("Presenter").run()
     no_exceptions(at)
     assert "12 items into 3 packs" in at.info[0].value
@@ -134,12 +136,13 @@ class _RecordingStorage(MemoryMediaFileStorage):
 def test_downloaded_placement_is_the_engines_result(monkeypatch):
     monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", _RecordingStorage)
     at = fresh().run()
+    at.radio(key="section").set_value("Export").run()
     no_exceptions(at)
     button = next(b for b in at.get("download_button") if "Placement CSV" in b.proto.label)
     assert button.proto.url
     file_id = button.proto.url.rsplit("/", 1)[-1].split(".")[0]
     placement = parse_placement_csv(_RecordingStorage.files[file_id].decode())
-    expected = pack(SAMPLE, 32, "restarts-2swap", seed=0)
+    expected = pack(SAMPLE, 32, "fast", seed=0)
     assert torch.equal(placement["pack"], expected.pack_index)
     assert torch.equal(placement["rank_in_pack"], expected.rank_in_pack)
     assert torch.equal(placement["load"], SAMPLE)
@@ -161,3 +164,20 @@ def test_compare_page_proves_the_optimum_of_a_small_sample():
     rows = at.dataframe[2].value
     assert set(rows["packer"]) >= {"eplb", "fast", "best"}
     assert (rows["mean_gap_to_optimum"] >= -1e-12).all()
+
+
+@pytest.mark.parametrize("section", ["Step through a layer", "Restarts", "Export"])
+def test_every_section_runs(section):
+    at = fresh().run()
+    at.radio(key="section").set_value(section).run()
+    no_exceptions(at)
+    if section != "Export":
+        assert at.get("plotly_chart")
+
+
+def test_restarts_section_shows_the_kept_candidates_of_the_seed_preset():
+    at = fresh().run()
+    at.selectbox(key="preset").set_value("restarts-2swap").run()
+    at.radio(key="section").set_value("Restarts").run()
+    no_exceptions(at)
+    assert any("256 restarts, 8 kept" in c.value for c in at.caption)

@@ -40,8 +40,8 @@ def page(app_url):
         yield page
 
 
-def open_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
+def open_section(page, name: str) -> None:
+    page.get_by_text(name, exact=True).click()
     wait_until_idle(page)
 
 
@@ -52,7 +52,7 @@ def test_the_app_opens_with_a_chart_and_no_error(page):
 
 
 def test_play_advances_the_animation(page):
-    open_tab(page, "Step through a layer")
+    open_section(page, "Step through a layer")
     animation = page.locator(".js-plotly-plot").filter(has=page.locator(".slider-container"))
     animation.first.wait_for()
     current = animation.first.locator("g.slider-group > text.slider-label").first
@@ -92,14 +92,14 @@ def test_a_bad_upload_shows_where_and_keeps_the_data(page, tmp_path):
 
 
 def test_the_downloaded_csv_is_a_valid_placement(page):
-    open_tab(page, "Export")
+    open_section(page, "Export")
     with page.expect_download() as download_info:
         page.get_by_role("button", name=re.compile("Placement CSV")).click()
     download = download_info.value
-    assert download.suggested_filename == "placement_restarts-2swap_32packs_seed0.csv"
+    assert download.suggested_filename == "placement_fast_32packs_seed0.csv"
     placement = parse_placement_csv(Path(download.path()).read_text())
     weight = replicate_hot(read_loads(ROOT / "sample_data" / "deepseek_v3_58x256.csv").weight, 288)
     assert all(torch.bincount(row, minlength=32).tolist() == [9] * 32 for row in placement["pack"])
-    expected = pack(weight, 32, "restarts-2swap", seed=0)
+    expected = pack(weight, 32, "fast", seed=0)
     assert torch.equal(placement["pack"], expected.pack_index)
     assert torch.equal(placement["rank_in_pack"], expected.rank_in_pack)
