@@ -29,10 +29,11 @@ from packviz.metrics import lower_bound  # noqa: E402
 from packviz.timeline import build_frames  # noqa: E402
 
 
-def rerun_times(changes: int = 5) -> list[float]:
+def rerun_times(section: str, changes: int = 5) -> list[float]:
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at.radio(key="section").set_value(section).run()
     times = []
     for seed in range(1, changes + 1):
         at.number_input(key="seed").set_value(seed)
@@ -45,10 +46,12 @@ def rerun_times(changes: int = 5) -> list[float]:
 
 def main() -> int:
     weight = replicate_hot(read_loads(ROOT / "sample_data" / "deepseek_v3_58x256.csv").weight, 288)
-    times = rerun_times()
-    print(f"Explore rerun after one option changes (default sample 58 x 288, 32 packs, AppTest): "
-          f"median {statistics.median(times):.3f} s, max {max(times):.3f} s over {len(times)} changes")
-    for preset in ("eplb", "best", "restarts-2swap"):
+    for section in ("Overview", "Step through a layer", "Restarts", "Export"):
+        times = rerun_times(section)
+        print(f"Explore rerun after the seed changes, section {section!r} (default sample 58 x 288, 32 packs, "
+              f"fast preset, AppTest): median {statistics.median(times):.3f} s, max {max(times):.3f} s "
+              f"over {len(times)} changes")
+    for preset in ("eplb", "fast", "best", "restarts-2swap"):
         result = pack(weight, 32, preset, seed=1)
         print(f"  packing alone with {preset}: {result.elapsed_s:.3f} s")
     result = pack(weight[:1], 32, "restarts-2swap", seed=0, max_iterations=50, trace_layers=[0])

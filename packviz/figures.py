@@ -165,7 +165,7 @@ def animation_figure(trace: LayerTrace, frames: Sequence[Frame], lower_bound: fl
             ],
         }],
         sliders=[{
-            "active": 0, "x": 0.16, "len": 0.84, "y": -0.12, "yanchor": "top",
+            "active": 0, "x": 0.2, "len": 0.8, "y": -0.12, "yanchor": "top",
             "currentvalue": {"prefix": "Step ", "font": {"size": 14}},
             "pad": {"t": 10}, "ticklen": 0, "minorticklen": 0,
             "steps": [{"label": str(frame.index), "method": "animate",

@@ -14,6 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts.browser import chromium_page, running_app, wait_until_idle
 
 
+def section(page, name: str) -> None:
+    page.locator('[data-testid="stRadio"]').get_by_text(name, exact=True).click()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
@@ -27,7 +31,7 @@ def main() -> int:
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "explore.png"), full_page=True)
 
-        page.get_by_text("Step through a layer", exact=True).click()
+        section(page, "Step through a layer")
         wait_until_idle(page)
         animation = page.locator(".js-plotly-plot").filter(has=page.locator(".slider-container")).first
         animation.wait_for()
@@ -37,12 +41,12 @@ def main() -> int:
         page.wait_for_timeout(500)
         page.screenshot(path=str(out / "step_through.png"), full_page=True)
 
-        page.get_by_text("Restarts", exact=True).click()
+        section(page, "Restarts")
         wait_until_idle(page)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "restarts.png"), full_page=True)
 
-        page.get_by_text("Step through a layer", exact=True).click()
+        section(page, "Step through a layer")
         page.get_by_text("Presenter", exact=True).click()
         wait_until_idle(page)
         page.get_by_role("button", name="Refinement").click()

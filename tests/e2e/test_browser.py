@@ -41,7 +41,7 @@ def page(app_url):
 
 
 def open_section(page, name: str) -> None:
-    page.get_by_text(name, exact=True).click()
+    page.locator('[data-testid="stRadio"]').get_by_text(name, exact=True).click()
     wait_until_idle(page)
 
 
