@@ -7,6 +7,11 @@ from dataclasses import dataclass
 import torch
 
 
+def _as_matrix(weight: torch.Tensor) -> torch.Tensor:
+    weight = torch.as_tensor(weight, dtype=torch.float64)
+    return weight.unsqueeze(0) if weight.dim() == 1 else weight
+
+
 def lower_bounds(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
     """Every bound of FACTS' family per layer: [L, k+1] as L0, L1, L_1 .. L_{k-1}.
 
@@ -15,9 +20,7 @@ def lower_bounds(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
     t+1 of the t*m+1 heaviest, so L_t = w_(tm-t+1) + .. + w_(tm+1) + the k-t-1
     smallest.
     """
-    weight = torch.as_tensor(weight, dtype=torch.float64)
-    if weight.dim() == 1:
-        weight = weight.unsqueeze(0)
+    weight = _as_matrix(weight)
     _num_layers, num_items = weight.shape
     per_pack = num_items // num_packs
     descending = torch.sort(weight, dim=1, descending=True).values
@@ -46,9 +49,7 @@ def crowding_bound(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
     With j = 1 this is FACTS' L_t; larger j catches "38 replicas over 32
     packs force 6 packs to hold two".
     """
-    weight = torch.as_tensor(weight, dtype=torch.float64)
-    if weight.dim() == 1:
-        weight = weight.unsqueeze(0)
+    weight = _as_matrix(weight)
     num_layers, num_items = weight.shape
     per_pack = num_items // num_packs
     descending = torch.sort(weight, dim=1, descending=True).values
@@ -81,9 +82,7 @@ def crowding_bound(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
 def lower_bound(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
     """The best of ``lower_bounds`` and ``crowding_bound`` per layer: [L]. For
     a layer of whole numbers every pack load is whole too, so it rounds up."""
-    weight = torch.as_tensor(weight, dtype=torch.float64)
-    if weight.dim() == 1:
-        weight = weight.unsqueeze(0)
+    weight = _as_matrix(weight)
     bound = torch.maximum(lower_bounds(weight, num_packs).amax(dim=1), crowding_bound(weight, num_packs))
     whole = (weight == weight.round()).all(dim=1)
     # the slack keeps a bound that is whole but computed a hair above it from rounding up

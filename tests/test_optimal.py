@@ -6,32 +6,13 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import brute_force_optimum
 
 from packviz import PRESETS, pack
 from packviz.metrics import lower_bound
 from packviz.optimal import available, solve_optimal
 
 pytestmark = pytest.mark.skipif(not available(), reason="ortools is not installed")
-
-
-def brute_force(weight: list[float], num_packs: int) -> float:
-    import itertools
-
-    per_pack = len(weight) // num_packs
-    best = float("inf")
-
-    def go(rest: list[int], loads: list[float]) -> None:
-        nonlocal best
-        if not rest:
-            best = min(best, max(loads))
-            return
-        first, others = rest[0], rest[1:]
-        for mates in itertools.combinations(others, per_pack - 1):
-            left = [i for i in others if i not in mates]
-            go(left, [*loads, weight[first] + sum(weight[i] for i in mates)])
-
-    go(list(range(len(weight))), [])
-    return best
 
 
 @settings(max_examples=15, deadline=None)
@@ -44,7 +25,7 @@ def test_optimum_matches_brute_force_and_bounds_every_packer(data):
     tensor = torch.tensor([weight], dtype=torch.float64)
     [result] = solve_optimal(tensor, num_packs, time_limit_s=10)
     assert result.status == "optimal"
-    assert result.max_load == brute_force(weight, num_packs)
+    assert result.max_load == brute_force_optimum(weight, num_packs)
     assert torch.bincount(result.pack_index, minlength=num_packs).tolist() == [per_pack] * num_packs
     assert float(lower_bound(tensor, num_packs)[0]) <= result.max_load + 1e-9
     for preset in PRESETS:
@@ -57,7 +38,7 @@ def test_real_loads_are_scaled_and_a_hint_is_used():
     hint = pack(weight, 2, "eplb").pack_index
     [result] = solve_optimal(weight, 2, time_limit_s=10, hint=hint)
     assert result.scaled and result.status == "optimal"
-    assert result.max_load == pytest.approx(brute_force(weight[0].tolist(), 2))
+    assert result.max_load == pytest.approx(brute_force_optimum(weight[0].tolist(), 2))
 
 
 def test_the_teaching_sample_optimum(tmp_path):
