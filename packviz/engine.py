@@ -589,6 +589,7 @@ class _Recorder:
         self.traced_rows = torch.cat([
             layer * self.restarts + torch.arange(self.restarts, device=device) for layer in self.layers
         ])
+        self.all_rows = len(self.layers) == weight.shape[0]
         self.traces = {
             layer: LayerTrace(
                 layer=layer_ids[layer],
@@ -605,7 +606,7 @@ class _Recorder:
 
     # Greedy fill ---------------------------------------------------------------
     def on_place(self, step: int, chosen: torch.Tensor) -> None:
-        self.step_packs.append(chosen[self.traced_rows])
+        self.step_packs.append(chosen if self.all_rows else chosen[self.traced_rows])
 
     # Pruning ---------------------------------------------------------------------
     def on_pruned(self, spreads_units: torch.Tensor, kept: torch.Tensor, selected: torch.Tensor) -> None:
@@ -681,20 +682,26 @@ class _Recorder:
         each candidate's slot table; after every iteration that table must
         equal the engine's own, or the trace is wrong."""
         tables = {row: self._table(candidate) for row, candidate in self.candidate_traces.items()}
+        loads = {row: [sum(self.traces[row // self.kept_count].weight[i] for i in pack) for pack in table]
+                 for row, table in tables.items()}
         for iteration, moves, rows, ids_after in self.swap_log:
             for position, row in enumerate(moves.row.tolist()):
                 candidate = self.candidate_traces[row]
                 weight = self.traces[row // self.kept_count].weight
                 table = tables[row]
+                pack_loads = loads[row]
                 pack_a = int(moves.pack_a[position])
                 pack_b = int(moves.pack_b[position])
                 ranks_a = tuple(int(s) for s in moves.slots_a[position].tolist() if s >= 0)
                 ranks_b = tuple(int(s) for s in moves.slots_b[position].tolist() if s >= 0)
                 from_a = tuple(table[pack_a][r] for r in ranks_a)
                 from_b = tuple(table[pack_b][r] for r in ranks_b)
-                before = _spread(weight, table)
+                before = max(pack_loads) - min(pack_loads)
                 for rank_a, rank_b, item_a, item_b in zip(ranks_a, ranks_b, from_a, from_b):
                     table[pack_a][rank_a], table[pack_b][rank_b] = item_b, item_a
+                # Re-summed, not adjusted, so rounding never drifts over many moves.
+                pack_loads[pack_a] = sum(weight[i] for i in table[pack_a])
+                pack_loads[pack_b] = sum(weight[i] for i in table[pack_b])
                 candidate.swaps.append(Swap(
                     iteration=iteration,
                     kind="2-swap" if bool(moves.is_two_swap[position]) else "1-swap",
@@ -706,7 +713,7 @@ class _Recorder:
                     ranks_in_b=ranks_b,
                     moved_load=sum(weight[i] for i in from_a) - sum(weight[i] for i in from_b),
                     spread_before=before,
-                    spread_after=_spread(weight, table),
+                    spread_after=max(pack_loads) - min(pack_loads),
                 ))
                 candidate.final_spread = candidate.swaps[-1].spread_after
             for position, row in enumerate(rows.tolist()):
@@ -735,7 +742,3 @@ class _Recorder:
         restarts = self.restarts
         self._orders = {layer: order[layer * restarts:(layer + 1) * restarts].cpu() for layer in self.layers}
 
-
-def _spread(weight: list[float], table: list[list[int]]) -> float:
-    loads = [sum(weight[item] for item in pack) for pack in table]
-    return max(loads) - min(loads)

@@ -14,7 +14,7 @@ import torch
 from packviz.config import PackerConfig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Placement:
     """The greedy fill put ``item`` (true ``load``) into ``pack`` at ``rank``."""
 
@@ -26,7 +26,7 @@ class Placement:
     pack_load_after: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Swap:
     """One refinement move: ``items_from_a`` left pack ``pack_a`` for ``pack_b``.
 
