@@ -182,10 +182,10 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "best",
-            "packviz's strongest packer within the seed's time: the greedy fill and two noisy restarts, "
-            "refined by the best 1-swap or 2-swap of every heaviest/lightest pack pair at once.",
-            PackerConfig(num_restarts=3, num_refined=3, one_swap=True, two_swap=True, swap_scope="paired",
-                         two_swap_max_pack_size=None, max_iterations=400, select_by="max_load",
+            "packviz's strongest packer within the seed's time: the greedy fill and seven noisy restarts, "
+            "all refined by the best 1-swap or 2-swap of every heaviest/lightest pack pair at once.",
+            PackerConfig(num_restarts=8, num_refined=8, one_swap=True, two_swap=True, swap_scope="paired",
+                         two_swap_max_pack_size=None, max_iterations=150, select_by="max_load",
                          stop_at_lower_bound=True),
         ),
     )

@@ -512,8 +512,8 @@ def _pair_moves(
         if bool(searching.any()):
             sums_a = items_a[searching][:, first] + items_a[searching][:, second]
             sums_b = items_b[searching][:, first] + items_b[searching][:, second]
-            value, flat = _chunked_best(sums_a, sums_b, difference[searching], config.swap_score,
-                                        threshold[searching])
+            value, flat = _best_exchange(sums_a, sums_b, difference[searching], config.swap_score,
+                                         threshold[searching])
             best_two = torch.full_like(best, float("-inf"))
             best_two[searching] = value
             flat_two = torch.zeros(num_rows, num_pairs, dtype=torch.int64, device=device)
@@ -540,29 +540,33 @@ def _pair_moves(
     return moves.select(improving)
 
 
-def _chunked_best(
+def _best_exchange(
     sums_a: torch.Tensor,
     sums_b: torch.Tensor,
     difference: torch.Tensor,
     kind: str,
     threshold: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best 2-for-2 exchange per (row, pair) entry [E, P] x [E, P], over [P, P]
-    scores built a few entries at a time, so memory stays bounded however
-    many items a pack holds."""
-    num_entries, num_item_pairs = sums_a.shape
-    per_entry = max(1, num_item_pairs * num_item_pairs)
-    entries_per_chunk = max(1, _CHUNK_ELEMENTS // 4 // per_entry)
-    best_values = []
-    best_indices = []
-    for start in range(0, num_entries, entries_per_chunk):
-        part = slice(start, start + entries_per_chunk)
-        moved = sums_a[part].unsqueeze(2) - sums_b[part].unsqueeze(1)
-        score = _score(moved, difference[part, None, None], kind).reshape(moved.shape[0], -1)
-        index = _first_max(score, threshold[part].unsqueeze(1))
-        best_values.append(score.gather(1, index.unsqueeze(1)).squeeze(1))
-        best_indices.append(index)
-    return torch.cat(best_values), torch.cat(best_indices)
+    """Best 2-for-2 exchange per (row, pair) entry: pair sums [E, P] of each
+    side, returning the score and the flat index ``i * P + j``.
+
+    Both scores peak where the load moved, sums_a[i] - sums_b[j], is nearest
+    to half the packs' difference, so for each i only the two sums_b around
+    sums_a[i] - D/2 (a binary search in sorted sums_b) can be best: O(P log P)
+    per entry instead of all P*P exchanges, in O(E*P) memory.
+    """
+    num_entries, num_item_pairs = sums_b.shape
+    sorted_b, order_b = torch.sort(sums_b, dim=1, stable=True)
+    target = (sums_a - difference.unsqueeze(1) / 2).contiguous()
+    position = torch.searchsorted(sorted_b, target)
+    around = torch.stack([(position - 1).clamp(min=0), position.clamp(max=num_item_pairs - 1)], dim=2)
+    moved = sums_a.unsqueeze(2) - sorted_b.gather(1, around.view(num_entries, -1)).view(around.shape)
+    score = _score(moved, difference[:, None, None], kind).reshape(num_entries, -1)
+    pick = _first_max(score, threshold.unsqueeze(1))
+    value = score.gather(1, pick.unsqueeze(1)).squeeze(1)
+    first = pick // 2
+    second = order_b.gather(1, around.view(num_entries, -1).gather(1, pick.unsqueeze(1))).squeeze(1)
+    return value, first * num_item_pairs + second
 
 
 class _Recorder:

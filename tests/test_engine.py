@@ -224,3 +224,16 @@ def test_public_api_names():
     assert set(packviz.PRESETS) >= {"eplb", "restarts-1swap", "restarts-2swap"}
     for preset in packviz.PRESETS.values():
         assert preset.description
+
+
+@pytest.mark.parametrize("kind", ["spread", "variance"])
+def test_the_binary_search_finds_the_best_two_for_two_exchange(kind):
+    generator = torch.Generator().manual_seed(12)
+    sums_a = torch.randint(0, 200, (300, 15), generator=generator).double()
+    sums_b = torch.randint(0, 200, (300, 15), generator=generator).double()
+    difference = torch.randint(-50, 400, (300,), generator=generator).double()
+    value, flat = engine._best_exchange(sums_a, sums_b, difference, kind, torch.zeros(300, dtype=torch.float64))
+    moved = sums_a.unsqueeze(2) - sums_b.unsqueeze(1)
+    every = engine._score(moved, difference[:, None, None], kind).reshape(300, -1)
+    assert torch.equal(value, every.amax(dim=1))
+    assert torch.equal(every.gather(1, flat.unsqueeze(1)).squeeze(1), value)
