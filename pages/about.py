@@ -28,10 +28,18 @@ per pack). A move that shifts load *d* between packs that differ by *D* narrows 
 
 **5. Choice.** The refined candidate with the smallest spread wins.
 
+**packviz's own moves** (presets `fast` and `best`). Instead of only the heaviest and lightest pack,
+every pack is paired with its mirror (the i-th heaviest with the i-th lightest) and all pairs swap at
+once; when no pair can improve, the heaviest pack tries every other pack. The best 2-for-2 exchange is
+found by a binary search over sorted pair sums rather than by trying all pairs of pairs. Candidates
+are kept and chosen by their heaviest pack, and a candidate stops as soon as it reaches the lower bound.
+
 **Lower bound.** With loads sorted w1 ≥ … ≥ wn, total S and k = n/m: L0 = S/m; L1 = w1 + the k-1 smallest;
 and for t = 1 … k-1, some pack holds t+1 of the t·m+1 heaviest, so L_t = w(tm-t+1) + … + w(tm+1) + the
-k-t-1 smallest. LB is the largest; *gap to LB* = max pack load / LB - 1. LB can be loose when many
-replicas of hot experts are near-equal.
+k-t-1 smallest. packviz adds a crowding bound (the packs holding more than t of the t·m+j heaviest
+items) and rounds up for whole token counts. LB is the largest; *gap to LB* = max pack load / LB - 1.
+LB can be loose when many replicas of hot experts are near-equal; for small layers the Compare page
+can prove the true optimum with CP-SAT (when OR-Tools is installed).
 """
 )
 st.subheader("Presets")
