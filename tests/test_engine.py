@@ -65,7 +65,13 @@ def test_reproducible_and_never_worse_than_plain_greedy(preset, instance, seed):
     assert torch.equal(first.rank_in_pack, again.rank_in_pack)
     greedy = pack(weight, num_packs, "eplb")
     tolerance = 1e-9 * weight.amax(1).clamp_min(1) * weight.shape[1]
-    assert bool((spread(first) <= spread(greedy) + tolerance).all())
+    # Restart 0 is the plain greedy and no move widens a candidate's spread or
+    # raises its heaviest pack; the choice keeps the better of what each
+    # preset minimises, so that is what can never be worse than eplb's.
+    if first.config.select_by == "spread":
+        assert bool((spread(first) <= spread(greedy) + tolerance).all())
+    else:
+        assert bool((first.pack_loads.amax(1) <= greedy.pack_loads.amax(1) + tolerance).all())
 
 
 @pytest.mark.parametrize("preset", PRESET_NAMES)
