@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any, get_args
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     making.add_argument("--real", action="store_true", help="real-valued loads instead of whole token counts")
     making.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="a generator parameter, e.g. --param skew=1.5 (repeatable)")
-    making.add_argument("--out", required=True, help="output file: .csv, .npy or .pt")
+    making.add_argument("--out", required=True, help="output file: .csv, .npy, .npz, .pt or .json")
     return parser
 
 
@@ -147,7 +148,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def write_matrix(weight: torch.Tensor, path: Path) -> None:
-    """Write [layers, items] loads as .csv, .npy or .pt (by the suffix)."""
+    """Write [layers, items] loads as .csv, .npy, .npz, .pt or .json (by the suffix)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         integer = bool((weight == weight.round()).all())
@@ -159,8 +160,14 @@ def write_matrix(weight: torch.Tensor, path: Path) -> None:
         np.save(path, weight.numpy())
     elif suffix == ".pt":
         torch.save(weight, path)
+    elif suffix == ".npz":
+        np.savez(path, loads=weight.numpy())
+    elif suffix == ".json":
+        integer = bool((weight == weight.round()).all())
+        rows = weight.to(torch.int64).tolist() if integer else weight.tolist()
+        path.write_text(json.dumps(rows))
     else:
-        raise ValueError(f"cannot write {suffix or 'a file without a suffix'}; use .csv, .npy or .pt")
+        raise ValueError(f"cannot write {suffix or 'a file without a suffix'}; use .csv, .npy, .npz, .pt or .json")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from packviz import PRESETS, pack
+from packviz.cli import write_matrix
 from packviz.eplb import rebalance_experts
 from packviz.generate import GENERATORS, drifting_moe, generate, replicate_hot
 from packviz.loaders import read_loads
@@ -27,6 +28,16 @@ def test_generators_are_seeded_non_negative_and_shaped(kind, integer):
     assert torch.equal(a, generate(kind, 5, 32, seed=4, integer=integer))
     assert not torch.equal(a, generate(kind, 5, 32, seed=5, integer=integer))
     assert bool((a == a.round()).all()) == integer or not integer
+
+
+@pytest.mark.parametrize("kind", list(GENERATORS))
+@pytest.mark.parametrize("suffix", [".csv", ".npy", ".npz", ".pt", ".json"])
+@pytest.mark.parametrize("integer", [True, False])
+def test_every_generator_round_trips_through_every_format(kind, suffix, integer, tmp_path):
+    weight = generate(kind, 3, 16, seed=7, integer=integer)
+    path = tmp_path / ("loads" + suffix)
+    write_matrix(weight, path)
+    assert torch.equal(read_loads(path).weight, weight)
 
 
 def test_generator_parameters_shape_the_loads():
