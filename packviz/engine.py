@@ -133,7 +133,6 @@ def _run_chunk(
     restarts = config.num_restarts
     kept_count = min(config.num_refined, restarts)
     greedy_loads = _greedy_loads(units, order, pack_of_step, num_packs).view(num_layers, restarts, num_packs)
-    spreads = greedy_loads.amax(dim=2) - greedy_loads.amin(dim=2)
     kept = torch.sort(_choice_keys(greedy_loads, config.select_by, window), dim=1, stable=True).indices
     kept = kept[:, :kept_count]
     selected = (torch.arange(num_layers, device=device).unsqueeze(1) * restarts + kept).reshape(-1)
@@ -147,7 +146,7 @@ def _run_chunk(
     candidate_layer = torch.arange(num_layers, device=device).repeat_interleave(kept_count)
     content_units = _gather_loads(units, candidate_layer, content_ids)
     if recorder is not None:
-        recorder.on_pruned(spreads, kept, selected)
+        recorder.on_pruned(kept)
         recorder.watch(content_ids)
 
     if config.refines:
@@ -613,9 +612,8 @@ class _Recorder:
         self.step_packs.append(chosen if self.all_rows else chosen[self.traced_rows])
 
     # Pruning ---------------------------------------------------------------------
-    def on_pruned(self, spreads_units: torch.Tensor, kept: torch.Tensor, selected: torch.Tensor) -> None:
-        self.kept = kept
-        self.selected = selected
+    def on_pruned(self, kept: torch.Tensor) -> None:
+        """``kept`` [L, K]: the restarts each layer keeps, best first."""
         kept_count = kept.shape[1]
         self.kept_count = kept_count
         scales = noise_scales(self.config).tolist()
@@ -625,11 +623,9 @@ class _Recorder:
             weight = self.weight[layer]
             orders = self._orders[layer]
             packs_all = step_packs[position * self.restarts:(position + 1) * self.restarts]
-            spreads = []
             true_loads_all = torch.zeros(self.restarts, self.num_packs, dtype=torch.float64)
             true_loads_all.scatter_add_(1, packs_all.long().cpu(), weight.cpu()[orders.cpu()])
-            spreads = (true_loads_all.amax(1) - true_loads_all.amin(1)).tolist()
-            trace.restart_spreads = spreads
+            trace.restart_spreads = (true_loads_all.amax(1) - true_loads_all.amin(1)).tolist()
             trace.kept_restarts = kept[layer].tolist()
             for slot, restart in enumerate(trace.kept_restarts):
                 candidate = self._candidate_from_fill(
