@@ -125,14 +125,16 @@ def _run_chunk(
     order = _restart_orders(units, config, layer_ids)
     if recorder is not None:
         recorder.remember_orders(order)
+    restarts = config.num_restarts
+    sorted_units = units.repeat_interleave(restarts, dim=0).gather(1, order)  # the load placed at each step
     if config.start == "snake":
         pack_of_step, rank_of_step = _snake_fill(order, num_packs, recorder)
     else:
-        pack_of_step, rank_of_step = _greedy_fill(units, order, num_packs, window, recorder)
+        pack_of_step, rank_of_step = _greedy_fill(sorted_units, num_packs, window, recorder)
 
-    restarts = config.num_restarts
     kept_count = min(config.num_refined, restarts)
-    greedy_loads = _greedy_loads(units, order, pack_of_step, num_packs).view(num_layers, restarts, num_packs)
+    greedy_loads = torch.zeros(num_layers * restarts, num_packs, dtype=torch.float64, device=device)
+    greedy_loads = greedy_loads.scatter_add_(1, pack_of_step.long(), sorted_units).view(num_layers, restarts, -1)
     kept = torch.sort(_choice_keys(greedy_loads, config.select_by, window), dim=1, stable=True).indices
     kept = kept[:, :kept_count]
     selected = (torch.arange(num_layers, device=device).unsqueeze(1) * restarts + kept).reshape(-1)
@@ -213,19 +215,17 @@ def _restart_orders(units: torch.Tensor, config: PackerConfig, layer_ids: list[i
 
 
 def _greedy_fill(
-    units: torch.Tensor,
-    order: torch.Tensor,
+    sorted_units: torch.Tensor,
     num_packs: int,
     window: float,
     recorder: _Recorder | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Put each item, in ``order``, into the lightest pack with room (the
-    lowest-numbered on a tie). Returns the pack and slot of each step, int32."""
-    num_rows, num_items = order.shape
+    """Put each step's load (``sorted_units`` [rows, n], heaviest first) into
+    the lightest pack with room (the lowest-numbered on a tie). Returns the
+    pack and slot of each step, int32."""
+    num_rows, num_items = sorted_units.shape
     per_pack = num_items // num_packs
-    device = units.device
-    restarts = num_rows // units.shape[0]
-    sorted_units = units.repeat_interleave(restarts, dim=0).gather(1, order)
+    device = sorted_units.device
     if device.type == "cpu" and num_rows * num_packs <= NUMPY_FILL_MAX_CELLS:
         return _greedy_fill_numpy(sorted_units.numpy(), num_packs, window, recorder)
     loads = torch.zeros(num_rows, num_packs, dtype=torch.float64, device=device)
@@ -308,16 +308,6 @@ def _choice_keys(loads: torch.Tensor, select_by: str, window: float) -> torch.Te
     return spread
 
 
-def _greedy_loads(
-    units: torch.Tensor, order: torch.Tensor, pack_of_step: torch.Tensor, num_packs: int
-) -> torch.Tensor:
-    num_rows = order.shape[0]
-    restarts = num_rows // units.shape[0]
-    sorted_units = units.repeat_interleave(restarts, dim=0).gather(1, order)
-    loads = torch.zeros(num_rows, num_packs, dtype=torch.float64, device=units.device)
-    return loads.scatter_add_(1, pack_of_step.long(), sorted_units)
-
-
 def _gather_loads(units: torch.Tensor, candidate_layer: torch.Tensor, content_ids: torch.Tensor) -> torch.Tensor:
     num_candidates = content_ids.shape[0]
     flat = units[candidate_layer].gather(1, content_ids.reshape(num_candidates, -1))
@@ -364,11 +354,14 @@ def _refine(
     )
     active = torch.arange(content_units.shape[0], device=content_units.device)
     for iteration in range(config.max_iterations):
-        if targets is not None and active.numel():
-            active = active[content_units[active].sum(dim=2).amax(dim=1) > targets[active]]
+        current = content_units[active]
+        loads = current.sum(dim=2)
+        if targets is not None:
+            open_rows = loads.amax(dim=1) > targets[active]
+            active, current, loads = active[open_rows], current[open_rows], loads[open_rows]
         if active.numel() == 0:
             break
-        moves = _best_moves(content_units[active], config, two_swap, window)
+        moves = _best_moves(current, loads, config, two_swap, window)
         if moves.row.numel() == 0:
             break
         moves.row = active[moves.row]
@@ -445,11 +438,12 @@ def _scope_pairs(
     return pack_a, pack_b, pack_a != pack_b
 
 
-def _best_moves(content_units: torch.Tensor, config: PackerConfig, two_swap: bool, window: float) -> _Moves:
+def _best_moves(
+    content_units: torch.Tensor, loads: torch.Tensor, config: PackerConfig, two_swap: bool, window: float
+) -> _Moves:
     """The improving moves of this iteration: the best one per candidate, or
     for ``paired``, the best per disjoint pack pair (and where no pair
     improves, the heaviest pack against every other)."""
-    loads = content_units.sum(dim=2)
     if config.swap_scope != "paired":
         return _pair_moves(content_units, loads, config, two_swap, window, config.swap_scope, per_pair=False)
     paired = _pair_moves(content_units, loads, config, two_swap, window, "paired", per_pair=True)
@@ -534,7 +528,7 @@ def _pair_moves(
         moves = _Moves(*(getattr(moves, name).gather(1, pick if getattr(moves, name).dim() == 2 else
                                                      pick.unsqueeze(2).expand(-1, -1, 2))
                          for name in _Moves.__dataclass_fields__))
-        threshold = threshold.gather(1, pick) if num_pairs else threshold
+        threshold = threshold.gather(1, pick)
     improving = moves.gain > threshold
     return moves.select(improving)
 
