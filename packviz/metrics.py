@@ -12,6 +12,12 @@ def _as_matrix(weight: torch.Tensor) -> torch.Tensor:
     return weight.unsqueeze(0) if weight.dim() == 1 else weight
 
 
+def _heaviest_prefix(weight: torch.Tensor) -> torch.Tensor:
+    """[L, n+1]: entry j is the sum of each layer's j heaviest loads."""
+    descending = torch.sort(weight, dim=1, descending=True).values
+    return torch.nn.functional.pad(descending.cumsum(dim=1), (1, 0))
+
+
 def lower_bounds(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
     """Every bound of FACTS' family per layer: [L, k+1] as L0, L1, L_1 .. L_{k-1}.
 
@@ -20,17 +26,18 @@ def lower_bounds(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
     t+1 of the t*m+1 heaviest, so L_t = w_(tm-t+1) + .. + w_(tm+1) + the k-t-1
     smallest.
     """
-    weight = _as_matrix(weight)
-    _num_layers, num_items = weight.shape
+    return _family_bounds(_heaviest_prefix(_as_matrix(weight)), num_packs)
+
+
+def _family_bounds(prefix: torch.Tensor, num_packs: int) -> torch.Tensor:
+    num_items = prefix.shape[1] - 1
     per_pack = num_items // num_packs
-    descending = torch.sort(weight, dim=1, descending=True).values
-    prefix = torch.nn.functional.pad(descending.cumsum(dim=1), (1, 0))  # prefix[j]: j heaviest
     total = prefix[:, -1]
 
     def smallest(count: int) -> torch.Tensor:
         return total - prefix[:, num_items - count]
 
-    bounds = [total / num_packs, descending[:, 0] + smallest(per_pack - 1)]
+    bounds = [total / num_packs, prefix[:, 1] + smallest(per_pack - 1)]
     for t in range(1, per_pack):
         # positions tm-t+1 .. tm+1 (1-based) are indices tm-t .. tm (0-based)
         top = prefix[:, t * num_packs + 1] - prefix[:, t * num_packs - t]
@@ -49,15 +56,16 @@ def crowding_bound(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
     With j = 1 this is FACTS' L_t; larger j catches "38 replicas over 32
     packs force 6 packs to hold two".
     """
-    weight = _as_matrix(weight)
-    num_layers, num_items = weight.shape
+    return _crowding_bound(_heaviest_prefix(_as_matrix(weight)), num_packs)
+
+
+def _crowding_bound(prefix: torch.Tensor, num_packs: int) -> torch.Tensor:
+    num_layers, num_items = prefix.shape[0], prefix.shape[1] - 1
     per_pack = num_items // num_packs
-    descending = torch.sort(weight, dim=1, descending=True).values
-    prefix = torch.nn.functional.pad(descending.cumsum(dim=1), (1, 0))
     total = prefix[:, -1:]
-    best = torch.zeros(num_layers, dtype=torch.float64)
-    j = torch.arange(1, num_packs + 1).view(-1, 1)
-    d = torch.arange(1, num_packs + 1).view(1, -1)
+    best = torch.zeros(num_layers, dtype=torch.float64, device=prefix.device)
+    j = torch.arange(1, num_packs + 1, device=prefix.device).view(-1, 1)
+    d = torch.arange(1, num_packs + 1, device=prefix.device).view(1, -1)
     for t in range(1, per_pack):
         top = t * num_packs + j  # [J, 1]
         usable = top <= num_items
@@ -83,7 +91,8 @@ def lower_bound(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
     """The best of ``lower_bounds`` and ``crowding_bound`` per layer: [L]. For
     a layer of whole numbers every pack load is whole too, so it rounds up."""
     weight = _as_matrix(weight)
-    bound = torch.maximum(lower_bounds(weight, num_packs).amax(dim=1), crowding_bound(weight, num_packs))
+    prefix = _heaviest_prefix(weight)
+    bound = torch.maximum(_family_bounds(prefix, num_packs).amax(dim=1), _crowding_bound(prefix, num_packs))
     whole = (weight == weight.round()).all(dim=1)
     # the slack keeps a bound that is whole but computed a hair above it from rounding up
     rounded = torch.ceil(bound - 1e-9 * bound.abs().clamp_min(1.0))
