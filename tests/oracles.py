@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import itertools
 
+from hypothesis import strategies as st
+
+
+@st.composite
+def balanced_instance(draw, packs: tuple[int, int], per_pack: tuple[int, int], max_load: int):
+    """(whole-number loads, number of packs) with n = packs * per_pack items."""
+    num_packs = draw(st.integers(*packs))
+    size = num_packs * draw(st.integers(*per_pack))
+    return draw(st.lists(st.integers(0, max_load), min_size=size, max_size=size)), num_packs
+
 
 def brute_force_optimum(weight: list[float], num_packs: int) -> float:
     """The smallest possible max pack load, by trying every balanced partition."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from oracles import brute_force_optimum
+from oracles import balanced_instance, brute_force_optimum
 
 from packviz import pack
 from packviz.eplb import rebalance_experts, replicate_experts
@@ -43,12 +42,9 @@ def _deepseek_greedy(weight: list[float], num_packs: int) -> list[int]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.data())
-def test_eplb_preset_is_deepseeks_greedy(data):
-    num_packs = data.draw(st.integers(1, 6))
-    per_pack = data.draw(st.integers(2, 6))
-    weight = data.draw(st.lists(st.integers(0, 500), min_size=num_packs * per_pack,
-                                max_size=num_packs * per_pack))
+@given(instance=balanced_instance(packs=(1, 6), per_pack=(2, 6), max_load=500))
+def test_eplb_preset_is_deepseeks_greedy(instance):
+    weight, num_packs = instance
     result = pack(torch.tensor([weight], dtype=torch.float64), num_packs, "eplb")
     assert result.pack_index[0].tolist() == _deepseek_greedy(weight, num_packs)
 
@@ -61,12 +57,9 @@ def test_replicate_gives_slots_to_the_hottest_per_replica():
 
 
 @settings(max_examples=40, deadline=None)
-@given(data=st.data())
-def test_lower_bound_never_exceeds_the_optimum(data):
-    num_packs = data.draw(st.integers(1, 4))
-    per_pack = data.draw(st.integers(1, 3))
-    weight = data.draw(st.lists(st.integers(0, 100), min_size=num_packs * per_pack,
-                                max_size=num_packs * per_pack))
+@given(instance=balanced_instance(packs=(1, 4), per_pack=(1, 3), max_load=100))
+def test_lower_bound_never_exceeds_the_optimum(instance):
+    weight, num_packs = instance
     bound = float(lower_bound(torch.tensor([weight], dtype=torch.float64), num_packs)[0])
     assert bound <= brute_force_optimum(weight, num_packs) + 1e-9
 

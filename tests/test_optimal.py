@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from oracles import brute_force_optimum
+from oracles import balanced_instance, brute_force_optimum
 
 from packviz import PRESETS, pack
 from packviz.metrics import lower_bound
@@ -16,12 +15,10 @@ pytestmark = pytest.mark.skipif(not available(), reason="ortools is not installe
 
 
 @settings(max_examples=15, deadline=None)
-@given(data=st.data())
-def test_optimum_matches_brute_force_and_bounds_every_packer(data):
-    num_packs = data.draw(st.integers(2, 3))
-    per_pack = data.draw(st.integers(2, 3))
-    weight = data.draw(st.lists(st.integers(0, 60), min_size=num_packs * per_pack,
-                                max_size=num_packs * per_pack))
+@given(instance=balanced_instance(packs=(2, 3), per_pack=(2, 3), max_load=60))
+def test_optimum_matches_brute_force_and_bounds_every_packer(instance):
+    weight, num_packs = instance
+    per_pack = len(weight) // num_packs
     tensor = torch.tensor([weight], dtype=torch.float64)
     [result] = solve_optimal(tensor, num_packs, time_limit_s=10)
     assert result.status == "optimal"

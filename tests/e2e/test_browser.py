@@ -66,12 +66,15 @@ def test_play_advances_the_animation(page):
     assert step > 0
 
 
-def test_a_csv_upload_updates_the_chart(page, tmp_path):
+def upload(page, path: Path, text: str) -> None:
     page.get_by_text("Upload", exact=True).click()
     wait_until_idle(page)
-    upload = tmp_path / "mine.csv"
-    upload.write_text("a,b,c,d,e,f\n9,1,5,5,2,8\n3,3,2,8,7,1\n4,4,4,4,4,4\n")
-    page.locator('input[type="file"]').set_input_files(str(upload))
+    path.write_text(text)
+    page.locator('input[type="file"]').set_input_files(str(path))
+
+
+def test_a_csv_upload_updates_the_chart(page, tmp_path):
+    upload(page, tmp_path / "mine.csv", "a,b,c,d,e,f\n9,1,5,5,2,8\n3,3,2,8,7,1\n4,4,4,4,4,4\n")
     page.get_by_text("3 layers x 6 items").first.wait_for(timeout=120_000)
     wait_until_idle(page)
     assert page.locator('[data-testid="stException"]').count() == 0
@@ -80,11 +83,7 @@ def test_a_csv_upload_updates_the_chart(page, tmp_path):
 
 
 def test_a_bad_upload_shows_where_and_keeps_the_data(page, tmp_path):
-    page.get_by_text("Upload", exact=True).click()
-    wait_until_idle(page)
-    bad = tmp_path / "bad.csv"
-    bad.write_text("1,2,3,4\n5,<b>abc</b>,7,8\n")
-    page.locator('input[type="file"]').set_input_files(str(bad))
+    upload(page, tmp_path / "bad.csv", "1,2,3,4\n5,<b>abc</b>,7,8\n")
     error = page.locator('[data-testid="stAlert"]').filter(has_text="row 2, column 2")
     error.first.wait_for(timeout=60_000)
     assert "<b>abc</b>" in error.first.inner_text()  # shown as typed, never rendered as HTML
