@@ -81,11 +81,13 @@ elif section == "Step through a layer":
                "bound LB.")
 
 elif section == "Restarts":
-    layer_for_restarts = int(st.number_input("Layer", 0, layers - 1, key="layer"))
+    layer_for_restarts = int(st.columns([1, 3])[0].number_input("Layer", 0, layers - 1, key="layer"))
     trace = run_trace(data.digest, data.weight, config, packs, layer_for_restarts).traces[0]
     st.plotly_chart(restarts_figure(trace), width="stretch", key="restarts")
-    st.caption(f"Layer {layer_for_restarts}: {len(trace.restart_spreads)} restarts, {len(trace.candidates)} kept "
-               f"for refinement (orange); the star is the winning restart.")
+    restarts = len(trace.restart_spreads)
+    st.caption(f"Layer {layer_for_restarts}: {restarts} restart{'s' if restarts != 1 else ''}, "
+               f"{len(trace.candidates)} kept for refinement (orange); the star is the winning restart."
+               + (" This preset runs a single fill; choose restarts-2swap to see many." if restarts == 1 else ""))
 
 else:
     st.write(f"The placement on screen: preset **{label}**, {packs} packs, seed {config.seed}, "
