@@ -419,13 +419,24 @@ def _scope_pairs(
     if scope == "extremes":
         pack_a = _first_max(loads, window).unsqueeze(1)
         pack_b = _first_min(loads, window).unsqueeze(1)
-    elif scope in ("top-k", "paired"):
-        width = min(num_packs, scope_k) if scope == "top-k" else num_packs // 2
+    elif scope == "paired":
+        # Both halves come from one ranking of the packs: position i pairs with
+        # position m-1-i, so every pack sits in at most one pair and the moves
+        # of one iteration never touch the same pack. Two independent sorts
+        # disagree inside chains of tied keys and would share packs.
+        keys = _tie_keys(loads, window)
+        ranking = torch.sort(-keys, dim=1, stable=True).indices
+        width = num_packs // 2
+        heaviest = ranking[:, :width]
+        lightest = ranking.flip(1)[:, :width]
+        # A pair of tied packs has nothing to gain; it stays in the scope but
+        # is marked invalid.
+        return heaviest, lightest, keys.gather(1, heaviest) > keys.gather(1, lightest)
+    elif scope == "top-k":
+        width = min(num_packs, scope_k)
         keys = _tie_keys(loads, window)
         heaviest = torch.sort(-keys, dim=1, stable=True).indices[:, :width]
         lightest = torch.sort(keys, dim=1, stable=True).indices[:, :width]
-        if scope == "paired":  # i-th heaviest with i-th lightest: disjoint pairs
-            return heaviest, lightest, heaviest != lightest
         pack_a = heaviest.repeat_interleave(width, dim=1)
         pack_b = lightest.repeat(1, width)
     else:

@@ -12,7 +12,7 @@ import torch
 from packviz import engine
 from packviz.config import DEFAULT_PRESET, PackerConfig, resolve_config
 from packviz.trace import LayerTrace
-from packviz.validate import as_weight_matrix, check_num_packs
+from packviz.validate import as_weight_matrix, check_num_packs, check_placement
 
 
 @dataclass
@@ -84,6 +84,10 @@ def pack(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - started
+    # Checked on every call, not only in tests: a placement goes onto GPUs.
+    label = preset if isinstance(preset, str) else "custom config"
+    check_placement(on_device, output.pack_index, output.rank_in_pack, output.pack_loads, num_packs, label,
+                    list(layer_ids) if layer_ids is not None else None)
     return PackResult(
         pack_index=output.pack_index.cpu(),
         rank_in_pack=output.rank_in_pack.cpu(),

@@ -71,3 +71,57 @@ _INTEGER_TYPES = {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64
 
 def _list(values: list[int]) -> str:
     return ", ".join(str(v) for v in values)
+
+
+class PlacementError(RuntimeError):
+    """The engine produced a placement that breaks the packing rules: a bug,
+    never handed to the caller as a result."""
+
+
+def check_placement(
+    weight: torch.Tensor,
+    pack_index: torch.Tensor,
+    rank_in_pack: torch.Tensor,
+    pack_loads: torch.Tensor,
+    num_packs: int,
+    label: str,
+    layer_ids: list[int] | None = None,
+) -> None:
+    """Raise PlacementError unless every layer puts each item in exactly one
+    (pack, rank) slot, every pack holds exactly n/m items and ``pack_loads``
+    are the sums of their items' loads. O(layers x items) time and memory.
+
+    weight, pack_index, rank_in_pack: [L, n]; pack_loads: [L, m].
+    """
+    num_layers, num_items = pack_index.shape
+    per_pack = num_items // num_packs
+
+    def fail(row: int, what: str) -> None:
+        layer = layer_ids[row] if layer_ids is not None else row
+        raise PlacementError(f"{label}: invalid placement of layer {layer}: {what}")
+
+    if tuple(pack_loads.shape) != (num_layers, num_packs):
+        fail(0, f"pack loads have shape {tuple(pack_loads.shape)}, expected {(num_layers, num_packs)}")
+    out_of_range = (pack_index < 0) | (pack_index >= num_packs) | (rank_in_pack < 0) | (rank_in_pack >= per_pack)
+    if bool(out_of_range.any()):
+        row, item = (int(v) for v in out_of_range.nonzero()[0])
+        fail(row, f"item {item} has pack {int(pack_index[row, item])}, rank {int(rank_in_pack[row, item])} "
+                  f"(packs 0..{num_packs - 1}, ranks 0..{per_pack - 1})")
+    slots = torch.sort(pack_index * per_pack + rank_in_pack, dim=1).values
+    clash = slots != torch.arange(num_items, device=slots.device)
+    if bool(clash.any()):
+        row = int(clash.any(dim=1).nonzero()[0])
+        counts = torch.bincount(pack_index[row], minlength=num_packs)
+        crowded = (counts != per_pack).nonzero()
+        what = (f"pack {int(crowded[0])} holds {int(counts[crowded[0]])} items, not {per_pack}" if crowded.numel()
+                else "two items share one slot")
+        fail(row, what)
+    summed = torch.zeros(num_layers, num_packs, dtype=torch.float64, device=weight.device)
+    summed.scatter_add_(1, pack_index, weight.to(torch.float64))
+    # Sums in another order differ by rounding only: a few ulps of the layer's total.
+    slack = 1e-9 * weight.abs().sum(dim=1, keepdim=True) + 1e-300
+    wrong = (summed - pack_loads.to(torch.float64)).abs() > slack
+    if bool(wrong.any()):
+        row, pack_id = (int(v) for v in wrong.nonzero()[0])
+        fail(row, f"pack {pack_id} reports load {float(pack_loads[row, pack_id])!r}, its items sum to "
+                  f"{float(summed[row, pack_id])!r}")
