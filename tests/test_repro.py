@@ -35,5 +35,5 @@ def test_near_tie_96_items_16_packs(preset):
 def test_near_tie_96_items_through_rebalance_experts():
     case = json.loads((REPRO / "near_tie_96_items_16_packs.json").read_text())
     weight = torch.tensor([case["loads"]], dtype=torch.float64)
-    placement = rebalance_experts(weight, 96, 1, 1, 16, packer="best")
+    placement = rebalance_experts(weight, 96, None, 1, 16, packer="best")
     assert sorted(placement.phy2log[0].tolist()) == list(range(96))
