@@ -151,9 +151,8 @@ def generate(kind: str, layers: int, items: int, seed: int = 0, integer: bool = 
 
 def replicate_hot(weight: torch.Tensor, num_slots: int) -> torch.Tensor:
     """Split the hottest items into replicas (EPLB's replication step) so that
-    ``weight`` [L, n] becomes [L, num_slots] of per-replica loads."""
-    from packviz.eplb import replicate_experts
+    ``weight`` [L, n] becomes [L, num_slots] of per-replica loads; the map
+    from slots to experts is ``packviz.experts.replicate``'s second result."""
+    from packviz.experts import replicate
 
-    weight = torch.as_tensor(weight, dtype=torch.float64)
-    phy2log, _, logcnt = replicate_experts(weight, num_slots)
-    return (weight / logcnt).gather(1, phy2log)
+    return replicate(weight, num_slots)[0]
