@@ -77,7 +77,7 @@ def overview_figure(metrics: LayerMetrics) -> go.Figure:
     return figure
 
 
-def _frame_traces(trace: LayerTrace, frame: Frame) -> list[dict]:
+def _frame_traces(trace: LayerTrace, frame: Frame, labels: Sequence[str] | None = None) -> list[dict]:
     # Plain dicts: a 300-frame animation is built in milliseconds instead of
     # seconds of Plotly's validation; the keys are checked by a test instead.
     weight = trace.weight
@@ -90,19 +90,28 @@ def _frame_traces(trace: LayerTrace, frame: Frame) -> list[dict]:
             "type": "bar",
             "x": list(range(num_packs)),
             "y": [_number(weight[i]) if i >= 0 else 0 for i in items],
+            # what hovering a segment names: the item and the expert it serves
+            "customdata": [_item_label(i, labels) for i in items],
             "marker": {"color": [max(i, 0) for i in items],
                        "line": {"width": [HIGHLIGHT_WIDTH if i in highlight else 0 for i in items]}},
         })
     return bars
 
 
-def _base_figure(trace: LayerTrace, frame: Frame, lower_bound: float, y_max: float) -> go.Figure:
+def _item_label(item: int, labels: Sequence[str] | None) -> str:
+    if item < 0:
+        return "empty slot"
+    return f"item {item}: {labels[item]}" if labels else f"item {item}"
+
+
+def _base_figure(trace: LayerTrace, frame: Frame, lower_bound: float, y_max: float,
+                 labels: Sequence[str] | None = None) -> go.Figure:
     num_items = trace.num_items
-    figure = go.Figure(_frame_traces(trace, frame))
+    figure = go.Figure(_frame_traces(trace, frame, labels))
     figure.update_traces(
         marker_colorscale=_item_colorscale(num_items), marker_cmin=0, marker_cmax=max(num_items - 1, 1),
         marker_line_color="black", showlegend=False,
-        hovertemplate="pack %{x}<br>item %{marker.color}<br>load %{y:,}<extra></extra>",
+        hovertemplate="pack %{x}<br>%{customdata}<br>load %{y:,}<extra></extra>",
     )
     mean = sum(trace.weight) / trace.num_packs
     for value, label, colour, side in ((mean, "mean", "#444", "top left"), (lower_bound, "LB", "#d62728", "top right")):
@@ -136,17 +145,19 @@ def _y_max(frames: Sequence[Frame], lower_bound: float) -> float:
     return 1.08 * max(lower_bound, *(max(frame.loads) for frame in frames))
 
 
-def frame_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float) -> go.Figure:
-    """One frame, still: for a presenter stepping with Prev / Next."""
-    return _base_figure(trace, frames[index], lower_bound, _y_max(frames, lower_bound))
+def frame_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float,
+                 item_labels: Sequence[str] | None = None) -> go.Figure:
+    """One frame, still: for a presenter stepping with Prev / Next. ``item_labels``
+    name each item's expert on hover."""
+    return _base_figure(trace, frames[index], lower_bound, _y_max(frames, lower_bound), item_labels)
 
 
 def animation_figure(trace: LayerTrace, frames: Sequence[Frame], lower_bound: float,
-                     frame_ms: int = 150) -> go.Figure:
+                     item_labels: Sequence[str] | None = None, frame_ms: int = 150) -> go.Figure:
     """Every frame as a Plotly animation with Play / Pause and a slider."""
-    figure = _base_figure(trace, frames[0], lower_bound, _y_max(frames, lower_bound))
+    figure = _base_figure(trace, frames[0], lower_bound, _y_max(frames, lower_bound), item_labels)
     frame_dicts = [
-        {"name": str(frame.index), "data": _frame_traces(trace, frame),
+        {"name": str(frame.index), "data": _frame_traces(trace, frame, item_labels),
          "layout": {"title": {"text": _wrap(frame.narration)}}}
         for frame in frames
     ]

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from pathlib import Path
 
 import streamlit as st
 import torch
 
 from packviz import PRESETS, PackerConfig, pack
 from packviz.config import SELECT_BY, START_KINDS, SWAP_SCOPES, SWAP_SCORES
-from packviz.generate import GENERATORS, generate, replicate_hot
-from packviz.loaders import SUFFIXES, LoadedMatrix, LoadError, read_loads
+from packviz.generate import GENERATORS, generate
+from packviz.loaders import SUFFIXES, LoadedMatrix, read_loads
 from packviz.packer import PackResult
+from packviz.samples import DEFAULT_SAMPLE, SAMPLES, Dataset, load_sample, make_dataset
 from packviz.text import escape_markdown
 from packviz.validate import valid_pack_counts
 
-ROOT = Path(__file__).resolve().parent.parent
-# label -> (file, default packs, slots after EPLB's replication of hot experts or None)
-SAMPLES = {
-    "DeepSeek-V3: 256 experts + 32 replicas (58 x 288)": ("deepseek_v3_58x256.csv", 32, 288),
-    "DeepSeek-V3 experts, no replicas (58 x 256)": ("deepseek_v3_58x256.csv", 32, None),
-    "DeepSeek EPLB README example (2 x 12)": ("deepseek_readme.csv", 4, None),
-    "Teaching: 12 items, 2-swap beats 1-swap": ("teaching_12_items.csv", 3, None),
-    "SGLang expert-distribution dump (8 x 64)": ("sglang_dump.pt", 8, None),
-}
-DEFAULT_SAMPLE = next(iter(SAMPLES))
 # The app opens on the fast preset so that every change answers within a second.
 APP_PRESET = "fast"
 KNOBS = ("num_restarts", "noise_min", "noise_max", "num_refined", "start", "one_swap", "two_swap",
@@ -34,52 +23,30 @@ KNOBS = ("num_restarts", "noise_min", "noise_max", "num_refined", "start", "one_
          "stop_at_lower_bound")
 
 
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    weight: torch.Tensor
-    description: str
-    source: str
-    digest: str
-    default_packs: int
-    item_names: tuple[str, ...] | None = None
-
-
-def _dataset(loaded: LoadedMatrix, default_packs: int) -> Dataset:
-    digest = hashlib.sha256(loaded.weight.numpy().tobytes() + str(loaded.shape).encode()).hexdigest()[:16]
-    return Dataset(loaded.weight, loaded.description, loaded.source, digest, default_packs, loaded.item_names)
-
-
 @st.cache_data(show_spinner=False)
-def _read_sample(file_name: str) -> LoadedMatrix:
-    return read_loads(ROOT / "sample_data" / file_name)
-
-
-def load_sample(label: str) -> Dataset:
-    file_name, packs, slots = SAMPLES[label]
-    loaded = _read_sample(file_name)
-    if slots is not None:
-        weight = replicate_hot(loaded.weight, slots)
-        loaded = LoadedMatrix(weight, f"{loaded.description}; the hottest experts replicated into {slots} slots "
-                              "(EPLB's replication: each slot carries its expert's load / replicas)",
-                              loaded.source)
-    return _dataset(loaded, packs)
+def _load_sample(label: str) -> Dataset:
+    return load_sample(label)
 
 
 def dataset() -> Dataset:
     if "dataset" not in st.session_state:
-        st.session_state.dataset = load_sample(DEFAULT_SAMPLE)
+        st.session_state.dataset = _load_sample(DEFAULT_SAMPLE)
     return st.session_state.dataset
 
 
 def _set_dataset(new: Dataset) -> None:
     st.session_state.dataset = new
     st.session_state.data_error = None
-    st.session_state.packs = new.default_packs if new.weight.shape[1] % new.default_packs == 0 else 1
+    st.session_state.packs = new.default_packs
     st.session_state.layer = 0
     st.session_state.step = 0
 
 
-PERSISTENT = (*KNOBS, "preset", "packs", "seed", "device", "source", "sample", "layer", "view", "section")
+REPLICATE_LABEL = "Replicate hot experts into N slots (0: none)"
+REPLICATE_HELP = ("EPLB's replication step: the expert with the most load per replica gets each extra slot, and "
+                  "its replicas share its load. Exports then name each slot's expert and replica.")
+PERSISTENT = (*KNOBS, "preset", "packs", "seed", "device", "source", "sample", "layer", "view", "section",
+              "upload_slots")
 
 
 def _keep_widget_state() -> None:
@@ -103,7 +70,7 @@ def data_sidebar() -> Dataset:
     source = st.sidebar.radio("Source", ["Sample", "Generate", "Upload"], horizontal=True, key="source")
     if source == "Sample":
         st.sidebar.selectbox("Sample", list(SAMPLES), key="sample",
-                             on_change=lambda: _set_dataset(load_sample(st.session_state.sample)))
+                             on_change=lambda: _set_dataset(_load_sample(st.session_state.sample)))
     elif source == "Generate":
         with st.sidebar.form("generator"):
             kind = st.selectbox("Kind", list(GENERATORS), format_func=lambda k: f"{k}: {GENERATORS[k].description}")
@@ -115,36 +82,31 @@ def data_sidebar() -> Dataset:
             for name, (default, low, high) in spec.parameters.items():
                 parameters[name] = st.number_input(name, float(low), float(high), float(default))
             integer = st.checkbox("Whole token counts", value=True)
+            slots = st.number_input(REPLICATE_LABEL, 0, 65536, 0, help=REPLICATE_HELP)
             if st.form_submit_button("Generate"):
                 try:
                     weight = generate(kind, int(layers), int(items), seed=int(seed), integer=integer, **parameters)
-                except ValueError as error:
-                    st.session_state.data_error = str(error)
-                else:
                     loaded = LoadedMatrix(weight, f"{int(layers)} x {int(items)} generated {kind} loads "
                                           f"(seed {int(seed)})", f"generated-{kind}")
-                    _set_dataset(_dataset(loaded, _default_packs(int(items))))
+                    _set_dataset(make_dataset(loaded, replicate_into=int(slots)))
+                except ValueError as error:
+                    st.session_state.data_error = str(error)
     else:
         upload = st.sidebar.file_uploader(
-            "Load matrix (one row per layer, one column per item)",
+            "Load matrix (one row per layer, one column per expert)",
             type=[s.lstrip(".") for s in SUFFIXES], key="upload",
         )
-        if upload is not None and st.session_state.get("upload_id") != upload.file_id:
-            st.session_state.upload_id = upload.file_id
+        slots = int(st.sidebar.number_input(REPLICATE_LABEL, 0, 65536, key="upload_slots", help=REPLICATE_HELP))
+        wanted = (upload.file_id, slots) if upload is not None else None
+        if wanted is not None and st.session_state.get("upload_id") != wanted:
+            st.session_state.upload_id = wanted
             try:
-                loaded = read_loads(upload.getvalue(), upload.name)
-            except LoadError as error:
+                _set_dataset(make_dataset(read_loads(upload.getvalue(), upload.name), replicate_into=slots))
+            except ValueError as error:  # LoadError, or slots that cannot hold the experts
                 st.session_state.data_error = str(error)
-            else:
-                _set_dataset(_dataset(loaded, _default_packs(loaded.shape[1])))
     if st.session_state.get("data_error"):
         st.sidebar.error("Not loaded, the previous data is kept: " + escape_markdown(st.session_state.data_error))
     return dataset()
-
-
-def _default_packs(num_items: int) -> int:
-    counts = [m for m in valid_pack_counts(num_items) if m < num_items]
-    return max((m for m in counts if num_items // m >= 4), default=counts[-1] if counts else 1)
 
 
 def _apply_preset() -> None:

@@ -19,7 +19,7 @@ choice = packer_sidebar(items)
 st.caption(escape_markdown(f"{data.source}: {data.description}"))
 with st.expander(f"Loads: {layers} layers x {items} items, total {float(data.weight.sum()):,.0f}",
                  expanded=layers * items <= 4096):
-    st.plotly_chart(heatmap_figure(data.weight), width="stretch", key="heatmap")
+    st.plotly_chart(heatmap_figure(data.weight, data.item_names), width="stretch", key="heatmap")
 
 if choice is None:
     st.warning("Choose a pack count that divides the items (see the sidebar) to pack this data.")
@@ -51,10 +51,11 @@ elif section == "Step through a layer":
     trace = traced.traces[0]
     frames = build_frames(trace)
     bound = float(lower_bound(data.weight[layer:layer + 1], packs)[0])
+    labels = data.slots.item_labels(layer)
     top[2].caption(f"{len(frames)} steps: {len(trace.chosen_candidate.placements)} placements, "
                    f"{len(trace.chosen_candidate.swaps)} moves; LB {bound:,.6g}")
     if view == "Animation":
-        st.plotly_chart(animation_figure(trace, frames, bound), width="stretch", key="animation")
+        st.plotly_chart(animation_figure(trace, frames, bound, labels), width="stretch", key="animation")
     else:
         if "step" not in st.session_state or st.session_state.step >= len(frames):
             st.session_state.step = 0
@@ -74,7 +75,7 @@ elif section == "Step through a layer":
         step = st.session_state.step
         frame = frames[step]
         buttons[6].markdown(f"**Step {step} / {len(frames) - 1}**  \n{frame.phase}")
-        st.plotly_chart(frame_figure(trace, frames, step, bound), width="stretch", key="presenter")
+        st.plotly_chart(frame_figure(trace, frames, step, bound, labels), width="stretch", key="presenter")
         st.info(frame.narration)
     st.caption("Each bar is a pack, each segment an item (its colour stays with it); the outlined segments "
                "are the items placed or swapped in this step. Dashed lines: the mean pack load and the lower "
@@ -92,12 +93,13 @@ elif section == "Restarts":
 else:
     st.write(f"The placement on screen: preset **{label}**, {packs} packs, seed {config.seed}, "
              f"{layers} layers.")
-    st.download_button("Placement CSV (layer, item, pack, rank_in_pack, load)", placement_csv(result),
+    st.download_button("Placement CSV (layer, item, pack, rank_in_pack, load, expert, replica)",
+                       placement_csv(result, data.slots),
                        file_name=download_name("placement", label, packs, config.seed, "csv"),
                        mime="text/csv", key="download_placement")
-    st.download_button("Per-pack summary CSV", pack_summary_csv(result),
+    st.download_button("Per-pack summary CSV", pack_summary_csv(result, data.slots),
                        file_name=download_name("packs", label, packs, config.seed, "csv"),
                        mime="text/csv", key="download_summary")
-    st.download_button("SGLang physical_to_logical_map (JSON)", sglang_json(result),
+    st.download_button("SGLang physical_to_logical_map (JSON, logical expert ids)", sglang_json(result, data.slots),
                        file_name=download_name("sglang", label, packs, config.seed, "json"),
                        mime="application/json", key="download_sglang")

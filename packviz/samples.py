@@ -1,0 +1,91 @@
+"""The shipped samples and what a loaded data set is, independent of the UI.
+
+A :class:`Dataset` is the matrix the packer sees (one column per physical
+slot) plus the :class:`SlotMap` that says which expert each slot serves, so
+every view and export can name experts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from packviz.experts import SlotMap, replicate
+from packviz.loaders import LoadedMatrix, read_loads
+from packviz.validate import valid_pack_counts
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+@dataclass(frozen=True)
+class Sample:
+    file_name: str
+    default_packs: int
+    slots: int | None  # slots after EPLB's replication of hot experts, or None for none
+
+
+SAMPLES: dict[str, Sample] = {
+    "DeepSeek-V3: 256 experts + 32 replicas (58 x 288)": Sample("deepseek_v3_58x256.csv", 32, 288),
+    "DeepSeek-V3 experts, no replicas (58 x 256)": Sample("deepseek_v3_58x256.csv", 32, None),
+    "DeepSeek EPLB README example (2 x 12)": Sample("deepseek_readme.csv", 4, None),
+    "Teaching: 12 items, 2-swap beats 1-swap": Sample("teaching_12_items.csv", 3, None),
+    "SGLang expert-distribution dump (8 x 64)": Sample("sglang_dump.pt", 8, None),
+}
+DEFAULT_SAMPLE = next(iter(SAMPLES))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """weight [L, n] float64 per slot; slots maps each slot to its expert."""
+
+    weight: torch.Tensor
+    description: str
+    source: str
+    digest: str
+    default_packs: int
+    slots: SlotMap
+
+    @property
+    def item_names(self) -> tuple[str, ...] | None:
+        """Column names of the loaded data where each item is one named expert."""
+        if self.slots.expert_names is None or self.slots.replicated:
+            return None
+        return self.slots.expert_names
+
+
+def make_dataset(loaded: LoadedMatrix, default_packs: int | None = None,
+                 replicate_into: int | None = None) -> Dataset:
+    """The packer's view of ``loaded`` (one column per expert), its hottest
+    experts replicated into ``replicate_into`` slots when that is given.
+    Raises ValueError when the slots cannot hold the experts."""
+    layers, experts = loaded.shape
+    description = loaded.description
+    if replicate_into and replicate_into != experts:
+        weight, slots = replicate(loaded.weight, replicate_into, loaded.item_names)
+        description += (f"; the hottest experts replicated into {replicate_into} slots (EPLB's replication: "
+                        "each slot carries its expert's load / replicas)")
+    else:
+        weight, slots = loaded.weight, SlotMap.identity(layers, experts, loaded.item_names)
+    digest = hashlib.sha256(weight.numpy().tobytes() + str(tuple(weight.shape)).encode()
+                            + repr(slots.expert_names).encode()).hexdigest()[:16]
+    packs = default_packs if default_packs and weight.shape[1] % default_packs == 0 else \
+        default_pack_count(weight.shape[1])
+    return Dataset(weight, description, loaded.source, digest, packs, slots)
+
+
+def read_sample(label: str) -> LoadedMatrix:
+    return read_loads(SAMPLE_DIR / SAMPLES[label].file_name)
+
+
+def load_sample(label: str) -> Dataset:
+    sample = SAMPLES[label]
+    return make_dataset(read_sample(label), sample.default_packs, sample.slots)
+
+
+def default_pack_count(num_items: int) -> int:
+    """The largest pack count leaving at least 4 items per pack."""
+    counts = [m for m in valid_pack_counts(num_items) if m < num_items]
+    return max((m for m in counts if num_items // m >= 4), default=counts[-1] if counts else 1)
