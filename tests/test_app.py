@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import ClassVar
 
@@ -12,14 +13,15 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from packviz import pack
-from packviz.export import parse_placement_csv
-from packviz.generate import replicate_hot
-from packviz.loaders import read_loads
+from packviz.export import check_sglang_map, parse_placement_csv
+from packviz.metrics import lower_bound
+from packviz.samples import DEFAULT_SAMPLE, load_sample
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TIMEOUT = 180
-SAMPLE = replicate_hot(read_loads(ROOT / "sample_data" / "deepseek_v3_58x256.csv").weight, 288)
+DEFAULT = load_sample(DEFAULT_SAMPLE)
+SAMPLE = DEFAULT.weight
 
 
 def fresh() -> AppTest:
@@ -81,7 +83,12 @@ def test_changing_preset_packs_and_layer_re_runs():
     at.radio(key="section").set_value("Step through a layer").run()
     at.number_input(key="layer").set_value(5).run()
     no_exceptions(at)
-    assert "5" in at.number_input(key="layer").value.__str__()
+    # the step-through now shows layer 5's own run: its lower bound and its moves
+    traced = pack(SAMPLE[5:6], 16, "restarts-2swap", layer_ids=[5], trace_layers=[0])
+    bound = float(lower_bound(SAMPLE[5:6], 16)[0])
+    assert bound != float(lower_bound(SAMPLE[:1], 16)[0])
+    moves = len(traced.traces[0].chosen_candidate.swaps)
+    assert any(f"{moves} moves; LB {bound:,.6g}" in c.value for c in at.caption)
 
 
 def test_a_pack_count_that_cannot_work_is_explained_with_the_valid_ones():
@@ -133,19 +140,51 @@ class _RecordingStorage(MemoryMediaFileStorage):
         return file_id
 
 
+def _downloaded(at: AppTest, label: str) -> str:
+    button = next(b for b in at.get("download_button") if label in b.proto.label)
+    assert button.proto.url
+    file_id = button.proto.url.rsplit("/", 1)[-1].split(".")[0]
+    return _RecordingStorage.files[file_id].decode()
+
+
 def test_downloaded_placement_is_the_engines_result(monkeypatch):
     monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", _RecordingStorage)
     at = fresh().run()
     at.radio(key="section").set_value("Export").run()
     no_exceptions(at)
-    button = next(b for b in at.get("download_button") if "Placement CSV" in b.proto.label)
-    assert button.proto.url
-    file_id = button.proto.url.rsplit("/", 1)[-1].split(".")[0]
-    placement = parse_placement_csv(_RecordingStorage.files[file_id].decode())
+    placement = parse_placement_csv(_downloaded(at, "Placement CSV"))
     expected = pack(SAMPLE, 32, "fast", seed=0)
     assert torch.equal(placement["pack"], expected.pack_index)
     assert torch.equal(placement["rank_in_pack"], expected.rank_in_pack)
     assert torch.equal(placement["load"], SAMPLE)
+    # the 288 slots name the 256 experts they serve
+    assert torch.equal(placement["expert"], DEFAULT.slots.phy2log)
+    assert torch.equal(placement["replica"], DEFAULT.slots.replica_rank)
+    table = json.loads(_downloaded(at, "SGLang"))["physical_to_logical_map"]
+    counts = check_sglang_map(table, num_experts=256, num_slots=288)
+    assert torch.equal(counts, DEFAULT.slots.logcnt)
+
+
+def test_an_upload_of_logical_loads_can_be_replicated(monkeypatch):
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", _RecordingStorage)
+    at = fresh().run()
+    at.radio(key="source").set_value("Upload").run()
+    at.number_input(key="upload_slots").set_value(6).run()
+    at.file_uploader(key="upload").upload("mine.csv", b"e0,e1,e2,e3\n9,1,5,5\n3,3,2,8\n", "text/csv").run()
+    no_exceptions(at)
+    assert "2 layers x 6 items" in at.expander[0].label
+    at.number_input(key="packs").set_value(3).run()
+    at.radio(key="section").set_value("Export").run()
+    no_exceptions(at)
+    text = _downloaded(at, "Placement CSV")
+    assert text.splitlines()[0] == "layer,item,pack,rank_in_pack,load,expert,replica,expert_name"
+    # layer 0: e0 (9) takes slot 4, then e2 (5, tied with e3, the lower index) slot 5
+    placement = parse_placement_csv(text)
+    assert placement["expert"][0].tolist() == [0, 1, 2, 3, 0, 2]
+    assert placement["replica"][0].tolist() == [0, 0, 0, 0, 1, 1]
+    assert placement["load"][0].tolist() == [4.5, 1.0, 2.5, 5.0, 4.5, 2.5]
+    where = f"{int(placement['pack'][0, 4])},{int(placement['rank_in_pack'][0, 4])}"
+    assert text.splitlines()[5] == f"0,4,{where},4.5,0,1,e0"
 
 
 def test_compare_page_proves_the_optimum_of_a_small_sample():
