@@ -27,7 +27,9 @@ class PackerConfig:
     """Every knob of the balanced-packing engine.
 
     num_restarts: greedy fills per layer; restart 0 is never perturbed, so it
-        is DeepSeek's plain greedy and the result is never worse than it.
+        is DeepSeek's plain greedy; it is always refined, and no candidate whose
+        heaviest pack outweighs it is chosen, so the result is never worse than
+        the greedy (with ``start="snake"``, never worse than the snake fill).
     noise_min, noise_max: restart r multiplies each item's sort key by
         ``1 + U(0, 1) * s_r`` with ``s_r`` spread linearly from min to max.
     num_refined: restarts with the smallest initial spread kept for refinement.

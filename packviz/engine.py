@@ -135,8 +135,11 @@ def _run_chunk(
     kept_count = min(config.num_refined, restarts)
     greedy_loads = torch.zeros(num_layers * restarts, num_packs, dtype=torch.float64, device=device)
     greedy_loads = greedy_loads.scatter_add_(1, pack_of_step.long(), sorted_units).view(num_layers, restarts, -1)
-    kept = torch.sort(_choice_keys(greedy_loads, config.select_by, window), dim=1, stable=True).indices
-    kept = kept[:, :kept_count]
+    pruning_keys = _choice_keys(greedy_loads, config.select_by, window)
+    # Restart 0, the plain greedy, is always refined: no move raises a heaviest
+    # pack, so its refined max load bounds the final choice (never worse than eplb).
+    pruning_keys[:, 0] = -1
+    kept = torch.sort(pruning_keys, dim=1, stable=True).indices[:, :kept_count]
     selected = (torch.arange(num_layers, device=device).unsqueeze(1) * restarts + kept).reshape(-1)
 
     num_candidates = selected.numel()
@@ -159,7 +162,13 @@ def _run_chunk(
         _refine(content_units, content_ids, config, window, recorder, targets)
 
     final_loads = content_units.sum(dim=2).view(num_layers, kept_count, num_packs)
-    best = _choice_keys(final_loads, config.select_by, window).argmin(dim=1)
+    final_keys = _choice_keys(final_loads, config.select_by, window)
+    # A candidate chosen by spread may still carry a heavier pack than the greedy
+    # fill: such candidates rank after every other.
+    greedy_max = greedy_loads[:, 0].amax(dim=1, keepdim=True)
+    heavier = final_loads.amax(dim=2) > greedy_max
+    final_keys = final_keys + heavier.long() * (final_keys.amax() + 1)
+    best = final_keys.argmin(dim=1)
     chosen = torch.arange(num_layers, device=device) * kept_count + best
     if recorder is not None:
         recorder.on_chosen(best)
