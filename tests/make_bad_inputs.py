@@ -1,26 +1,52 @@
-"""Writes the corpus of bad load files in tests/bad_inputs/ (run once; the files are committed)."""
+"""Writes the corpus of bad load files in tests/bad_inputs/ (the files are committed; the tests check that
+this script still writes them byte for byte). Usage: python tests/make_bad_inputs.py [OUT_DIR]."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
+import shlex
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 HERE = Path(__file__).resolve().parent / "bad_inputs"
+# Where the committed bombs would leave their mark; tests build their own bombs aimed at tmp_path.
+DEFAULT_MARKER = Path("/tmp/packviz_pickle_bomb_ran")
 
 
 class Bomb:
-    """Unpickling this would run a shell command that creates a marker file."""
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
 
     def __reduce__(self):
-        import os
+        return (os.system, (f"touch {shlex.quote(str(self.marker))}",))
 
-        return (os.system, ("touch /tmp/packviz_pickle_bomb_ran",))
+
+def pickle_bomb_pt(marker: Path = DEFAULT_MARKER) -> bytes:
+    """A torch zip archive whose pickle calls os.system when loaded without weights_only."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        # a fixed timestamp so that the committed file is reproducible
+        for member, content in (
+            ("archive/data.pkl", pickle.dumps({"logical_count": Bomb(marker)}, protocol=2)),
+            ("archive/version", b"3\n"),
+        ):
+            archive.writestr(zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0)), content)
+    return buffer.getvalue()
+
+
+def pickle_bomb_npy(marker: Path = DEFAULT_MARKER) -> bytes:
+    """An object-dtype .npy whose pickled payload calls os.system when loaded with allow_pickle=True."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    return header.getvalue() + pickle.dumps(np.array([Bomb(marker)], dtype=object), protocol=2)
 
 
 def npy_with_shape(shape: tuple[int, ...]) -> bytes:
@@ -29,8 +55,8 @@ def npy_with_shape(shape: tuple[int, ...]) -> bytes:
     return buffer.getvalue() + b"\0" * 64
 
 
-def main() -> None:
-    HERE.mkdir(exist_ok=True)
+def main(out: Path = HERE) -> None:
+    out.mkdir(exist_ok=True)
     files: dict[str, bytes | str] = {
         "ragged.csv": "1,2,3,4\n5,6,7\n",
         "text_cell.csv": "1,2,3,4\n5,abc,7,8\n9,10,11,12\n",
@@ -73,22 +99,15 @@ def main() -> None:
     buffer = io.BytesIO()
     np.savez(buffer, first=np.ones((2, 4)), second=np.zeros((2, 4)))
     files["two_arrays.npz"] = buffer.getvalue()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("archive/data.pkl", pickle.dumps({"logical_count": Bomb()}, protocol=2))
-        archive.writestr("archive/version", "3\n")
-    files["pickle_bomb.pt"] = buffer.getvalue()
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "|O", "fortran_order": False, "shape": (1,)})
-    files["pickle_bomb.npy"] = header.getvalue() + pickle.dumps(np.array([Bomb()], dtype=object), protocol=2)
+    files["pickle_bomb.pt"] = pickle_bomb_pt()
+    files["pickle_bomb.npy"] = pickle_bomb_npy()
     buffer = io.BytesIO()
     np.save(buffer, np.ones((2, 4), dtype=np.complex128))
     files["complex.npy"] = buffer.getvalue()
     for name, content in files.items():
         data = content.encode() if isinstance(content, str) else content
-        (HERE / name).write_bytes(data)
+        (out / name).write_bytes(data)
 
 
 if __name__ == "__main__":
-    main()
-    del torch
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import make_bad_inputs
 import numpy as np
 import pytest
 import torch
@@ -70,13 +71,28 @@ def test_bad_bytes_from_an_upload_give_the_same_message():
         read_loads((BAD / "text_cell.csv").read_bytes(), "upload.csv")
 
 
-def test_pickle_bombs_never_run(tmp_path):
-    marker = Path("/tmp/packviz_pickle_bomb_ran")
-    marker.unlink(missing_ok=True)
-    for name in ("pickle_bomb.pt", "pickle_bomb.npy"):
-        with pytest.raises(LoadError):
-            read_loads(BAD / name)
+def test_the_corpus_is_what_make_bad_inputs_writes(tmp_path):
+    make_bad_inputs.main(tmp_path)
+    for path in BAD.iterdir():
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize(
+    ("name", "make_bomb", "load_unsafely"),
+    [
+        ("bomb.pt", make_bad_inputs.pickle_bomb_pt, lambda data: torch.load(io.BytesIO(data), weights_only=False)),
+        ("bomb.npy", make_bad_inputs.pickle_bomb_npy, lambda data: np.load(io.BytesIO(data), allow_pickle=True)),
+    ],
+)
+def test_pickle_bombs_never_run(tmp_path, name, make_bomb, load_unsafely):
+    marker = tmp_path / "bomb ran"
+    bomb = make_bomb(marker)
+    with pytest.raises(LoadError, match="Python objects"):
+        read_loads(bomb, name)
     assert not marker.exists()
+    # the same bytes do run when unpickled, so the check above can fail
+    load_unsafely(bomb)
+    assert marker.exists()
 
 
 def _csv(text: str, name: str = "m.csv"):
@@ -107,7 +123,7 @@ def test_npy_npz_pt_json_round_trip(tmp_path):
     np.savez(tmp_path / "one.npz", loads=MATRIX.numpy())
     np.savez(tmp_path / "two.npz", loads=MATRIX.numpy(), other=np.zeros(3))
     torch.save(MATRIX, tmp_path / "m.pt")
-    torch.save({"logical_count": MATRIX.to(torch.int64) * 0 + MATRIX.round().to(torch.int64)}, tmp_path / "d.pt")
+    torch.save({"logical_count": MATRIX.round().to(torch.int64)}, tmp_path / "d.pt")
     (tmp_path / "m.json").write_text(json.dumps(MATRIX.tolist()))
     (tmp_path / "d.json").write_text(json.dumps({"logical_count": MATRIX.tolist()}))
     for name in ("m.npy", "one.npz", "m.pt", "m.json", "d.json"):
