@@ -29,8 +29,10 @@ import numpy as np
 import torch
 
 from packviz.config import PackerConfig
+from packviz.events import STOP_ITERATION_CAP, STOP_LOWER_BOUND, STOP_NO_MOVE
 from packviz.metrics import lower_bounds
-from packviz.trace import CandidateTrace, LayerTrace, Placement, Swap
+from packviz.recorder import TraceRecorder
+from packviz.trace import LayerTrace
 
 # Elements in one working tensor; bounds memory whatever the input size.
 _CHUNK_ELEMENTS = 1 << 24
@@ -115,7 +117,8 @@ def _run_chunk(
     per_pack = num_items // num_packs
     device = weight.device
     traced = sorted(set(trace_layers))
-    recorder = _Recorder(weight, num_packs, config, layer_ids, traced) if traced else None
+    recorder = (TraceRecorder(weight, num_packs, config, layer_ids, traced, noise_scales(config).tolist())
+                if traced else None)
 
     if per_pack == 1:
         return _identity(weight, num_packs, recorder)
@@ -151,8 +154,7 @@ def _run_chunk(
     candidate_layer = torch.arange(num_layers, device=device).repeat_interleave(kept_count)
     content_units = _gather_loads(units, candidate_layer, content_ids)
     if recorder is not None:
-        recorder.on_pruned(kept)
-        recorder.watch(content_ids)
+        recorder.on_pruned(kept, content_ids)
 
     if config.refines:
         targets = None
@@ -175,7 +177,7 @@ def _run_chunk(
     return _output(weight, content_ids[chosen], recorder)
 
 
-def _identity(weight: torch.Tensor, num_packs: int, recorder: _Recorder | None) -> EngineOutput:
+def _identity(weight: torch.Tensor, num_packs: int, recorder: TraceRecorder | None) -> EngineOutput:
     num_layers = weight.shape[0]
     content_ids = torch.arange(num_packs, device=weight.device).view(1, num_packs, 1)
     content_ids = content_ids.expand(num_layers, -1, -1).contiguous()
@@ -184,7 +186,7 @@ def _identity(weight: torch.Tensor, num_packs: int, recorder: _Recorder | None) 
     return _output(weight, content_ids, recorder)
 
 
-def _output(weight: torch.Tensor, content_ids: torch.Tensor, recorder: _Recorder | None) -> EngineOutput:
+def _output(weight: torch.Tensor, content_ids: torch.Tensor, recorder: TraceRecorder | None) -> EngineOutput:
     """Turn each layer's chosen [m, k] slot table into the per-item result."""
     num_layers, num_packs, per_pack = content_ids.shape
     device = weight.device
@@ -227,7 +229,7 @@ def _greedy_fill(
     sorted_units: torch.Tensor,
     num_packs: int,
     window: float,
-    recorder: _Recorder | None,
+    recorder: TraceRecorder | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Put each step's load (``sorted_units`` [rows, n], heaviest first) into
     the lightest pack with room (the lowest-numbered on a tie). Returns the
@@ -265,7 +267,7 @@ NUMPY_FILL_MAX_CELLS = 1 << 16
 
 
 def _greedy_fill_numpy(
-    sorted_units: np.ndarray, num_packs: int, window: float, recorder: _Recorder | None
+    sorted_units: np.ndarray, num_packs: int, window: float, recorder: TraceRecorder | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     num_rows, num_items = sorted_units.shape
     per_pack = num_items // num_packs
@@ -291,7 +293,7 @@ def _greedy_fill_numpy(
 
 
 def _snake_fill(
-    order: torch.Tensor, num_packs: int, recorder: _Recorder | None
+    order: torch.Tensor, num_packs: int, recorder: TraceRecorder | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Deal the items, in ``order``, to packs 0..m-1, then m-1..0, and so on:
     no loop over items, so it costs next to nothing; refinement does the rest."""
@@ -350,7 +352,7 @@ def _refine(
     content_ids: torch.Tensor,
     config: PackerConfig,
     window: float,
-    recorder: _Recorder | None,
+    recorder: TraceRecorder | None,
     targets: torch.Tensor | None = None,
 ) -> None:
     """Swap items between packs, in place, while a move helps; a candidate
@@ -367,15 +369,19 @@ def _refine(
         loads = current.sum(dim=2)
         if targets is not None:
             open_rows = loads.amax(dim=1) > targets[active]
+            if recorder is not None:
+                recorder.on_stopped(active[~open_rows], STOP_LOWER_BOUND, iteration)
             active, current, loads = active[open_rows], current[open_rows], loads[open_rows]
         if active.numel() == 0:
             break
         moves = _best_moves(current, loads, config, two_swap, window)
-        if moves.row.numel() == 0:
-            break
         moves.row = active[moves.row]
         if recorder is not None:
-            recorder.before_swap(content_ids, moves)
+            recorder.on_stopped(active[~torch.isin(active, moves.row)], STOP_NO_MOVE, iteration)
+        if moves.row.numel() == 0:
+            break
+        if recorder is not None:
+            recorder.before_swap(moves)
         for column in range(2):
             used = moves.slots_a[:, column] >= 0
             if not bool(used.any()):
@@ -387,9 +393,12 @@ def _refine(
                 table[index_a] = table[index_b]
                 table[index_b] = held_a
         if recorder is not None:
-            recorder.after_swap(iteration, moves)
+            recorder.after_swap(iteration)
         # A candidate that found no move this time never will: its state is unchanged.
         active = torch.unique(moves.row)
+    else:
+        if recorder is not None:
+            recorder.on_stopped(active, STOP_ITERATION_CAP, config.max_iterations)
 
 
 def _score(moved: torch.Tensor, difference: torch.Tensor, kind: str) -> torch.Tensor:
@@ -580,179 +589,3 @@ def _best_exchange(
     first = pick // 2
     second = order_b.gather(1, around.view(num_entries, -1).gather(1, pick.unsqueeze(1))).squeeze(1)
     return value, first * num_item_pairs + second
-
-
-class _Recorder:
-    """Collects trace events for a few layers while the engine runs.
-
-    It only copies what the engine computed; the per-step work is a handful
-    of small indexing operations on the traced rows.
-    """
-
-    def __init__(
-        self,
-        weight: torch.Tensor,
-        num_packs: int,
-        config: PackerConfig,
-        layer_ids: list[int],
-        layers: Sequence[int],
-    ) -> None:
-        self.weight = weight
-        self.num_packs = num_packs
-        self.config = config
-        self.layers = list(layers)
-        self.restarts = config.num_restarts
-        device = weight.device
-        self.traced_rows = torch.cat([
-            layer * self.restarts + torch.arange(self.restarts, device=device) for layer in self.layers
-        ])
-        self.all_rows = len(self.layers) == weight.shape[0]
-        self.traces = {
-            layer: LayerTrace(
-                layer=layer_ids[layer],
-                weight=weight[layer].tolist(),
-                num_packs=num_packs,
-                config=config,
-            )
-            for layer in self.layers
-        }
-        self.step_packs: list[torch.Tensor] = []
-        self.swap_log: list[tuple[int, _Moves, torch.Tensor, torch.Tensor]] = []
-        self.candidate_traces: dict[int, CandidateTrace] = {}
-        self.kept_count = 1
-
-    # Greedy fill ---------------------------------------------------------------
-    def on_place(self, step: int, chosen: torch.Tensor) -> None:
-        self.step_packs.append(chosen if self.all_rows else chosen[self.traced_rows])
-
-    # Pruning ---------------------------------------------------------------------
-    def on_pruned(self, kept: torch.Tensor) -> None:
-        """``kept`` [L, K]: the restarts each layer keeps, best first."""
-        kept_count = kept.shape[1]
-        self.kept_count = kept_count
-        scales = noise_scales(self.config).tolist()
-        step_packs = torch.stack(self.step_packs, dim=1) if self.step_packs else None
-        for position, layer in enumerate(self.layers):
-            trace = self.traces[layer]
-            weight = self.weight[layer]
-            orders = self._orders[layer]
-            packs_all = step_packs[position * self.restarts:(position + 1) * self.restarts]
-            true_loads_all = torch.zeros(self.restarts, self.num_packs, dtype=torch.float64)
-            true_loads_all.scatter_add_(1, packs_all.long().cpu(), weight.cpu()[orders.cpu()])
-            trace.restart_spreads = (true_loads_all.amax(1) - true_loads_all.amin(1)).tolist()
-            trace.kept_restarts = kept[layer].tolist()
-            for slot, restart in enumerate(trace.kept_restarts):
-                candidate = self._candidate_from_fill(
-                    weight.tolist(), orders[restart].tolist(), packs_all[restart].tolist(), restart,
-                    scales[restart],
-                )
-                trace.candidates.append(candidate)
-                self.candidate_traces[layer * kept_count + slot] = candidate
-        self.traced_candidate = torch.zeros(kept.numel(), dtype=torch.bool, device=kept.device)
-        self.traced_candidate[list(self.candidate_traces)] = True
-
-    def _candidate_from_fill(
-        self, weight: list[float], order: list[int], packs: list[int], restart: int, scale: float
-    ) -> CandidateTrace:
-        candidate = CandidateTrace(restart=restart, noise_scale=scale)
-        loads = [0.0] * self.num_packs
-        counts = [0] * self.num_packs
-        for step, (item, pack) in enumerate(zip(order, packs)):
-            loads[pack] += weight[item]
-            candidate.placements.append(
-                Placement(step, item, weight[item], pack, counts[pack], loads[pack])
-            )
-            counts[pack] += 1
-        candidate.initial_spread = max(loads) - min(loads)
-        candidate.final_spread = candidate.initial_spread
-        return candidate
-
-    def on_identity(self) -> None:
-        for layer in self.layers:
-            trace = self.traces[layer]
-            weight = trace.weight
-            candidate = self._candidate_from_fill(
-                weight, list(range(self.num_packs)), list(range(self.num_packs)), 0, 0.0
-            )
-            trace.restart_spreads = [candidate.initial_spread]
-            trace.kept_restarts = [0]
-            trace.candidates = [candidate]
-            trace.chosen = 0
-
-    # Refinement ----------------------------------------------------------------
-    def before_swap(self, content_ids: torch.Tensor, moves: _Moves) -> None:
-        traced = self.traced_candidate[moves.row]
-        self._pending = moves.select(traced) if bool(traced.any()) else None
-
-    def after_swap(self, iteration: int, moves: _Moves) -> None:
-        picked = self._pending
-        if picked is None:
-            return
-        rows = torch.unique(picked.row)
-        self.swap_log.append((iteration, picked, rows, self._content_ids[rows].clone()))
-
-    def _flush_swaps(self) -> None:
-        """Turn the logged moves into Swap events, applying them in order to
-        each candidate's slot table; after every iteration that table must
-        equal the engine's own, or the trace is wrong."""
-        tables = {row: self._table(candidate) for row, candidate in self.candidate_traces.items()}
-        loads = {row: [sum(self.traces[row // self.kept_count].weight[i] for i in pack) for pack in table]
-                 for row, table in tables.items()}
-        for iteration, moves, rows, ids_after in self.swap_log:
-            for position, row in enumerate(moves.row.tolist()):
-                candidate = self.candidate_traces[row]
-                weight = self.traces[row // self.kept_count].weight
-                table = tables[row]
-                pack_loads = loads[row]
-                pack_a = int(moves.pack_a[position])
-                pack_b = int(moves.pack_b[position])
-                ranks_a = tuple(int(s) for s in moves.slots_a[position].tolist() if s >= 0)
-                ranks_b = tuple(int(s) for s in moves.slots_b[position].tolist() if s >= 0)
-                from_a = tuple(table[pack_a][r] for r in ranks_a)
-                from_b = tuple(table[pack_b][r] for r in ranks_b)
-                before = max(pack_loads) - min(pack_loads)
-                for rank_a, rank_b, item_a, item_b in zip(ranks_a, ranks_b, from_a, from_b):
-                    table[pack_a][rank_a], table[pack_b][rank_b] = item_b, item_a
-                # Re-summed, not adjusted, so rounding never drifts over many moves.
-                pack_loads[pack_a] = sum(weight[i] for i in table[pack_a])
-                pack_loads[pack_b] = sum(weight[i] for i in table[pack_b])
-                candidate.swaps.append(Swap(
-                    iteration=iteration,
-                    kind="2-swap" if bool(moves.is_two_swap[position]) else "1-swap",
-                    pack_a=pack_a,
-                    pack_b=pack_b,
-                    items_from_a=from_a,
-                    items_from_b=from_b,
-                    ranks_in_a=ranks_a,
-                    ranks_in_b=ranks_b,
-                    moved_load=sum(weight[i] for i in from_a) - sum(weight[i] for i in from_b),
-                    spread_before=before,
-                    spread_after=max(pack_loads) - min(pack_loads),
-                ))
-                candidate.final_spread = candidate.swaps[-1].spread_after
-            for position, row in enumerate(rows.tolist()):
-                if tables[row] != ids_after[position].tolist():
-                    raise RuntimeError(f"trace of candidate {row} diverged from the engine at move {iteration}")
-
-    def _table(self, candidate: CandidateTrace) -> list[list[int]]:
-        per_pack = len(candidate.placements) // self.num_packs
-        table = [[-1] * per_pack for _ in range(self.num_packs)]
-        for placement in candidate.placements:
-            table[placement.pack][placement.rank] = placement.item
-        return table
-
-    def watch(self, content_ids: torch.Tensor) -> None:
-        self._content_ids = content_ids
-
-    def on_chosen(self, best: torch.Tensor) -> None:
-        for layer in self.layers:
-            self.traces[layer].chosen = int(best[layer])
-
-    def finish(self) -> dict[int, LayerTrace]:
-        self._flush_swaps()
-        return self.traces
-
-    def remember_orders(self, order: torch.Tensor) -> None:
-        restarts = self.restarts
-        self._orders = {layer: order[layer * restarts:(layer + 1) * restarts].cpu() for layer in self.layers}
-

@@ -105,7 +105,7 @@ def _item_label(item: int, labels: Sequence[str] | None) -> str:
 
 
 def _base_figure(trace: LayerTrace, frame: Frame, lower_bound: float, y_max: float,
-                 labels: Sequence[str] | None = None) -> go.Figure:
+                 labels: Sequence[str] | None = None, caption: str = "") -> go.Figure:
     num_items = trace.num_items
     figure = go.Figure(_frame_traces(trace, frame, labels))
     figure.update_traces(
@@ -121,7 +121,7 @@ def _base_figure(trace: LayerTrace, frame: Frame, lower_bound: float, y_max: flo
     figure.update_layout(
         barmode="stack", bargap=0.15, height=520, font=FONT,
         margin={"l": 60, "r": 20, "t": 90, "b": 50},
-        title={"text": _wrap(frame.narration), "font": {"size": 15}, "x": 0.01, "xanchor": "left"},
+        title={"text": _wrap(caption), "font": {"size": 15}, "x": 0.01, "xanchor": "left"},
         xaxis={"title": "pack", "tickmode": "linear" if trace.num_packs <= 40 else "auto",
                "range": [-0.6, trace.num_packs - 0.4]},
         yaxis={"title": "load", "range": [0, y_max]},
@@ -146,20 +146,23 @@ def _y_max(frames: Sequence[Frame], lower_bound: float) -> float:
 
 
 def frame_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float,
-                 item_labels: Sequence[str] | None = None) -> go.Figure:
+                 item_labels: Sequence[str] | None = None, caption: str = "") -> go.Figure:
     """One frame, still: for a presenter stepping with Prev / Next. ``item_labels``
-    name each item's expert on hover."""
-    return _base_figure(trace, frames[index], lower_bound, _y_max(frames, lower_bound), item_labels)
+    name each item's expert on hover; ``caption`` is the title."""
+    return _base_figure(trace, frames[index], lower_bound, _y_max(frames, lower_bound), item_labels, caption)
 
 
 def animation_figure(trace: LayerTrace, frames: Sequence[Frame], lower_bound: float,
-                     item_labels: Sequence[str] | None = None, frame_ms: int = 150) -> go.Figure:
-    """Every frame as a Plotly animation with Play / Pause and a slider."""
-    figure = _base_figure(trace, frames[0], lower_bound, _y_max(frames, lower_bound), item_labels)
+                     item_labels: Sequence[str] | None = None, captions: Sequence[str] | None = None,
+                     frame_ms: int = 150) -> go.Figure:
+    """Every frame as a Plotly animation with Play / Pause and a slider; ``captions``
+    (one per frame) title each frame."""
+    captions = list(captions) if captions is not None else [""] * len(frames)
+    figure = _base_figure(trace, frames[0], lower_bound, _y_max(frames, lower_bound), item_labels, captions[0])
     frame_dicts = [
         {"name": str(frame.index), "data": _frame_traces(trace, frame, item_labels),
-         "layout": {"title": {"text": _wrap(frame.narration)}}}
-        for frame in frames
+         "layout": {"title": {"text": _wrap(caption)}}}
+        for frame, caption in zip(frames, captions)
     ]
     play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True,
             "transition": {"duration": 0}, "mode": "immediate"}

@@ -1,8 +1,11 @@
 """What the engine did, step by step, for the layers asked for.
 
-The engine fills these records while it runs (see ``engine.TraceRecorder``);
-the animation and narration only read them. ``replay`` rebuilds a layer's
-placement from the events alone, and must equal the engine's result.
+The engine's recorder fills these records while it runs; the animation,
+narration and quizzes only read them. A candidate holds its own events (its
+fill, its moves, why it stopped); the layer holds the pruning and the
+choice. ``LayerTrace.story`` lays one candidate's events out in the order
+they happened, and ``replay`` rebuilds the placement from them alone: it
+must equal the engine's result.
 """
 
 from __future__ import annotations
@@ -12,51 +15,51 @@ from dataclasses import dataclass, field
 import torch
 
 from packviz.config import PackerConfig
+from packviz.events import Chosen, Event, FillStarted, Placed, Pruned, RefinementStopped, Swapped
+from packviz.state import PackState
 
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """The greedy fill put ``item`` (true ``load``) into ``pack`` at ``rank``."""
-
-    step: int
-    item: int
-    load: float
-    pack: int
-    rank: int
-    pack_load_after: float
-
-
-@dataclass(frozen=True, slots=True)
-class Swap:
-    """One refinement move: ``items_from_a`` left pack ``pack_a`` for ``pack_b``.
-
-    ``items_from_a[i]`` takes the slot (rank) that ``items_from_b[i]`` left, and
-    the other way round; ``kind`` is ``"1-swap"`` or ``"2-swap"``.
-    """
-
-    iteration: int
-    kind: str
-    pack_a: int
-    pack_b: int
-    items_from_a: tuple[int, ...]
-    items_from_b: tuple[int, ...]
-    ranks_in_a: tuple[int, ...]
-    ranks_in_b: tuple[int, ...]
-    moved_load: float
-    spread_before: float
-    spread_after: float
+# Kept for callers of the first trace format: the events under their old names.
+Placement = Placed
+Swap = Swapped
 
 
 @dataclass
 class CandidateTrace:
-    """One kept restart: its greedy fill, then its refinement moves."""
+    """One kept restart: its fill, its refinement moves and why they stopped."""
 
     restart: int
     noise_scale: float
-    placements: list[Placement] = field(default_factory=list)
-    swaps: list[Swap] = field(default_factory=list)
-    initial_spread: float = 0.0
-    final_spread: float = 0.0
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def fill_started(self) -> FillStarted:
+        return next(e for e in self.events if isinstance(e, FillStarted))
+
+    @property
+    def placements(self) -> list[Placed]:
+        return [e for e in self.events if isinstance(e, Placed)]
+
+    @property
+    def swaps(self) -> list[Swapped]:
+        return [e for e in self.events if isinstance(e, Swapped)]
+
+    @property
+    def stopped(self) -> RefinementStopped | None:
+        return next((e for e in self.events if isinstance(e, RefinementStopped)), None)
+
+    @property
+    def initial_spread(self) -> float:
+        placements = self.placements
+        loads: dict[int, float] = {}
+        for placement in placements:
+            loads[placement.pack] = placement.pack_load_after
+        values = list(loads.values())
+        return max(values) - min(values) if len(values) > 1 else 0.0
+
+    @property
+    def final_spread(self) -> float:
+        swaps = self.swaps
+        return swaps[-1].spread_after if swaps else self.initial_spread
 
     @property
     def spread_history(self) -> list[float]:
@@ -72,10 +75,9 @@ class LayerTrace:
     weight: list[float]
     num_packs: int
     config: PackerConfig
-    restart_spreads: list[float] = field(default_factory=list)
-    kept_restarts: list[int] = field(default_factory=list)
     candidates: list[CandidateTrace] = field(default_factory=list)
-    chosen: int = 0
+    pruned: Pruned | None = None
+    choice: Chosen | None = None
 
     @property
     def num_items(self) -> int:
@@ -86,8 +88,30 @@ class LayerTrace:
         return self.num_items // self.num_packs
 
     @property
+    def chosen(self) -> int:
+        return self.choice.candidate if self.choice is not None else 0
+
+    @property
     def chosen_candidate(self) -> CandidateTrace:
         return self.candidates[self.chosen]
+
+    @property
+    def restart_spreads(self) -> list[float]:
+        return list(self.pruned.restart_spreads) if self.pruned else []
+
+    @property
+    def kept_restarts(self) -> list[int]:
+        return list(self.pruned.kept_restarts) if self.pruned else []
+
+    def story(self, candidate: int | None = None) -> list[Event]:
+        """One candidate's events in the order they happened: its fill, the
+        layer's pruning, its moves and stop, and the layer's choice."""
+        chosen = self.candidates[self.chosen if candidate is None else candidate]
+        fill = [e for e in chosen.events if isinstance(e, (FillStarted, Placed))]
+        refine = [e for e in chosen.events if isinstance(e, (Swapped, RefinementStopped))]
+        layer_events = [self.pruned] if self.pruned is not None else []
+        closing = [self.choice] if self.choice is not None else []
+        return [*fill, *layer_events, *refine, *closing]
 
 
 def replay(trace: LayerTrace, candidate: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,32 +120,10 @@ def replay(trace: LayerTrace, candidate: int | None = None) -> tuple[torch.Tenso
     Uses the chosen candidate unless ``candidate`` names another; raises
     ValueError when the events contradict each other.
     """
-    chosen = trace.candidates[trace.chosen if candidate is None else candidate]
-    n = trace.num_items
-    pack_index = [-1] * n
-    rank_in_pack = [-1] * n
-    slots: dict[tuple[int, int], int] = {}
-    for placement in chosen.placements:
-        key = (placement.pack, placement.rank)
-        if pack_index[placement.item] != -1 or key in slots:
-            raise ValueError(f"placement {placement} reuses an item or a slot")
-        pack_index[placement.item] = placement.pack
-        rank_in_pack[placement.item] = placement.rank
-        slots[key] = placement.item
-    if -1 in pack_index:
+    state = PackState(trace.weight, trace.num_packs)
+    for event in trace.story(candidate):
+        state.apply(event)
+    if not state.complete:
         raise ValueError("the fill did not place every item")
-    for swap in chosen.swaps:
-        moves = zip(swap.items_from_a, swap.ranks_in_a, swap.items_from_b, swap.ranks_in_b)
-        for item_a, rank_a, item_b, rank_b in moves:
-            if slots.get((swap.pack_a, rank_a)) != item_a or slots.get(
-                (swap.pack_b, rank_b)
-            ) != item_b:
-                raise ValueError(f"swap {swap} does not match the placement so far")
-            slots[(swap.pack_a, rank_a)] = item_b
-            slots[(swap.pack_b, rank_b)] = item_a
-            pack_index[item_a], rank_in_pack[item_a] = swap.pack_b, rank_b
-            pack_index[item_b], rank_in_pack[item_b] = swap.pack_a, rank_a
-    return (
-        torch.tensor(pack_index, dtype=torch.int64),
-        torch.tensor(rank_in_pack, dtype=torch.int64),
-    )
+    pack_index, rank_in_pack = state.placement()
+    return torch.tensor(pack_index, dtype=torch.int64), torch.tensor(rank_in_pack, dtype=torch.int64)

@@ -7,6 +7,7 @@ import streamlit as st
 from packviz.export import pack_summary_csv, placement_csv, sglang_json, summary_table
 from packviz.figures import animation_figure, frame_figure, heatmap_figure, overview_figure, restarts_figure
 from packviz.metrics import layer_metrics, lower_bound
+from packviz.narration import explore as explore_narration
 from packviz.text import download_name, escape_markdown
 from packviz.timeline import build_frames, phase_starts
 from pages.common import data_sidebar, packer_sidebar, run_pack, run_trace
@@ -52,10 +53,11 @@ elif section == "Step through a layer":
     frames = build_frames(trace)
     bound = float(lower_bound(data.weight[layer:layer + 1], packs)[0])
     labels = data.slots.item_labels(layer)
+    captions = [explore_narration(trace, frames, index) for index in range(len(frames))]
     top[2].caption(f"{len(frames)} steps: {len(trace.chosen_candidate.placements)} placements, "
                    f"{len(trace.chosen_candidate.swaps)} moves; LB {bound:,.6g}")
     if view == "Animation":
-        st.plotly_chart(animation_figure(trace, frames, bound, labels), width="stretch", key="animation")
+        st.plotly_chart(animation_figure(trace, frames, bound, labels, captions), width="stretch", key="animation")
     else:
         if "step" not in st.session_state or st.session_state.step >= len(frames):
             st.session_state.step = 0
@@ -75,8 +77,9 @@ elif section == "Step through a layer":
         step = st.session_state.step
         frame = frames[step]
         buttons[6].markdown(f"**Step {step} / {len(frames) - 1}**  \n{frame.phase}")
-        st.plotly_chart(frame_figure(trace, frames, step, bound, labels), width="stretch", key="presenter")
-        st.info(frame.narration)
+        st.plotly_chart(frame_figure(trace, frames, step, bound, labels, captions[step]), width="stretch",
+                        key="presenter")
+        st.info(captions[step])
     st.caption("Each bar is a pack, each segment an item (its colour stays with it); the outlined segments "
                "are the items placed or swapped in this step. Dashed lines: the mean pack load and the lower "
                "bound LB.")

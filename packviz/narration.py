@@ -1,0 +1,171 @@
+"""What a frame shows, in words: apart from the frames, so that the explorer
+and the teacher can say different things about the same step.
+
+``explore`` is one short sentence of what happened. ``learn`` says why, with
+the numbers a newcomer needs to check it: the lightest pack with room, D and
+d of a swap and the rule 0 < d < D, why refinement stopped, why this
+candidate won. Every number comes from the frame's event or the state
+before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from packviz.events import (
+    STOP_ITERATION_CAP,
+    STOP_LOWER_BOUND,
+    STOP_NO_MOVE,
+    Chosen,
+    FillStarted,
+    Placed,
+    Pruned,
+    RefinementStopped,
+    Swapped,
+)
+from packviz.timeline import Frame, state_before
+from packviz.trace import LayerTrace
+
+VOICES = ("explore", "learn")
+
+
+def fmt(value: float) -> str:
+    """Loads as people read them: whole numbers with separators, else 4 significant digits."""
+    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.4g}"
+
+
+def _items(items: Sequence[int]) -> str:
+    return " and ".join(str(i) for i in items) if len(items) <= 2 else ", ".join(map(str, items))
+
+
+def narrate(trace: LayerTrace, frames: Sequence[Frame], index: int, voice: str = "explore") -> str:
+    if voice not in VOICES:
+        raise ValueError(f"voice must be one of {', '.join(VOICES)}, got {voice!r}")
+    return (explore if voice == "explore" else learn)(trace, frames, index)
+
+
+def explore(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
+    """What happened at this step, in one sentence."""
+    frame = frames[index]
+    event = frame.event
+    per_pack = trace.items_per_pack
+    if isinstance(event, FillStarted):
+        noise = "" if event.noise_scale == 0 else f" (restart {event.restart}, noise up to {event.noise_scale:.0%})"
+        rule = "deals them to the packs in snake order" if event.snake else \
+            "puts each into the lightest pack that still has room"
+        return (f"{trace.num_items} items into {trace.num_packs} packs of {per_pack}: the fill takes them heaviest "
+                f"first{noise} and {rule}.")
+    if isinstance(event, Placed):
+        if per_pack == 1:
+            room = "its own pack"
+        elif trace.config.start == "snake":
+            room = "dealt in snake order (0 to m-1, then back)"
+        else:
+            room = "the lightest pack with room"
+        return (f"Step {event.step + 1}: item {event.item} (load {fmt(event.load)}) goes to pack {event.pack}, "
+                f"{room}; pack {event.pack} now holds {fmt(event.pack_load_after)}.")
+    if isinstance(event, Pruned):
+        total = len(event.restart_spreads)
+        return (f"Pruning: {len(event.kept_restarts)} of {total} restart{'s' if total != 1 else ''} kept for "
+                f"refinement, by {_select_words(event.select_by)}.")
+    if isinstance(event, Swapped):
+        number = sum(1 for f in frames[:index + 1] if isinstance(f.event, Swapped))
+        plural = "s" if len(event.items_from_a) > 1 else ""
+        return (f"{event.move_kind} (move {number}, iteration {event.iteration + 1}): item{plural} "
+                f"{_items(event.items_from_a)} of pack {event.pack_a} trade{'' if plural else 's'} places with "
+                f"item{plural} {_items(event.items_from_b)} of pack {event.pack_b}, moving {fmt(event.moved_load)}; "
+                f"spread {fmt(event.spread_before)} to {fmt(event.spread_after)}.")
+    if isinstance(event, RefinementStopped):
+        return f"Refinement stops after {event.iterations} iteration{'s' if event.iterations != 1 else ''}: " \
+               f"{event.reason}."
+    assert isinstance(event, Chosen)
+    moves = sum(1 for f in frames if isinstance(f.event, Swapped))
+    return (f"Done: candidate {event.candidate + 1} of {event.num_candidates} kept (restart {event.restart}) wins "
+            f"after {moves} move{'s' if moves != 1 else ''}; max pack load {fmt(event.max_load)}, spread "
+            f"{fmt(event.spread)}.")
+
+
+def _select_words(select_by: str) -> str:
+    return "the smallest heaviest pack (then spread)" if select_by == "max_load" else \
+        "the smallest spread (heaviest minus lightest pack)"
+
+
+def learn(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
+    """Why this step happened, with the numbers to check it."""
+    frame = frames[index]
+    event = frame.event
+    before = state_before(trace, list(frames), index)
+    if isinstance(event, FillStarted):
+        return _learn_fill_started(trace, event)
+    if isinstance(event, Placed):
+        if event.rank == 0 and before.counts()[event.pack] == 0 and all(c == 0 for c in before.counts()):
+            first = "Every pack is empty, so the first item goes to pack 0. "
+        else:
+            first = ""
+        if trace.config.start == "snake":
+            return (f"{first}Item {event.item} (load {fmt(event.load)}) is dealt to pack {event.pack}: snake order "
+                    f"deals 0, 1, ..., {trace.num_packs - 1}, then back.")
+        counts = before.counts()
+        full = [p for p, c in enumerate(counts) if c == trace.items_per_pack]
+        room = [p for p, c in enumerate(counts) if c < trace.items_per_pack]
+        lightest = min(before.loads[p] for p in room)
+        full_words = f" (pack{'s' if len(full) > 1 else ''} {_items(full)} full)" if full else ""
+        return (f"{first}Item {event.item} (load {fmt(event.load)}) goes to pack {event.pack}: of the packs with "
+                f"room{full_words}, it is the lightest, at {fmt(lightest)}. It now holds "
+                f"{fmt(event.pack_load_after)}.")
+    if isinstance(event, Pruned):
+        kept = event.kept_restarts
+        spreads = [event.restart_spreads[r] for r in kept]
+        return (f"All {len(event.restart_spreads)} restarts are filled at once; only the {len(kept)} with "
+                f"{_select_words(event.select_by)} go on to refinement (spreads {', '.join(map(fmt, spreads[:8]))}"
+                f"{', ...' if len(spreads) > 8 else ''}). Restart 0, the plain greedy, is always kept, so the "
+                "result is never worse than it.")
+    if isinstance(event, Swapped):
+        return _learn_swap(event)
+    if isinstance(event, RefinementStopped):
+        return _learn_stop(trace, frame, event)
+    assert isinstance(event, Chosen)
+    return (f"Of the {event.num_candidates} refined candidate{'s' if event.num_candidates != 1 else ''}, restart "
+            f"{event.restart} has {_select_words(event.select_by)}: heaviest pack {fmt(event.max_load)}, spread "
+            f"{fmt(event.spread)}. Its placement is the answer for this layer.")
+
+
+def _learn_fill_started(trace: LayerTrace, event: FillStarted) -> str:
+    weight = trace.weight
+    text = (f"{trace.num_items} items must go into {trace.num_packs} packs, exactly {trace.items_per_pack} each. "
+            "The fill sorts them heaviest first and puts each into the lightest pack that still has room.")
+    if event.noise_scale == 0:
+        return text + " This is restart 0: the true loads, no noise."
+    inverted = next(((a, b) for a, b in zip(event.order, event.order[1:]) if weight[a] < weight[b]), None)
+    text += (f" This is restart {event.restart}: it sorts by load x (1 + U(0,1) x {event.noise_scale:.3g}), a "
+             "random nudge of up to " f"{event.noise_scale:.0%}, so each restart tries another order.")
+    if inverted:
+        a, b = inverted
+        text += f" Here item {a} (load {fmt(weight[a])}) comes before item {b} (load {fmt(weight[b])})."
+    return text
+
+
+def _learn_swap(event: Swapped) -> str:
+    big_d, small_d = event.difference_before, event.moved_load
+    gives = " + ".join(str(i) for i in event.items_from_a)
+    takes = " + ".join(str(i) for i in event.items_from_b)
+    what = "one item for one" if event.move_kind == "1-swap" else "two items for two"
+    return (f"Pack {event.pack_a} is heavier than pack {event.pack_b} by D = {fmt(big_d)}. Trading {what} "
+            f"(item{'s' if len(event.items_from_a) > 1 else ''} {gives} for {takes}) moves d = {fmt(small_d)} from "
+            f"pack {event.pack_a} to pack {event.pack_b}. Because 0 < d < D, both packs end between their old "
+            f"loads; the best trade moves d closest to D/2 = {fmt(big_d / 2)}. Spread {fmt(event.spread_before)} "
+            f"to {fmt(event.spread_after)}.")
+
+
+def _learn_stop(trace: LayerTrace, frame: Frame, event: RefinementStopped) -> str:
+    config = trace.config
+    if event.reason == STOP_LOWER_BOUND:
+        return ("Refinement stops: the heaviest pack has reached the lower bound, the least any placement can "
+                "reach, so no move could do better.")
+    if event.reason == STOP_ITERATION_CAP:
+        return f"Refinement stops at the iteration cap ({config.max_iterations}); a move might still have helped."
+    if event.reason == STOP_NO_MOVE:
+        kinds = " or ".join(k for k, on in (("1-swap", config.one_swap), ("2-swap", config.two_swap)) if on)
+        return (f"Refinement stops: no {kinds} moves a d with 0 < d < D between the packs it may join, so every "
+                f"trade would leave the spread as wide or wider. Spread {fmt(frame.spread)}.")
+    return "This preset does not refine: the fill's placement is the answer."
