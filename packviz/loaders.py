@@ -6,6 +6,10 @@ file name and returns a :class:`LoadedMatrix` whose ``weight`` is a float64
 ValueError) naming the file and the place of the problem. Nothing a user
 uploads is unpickled: NumPy files load with ``allow_pickle=False`` and torch
 files with ``weights_only=True``.
+
+In ``.csv`` and ``.txt`` files the column separator is sniffed among ',', tab and ';': the one that splits
+every row into the same number of cells, most of them numbers, and ',' on a tie. Files separated by ';'
+(Excel's .csv where the decimal mark is ',') may write '1,5' for 1.5.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import torch
 
 DEFAULT_MAX_VALUES = 10_000_000
 INDEX_HEADERS = {"", "#", "layer", "layers", "layer_id", "index", "idx", "id", "name", "row"}
-TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": None, ".ssv": ";"}
+# None: the separator is sniffed from the content (Excel writes ";" into .csv files in many locales)
+TEXT_SUFFIXES = {".csv": None, ".tsv": "\t", ".txt": None, ".ssv": ";"}
 SUFFIXES = (*TEXT_SUFFIXES, ".npy", ".npz", ".pt", ".pth", ".json")
 
 
@@ -82,13 +87,37 @@ def read_loads(
 
 # Delimited text ----------------------------------------------------------------
 
+# Sniffed separators, in the order preferred when the content fits several equally well.
+CANDIDATE_DELIMITERS = (",", "\t", ";")
+DELIMITER_NAMES = {",": "','", "\t": "tabs", ";": "';'", " ": "spaces"}
+SNIFF_LINES = 100
+# A number written with a ',' in it (decimal comma or thousands separators), never a column name.
+_COMMA_NUMBER = re.compile(r"[+-]?\d[\d.,]*,[\d.,]*(?:[eE][+-]?\d+)?")
 
-def _is_number(text: str) -> bool:
+
+def _number(cell: str, decimal_comma: bool) -> float | None:
+    """The cell's value, or None when it is not a number; with ``decimal_comma`` '1,5' is 1.5."""
+    if decimal_comma and "," in cell:
+        # '1.234,5' and '1,234,5' carry thousands separators, which are refused rather than guessed at
+        if "." in cell or cell.count(",") > 1:
+            return None
+        cell = cell.replace(",", ".")
     try:
-        float(text)
+        return float(cell)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def _quoted(cell: str) -> str:
+    return repr(cell) if len(cell) <= 40 else repr(cell[:40]) + "..."
+
+
+def _split(lines: list[str], delimiter: str, name: str) -> list[list[str]]:
+    reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=True)
+    try:
+        return [[cell.strip() for cell in row] for row in reader]
+    except csv.Error as error:
+        raise LoadError(f"{name}: row {reader.line_num}: {error}") from None
 
 
 def _read_text(data: bytes, name: str, *, max_values: int, **_: object) -> LoadedMatrix:
@@ -103,26 +132,35 @@ def _read_text(data: bytes, name: str, *, max_values: int, **_: object) -> Loade
         lines.pop()
     if len(text) > 40 * max_values:
         raise LoadError(f"{name}: {len(text)} characters is more than a {max_values}-value matrix can hold")
-    delimiter = TEXT_SUFFIXES.get(Path(name).suffix.lower()) or _sniff_delimiter(lines)
-    rows = list(csv.reader(lines, delimiter=delimiter, skipinitialspace=True))
+    suffix = Path(name).suffix.lower()
+    fixed_delimiter = TEXT_SUFFIXES.get(suffix)
+    delimiter = fixed_delimiter or _sniff_delimiter(lines)
+    # Excel writes ';' between columns exactly where the locale writes ',' as the decimal mark; in
+    # comma- or tab-separated files a comma inside a number is as likely a thousands separator.
+    decimal_comma = delimiter == ";"
+    rows = _split(lines, delimiter, name)
     if not rows:
         raise LoadError(f"{name}: the file is empty")
-    rows = [[cell.strip() for cell in row] for row in rows]
     for number, row in enumerate(rows, start=1):
         if not any(row):
             raise LoadError(f"{name}: row {number} is blank")
+    _refuse_unsplit_rows(rows, name, delimiter, decimal_comma, None if fixed_delimiter is None else suffix)
 
-    header = _looks_like_header(rows[0], rows[1] if len(rows) > 1 else None)
+    header = _looks_like_header(rows[0], rows[1] if len(rows) > 1 else None, decimal_comma)
     body_start = 1 if header else 0
     body = rows[body_start:]
     if not body:
         raise LoadError(f"{name}: only a header row, no data rows")
     first_cells = [row[0] for row in body]
-    has_index = (header and rows[0][0].lower() in INDEX_HEADERS) or not any(
-        _is_number(cell) for cell in first_cells
+    has_index = (header and rows[0][0].lower() in INDEX_HEADERS) or all(
+        _is_label(cell, decimal_comma) for cell in first_cells
     )
     column_start = 1 if has_index else 0
     width = len(rows[0])
+    if width == column_start:
+        raise LoadError(
+            f"{name}: column 1 is read as labels (row 1: {_quoted(rows[0][0])}) and no column of loads follows it"
+        )
     for number, row in enumerate(rows, start=1):
         if len(row) != width:
             raise LoadError(
@@ -131,23 +169,36 @@ def _read_text(data: bytes, name: str, *, max_values: int, **_: object) -> Loade
     values = np.empty((len(body), width - column_start), dtype=np.float64)
     if values.size > max_values:
         raise LoadError(f"{name}: {values.size} values is more than the limit of {max_values}")
+    first_comma_decimal = first_dot_decimal = None
     for row_offset, row in enumerate(body):
         for column, cell in enumerate(row[column_start:], start=column_start):
-            try:
-                value = float(cell)
-            except ValueError:
-                where = f"row {body_start + row_offset + 1}, column {column + 1}"
+            where = f"row {body_start + row_offset + 1}, column {column + 1}"
+            value = _number(cell, decimal_comma)
+            if value is None:
                 if not cell:
-                    raise LoadError(f"{name}: {where} is empty") from None
-                raise LoadError(f"{name}: {where}: {cell[:40]!r} is not a number") from None
+                    raise LoadError(f"{name}: {where} is empty")
+                hint = _not_a_number_hint(cell, delimiter)
+                raise LoadError(f"{name}: {where}: {_quoted(cell)} is not a number{hint}")
             if not math.isfinite(value) or value < 0:
-                where = f"row {body_start + row_offset + 1}, column {column + 1}"
                 what = "is not a finite number" if not math.isfinite(value) else "is negative"
-                raise LoadError(f"{name}: {where}: {cell[:40]!r} {what}")
+                raise LoadError(f"{name}: {where}: {_quoted(cell)} {what}")
+            if decimal_comma and first_comma_decimal is None and "," in cell:
+                first_comma_decimal = (where, cell)
+            if decimal_comma and first_dot_decimal is None and "." in cell:
+                first_dot_decimal = (where, cell)
             values[row_offset, column - column_start] = value
+    if first_comma_decimal and first_dot_decimal:
+        # in a decimal-comma file '1.500' most likely means 1500, so neither reading is safe
+        (dot_where, dot_cell), (comma_where, comma_cell) = first_dot_decimal, first_comma_decimal
+        raise LoadError(
+            f"{name}: {dot_where}: {_quoted(dot_cell)} has a '.' but {comma_where}: {_quoted(comma_cell)} writes "
+            "decimals with ','; write every number with the same decimal mark and no thousands separators"
+        )
     item_names = tuple(rows[0][column_start:]) if header else None
     kind = {",": "comma", "\t": "tab", ";": "semicolon"}.get(delimiter, repr(delimiter))
     notes = [f"{kind}-separated text"]
+    if first_comma_decimal:
+        notes.append("decimal commas")
     if header:
         notes.append("header row")
     if has_index:
@@ -157,22 +208,97 @@ def _read_text(data: bytes, name: str, *, max_values: int, **_: object) -> Loade
 
 
 def _sniff_delimiter(lines: list[str]) -> str:
-    sample = lines[:20]
-    counts = {d: min((line.count(d) for line in sample), default=0) for d in (",", "\t", ";")}
-    best = max(counts, key=counts.get)
-    if counts[best] > 0:
-        return best
-    return ","
+    """The candidate that splits every sampled row into the same number (>1) of cells, most of them numbers.
+
+    Where none does, the one that splits the most rows, so that the rows which differ are the ones reported;
+    ',' where nothing splits at all.
+    """
+    sample = [line for line in lines[:SNIFF_LINES] if line.strip()]
+    splits = {}
+    for delimiter in CANDIDATE_DELIMITERS:
+        try:
+            splits[delimiter] = _split(sample, delimiter, "sample")
+        except LoadError:
+            continue
+    even = [d for d, rows in splits.items() if rows and len(rows[0]) > 1 and len({len(r) for r in rows}) == 1]
+    if even:
+        # max() keeps the first of equals, so ties go to the preferred order
+        return max(even, key=lambda d: _numeric_share(splits[d][1:] or splits[d], d == ";"))
+    return max(CANDIDATE_DELIMITERS, key=lambda d: sum(len(row) > 1 for row in splits.get(d, [])))
 
 
-def _looks_like_header(row: list[str], next_row: list[str] | None) -> bool:
-    text_cells = [cell for cell in row if not _is_number(cell)]
+def _numeric_share(rows: list[list[str]], decimal_comma: bool) -> float:
+    cells = [cell for row in rows for cell in row]
+    return sum(_number(cell, decimal_comma) is not None for cell in cells) / max(len(cells), 1)
+
+
+def _refuse_unsplit_rows(
+    rows: list[list[str]], name: str, delimiter: str, decimal_comma: bool, fixed_by_suffix: str | None
+) -> None:
+    """Refuse a row left as one cell that is no number because its separator is not the file's."""
+    widths = [len(row) for row in rows]
+    reference = next((number for number, width in enumerate(widths, start=1) if width > 1), None)
+    separator = DELIMITER_NAMES[delimiter]
+    for number, row in enumerate(rows, start=1):
+        if len(row) != 1 or _number(row[0], decimal_comma) is not None:
+            continue
+        cell = row[0]
+        other = next((d for d in CANDIDATE_DELIMITERS if d != delimiter and d in cell), None)
+        if other is None and "|" in cell:
+            other = "|"
+        words = cell.split()
+        if other is None and len(words) > 1 and all(_number(word, decimal_comma) is not None for word in words):
+            other = " "
+        if reference is not None:
+            if reference == 1 and any(_is_label(cell, decimal_comma) for cell in rows[0]):
+                place = "this file's header (row 1)"
+            else:
+                place = f"row {reference}"
+            if other:
+                uses = f"row {number} uses {DELIMITER_NAMES.get(other, repr(other))} instead; use one throughout"
+            else:
+                uses = f"row {number} holds no {separator}"
+            raise LoadError(
+                f"{name}: row {number} is one cell {_quoted(cell)}: the columns are separated by {separator} in "
+                f"{place}, but {uses}"
+            )
+        if other is None:
+            continue  # one cell in a one-column file: the shape and number checks say what is wrong
+        if fixed_by_suffix:
+            expected = f"a {fixed_by_suffix} file separates its columns with {separator}"
+        else:
+            expected = "packviz found no ',', tab or ';' that splits it into columns"
+        found = f"; it seems to use {DELIMITER_NAMES.get(other, repr(other))}" if other else ""
+        raise LoadError(f"{name}: row {number} is one cell {_quoted(cell)}: {expected}{found}")
+
+
+def _not_a_number_hint(cell: str, delimiter: str) -> str:
+    if _COMMA_NUMBER.fullmatch(cell):
+        if delimiter == ";":
+            return " (write numbers without thousands separators)"
+        return (
+            " (write decimals with '.' and no thousands separators; a decimal ',' is read only in files whose "
+            "columns are separated by ';')"
+        )
+    others = " and ".join(DELIMITER_NAMES[d] for d in CANDIDATE_DELIMITERS if d != delimiter and d in cell)
+    if others:
+        return f" (it holds {others}, but this file's columns are separated by {DELIMITER_NAMES[delimiter]})"
+    return ""
+
+
+def _is_label(cell: str, decimal_comma: bool) -> bool:
+    """Text that names a row or column; a number written with a stray ',' is a bad number, not a name."""
+    return _number(cell, decimal_comma) is None and not _COMMA_NUMBER.fullmatch(cell)
+
+
+def _looks_like_header(row: list[str], next_row: list[str] | None, decimal_comma: bool) -> bool:
+    text_cells = [cell for cell in row if _is_label(cell, decimal_comma)]
     if len(text_cells) * 2 >= len(row):
         return True
     # "layer,0,1,2,...": a label then numeric item names, over rows whose first
     # cell is a number (where every row starts with a label, it is a label column)
-    labelled_rows = next_row is not None and not _is_number(next_row[0])
-    return not _is_number(row[0]) and all(cell.isdigit() for cell in row[1:]) and not labelled_rows
+    labelled_rows = next_row is not None and _is_label(next_row[0], decimal_comma)
+    return _is_label(row[0], decimal_comma) and all(cell.isdigit() for cell in row[1:]) and not labelled_rows
 
 
 # NumPy -----------------------------------------------------------------------------

@@ -86,6 +86,15 @@ def main(out: Path = HERE) -> None:
         "not_a_zip.pt": b"this is not a torch file",
         "complex.npy": b"",
         "wrong_suffix.xlsx": b"PK\x03\x04",
+        # a row whose separator is not the one the rest of the file uses (Excel in another locale)
+        "mixed_separators.csv": "layer,e0,e1,e2\n0,1,2,3\n1;4;5;6\n",
+        "pipe_separated.csv": "1|2|3\n4|5|6\n",
+        "commas_in.tsv": "1,2,3\n4,5,6\n",
+        # '2.5' in a file that writes '1,5' could be 25 with a thousands separator
+        "mixed_decimal_marks.csv": "layer;e0;e1\n0;1,5;2\n1;2.5;3\n",
+        # Excel quotes decimal commas in comma-separated files; '1,5' could as well be 15 with a thousands separator
+        "quoted_decimal_comma.csv": '"1,5","2"\n"3","4"\n',
+        "only_labels.csv": "layer\n0\n1\n",
     }
     buffer = io.BytesIO()
     np.save(buffer, np.ones((2, 3, 4)))

@@ -47,6 +47,14 @@ EXPECTED = {
     "not_a_zip.pt": "not a readable torch file",
     "complex.npy": "complex128",
     "wrong_suffix.xlsx": "unknown file type '.xlsx'",
+    "mixed_separators.csv": "row 3 is one cell '1;4;5;6': the columns are separated by ',' in this file's header "
+    "(row 1), but row 3 uses ';' instead",
+    "pipe_separated.csv": "row 1 is one cell '1|2|3': packviz found no ',', tab or ';' that splits it into columns; "
+    "it seems to use '|'",
+    "commas_in.tsv": "row 1 is one cell '1,2,3': a .tsv file separates its columns with tabs; it seems to use ','",
+    "mixed_decimal_marks.csv": "row 3, column 2: '2.5' has a '.' but row 2, column 2: '1,5' writes decimals with ','",
+    "quoted_decimal_comma.csv": "row 1, column 1: '1,5' is not a number (write decimals with '.'",
+    "only_labels.csv": "column 1 is read as labels (row 1: 'layer') and no column of loads follows it",
 }
 
 
@@ -110,12 +118,108 @@ def _csv(text: str, name: str = "m.csv"):
         ("90;132;40;61\n20;107;104.5;64\n", "m.txt", None),
         ("L0,90,132,40,61\nL1,20,107,104.5,64\n", "m.csv", None),
         ("layer,0,1,2,3\n0,90,132,40,61\n1,20,107,104.5,64\n", "m.csv", ("0", "1", "2", "3")),
+        # Excel in locales whose decimal mark is ',' writes ';' between the columns of a .csv
+        ("90;132;40;61\n20;107;104.5;64\n", "m.csv", None),
+        ("layer;e0;e1;e2;e3\r\n0;90;132;40;61\r\n1;20;107;104,5;64\r\n", "m.csv", ("e0", "e1", "e2", "e3")),
+        ("90\t132\t40\t61\n20\t107\t104.5\t64\n", "m.csv", None),
+        ("up\tdown\tleft\tright\n90\t132\t40\t61\n20\t107\t104.5\t64\n", "m.tsv", ("up", "down", "left", "right")),
+        ("layer\te0\te1\te2\te3\n0\t90\t132\t40\t61\n1\t20\t107\t104.5\t64\n", "m.txt", ("e0", "e1", "e2", "e3")),
+        ("w;x;y;z\n90;132;40;61\n20;107;104,5;64\n", "m.ssv", ("w", "x", "y", "z")),
+        ('"expert 0","expert 1","expert 2","expert 3"\n90,132,40,61\n20,107,104.5,64\n', "m.csv",
+         ("expert 0", "expert 1", "expert 2", "expert 3")),
     ],
 )
 def test_delimited_text_variants(text, name, names):
     loaded = _csv(text, name)
     assert torch.equal(loaded.weight, MATRIX)
     assert loaded.item_names == names
+
+
+def test_the_semicolon_csv_from_the_issue_reads_with_its_names_and_decimal_commas():
+    loaded = _csv("layer;e0;e1\n0;1,5;2\n1;3;4,25\n")
+    assert torch.equal(loaded.weight, torch.tensor([[1.5, 2.0], [3.0, 4.25]], dtype=torch.float64))
+    assert loaded.item_names == ("e0", "e1")
+    assert "semicolon-separated text, decimal commas, header row, index column" in loaded.description
+
+
+def test_comma_is_the_separator_when_the_content_fits_it():
+    # '1,5' could be one decimal-comma value per row, but a .csv whose rows all split evenly on ',' is read that way
+    loaded = _csv("1,5\n2,5\n")
+    assert torch.equal(loaded.weight, torch.tensor([[1.0, 5.0], [2.0, 5.0]], dtype=torch.float64))
+    assert "comma-separated" in loaded.description
+    # only ';' makes every cell of these rows a number
+    loaded = _csv("1,2;3,4\n5,6;7,8\n")
+    assert torch.equal(loaded.weight, torch.tensor([[1.2, 3.4], [5.6, 7.8]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "message"),
+    [
+        ("a,b,c\n1;2;3\n", "m.csv", "m.csv: row 2 is one cell '1;2;3': the columns are separated by ',' in this "
+         "file's header (row 1), but row 2 uses ';' instead; use one throughout"),
+        ("a,b,c\n1;2;3\n4;5;6\n", "m.csv", "m.csv: row 1 is one cell 'a,b,c': the columns are separated by ';' in "
+         "row 2, but row 1 uses ',' instead; use one throughout"),
+        ("1,2,3\n4\t5\t6\n", "m.csv", "m.csv: row 2 is one cell '4\\t5\\t6': the columns are separated by ',' in "
+         "row 1, but row 2 uses tabs instead; use one throughout"),
+        ("a,b,c\nlayer one\n", "m.csv", "m.csv: row 2 is one cell 'layer one': the columns are separated by ',' in "
+         "this file's header (row 1), but row 2 holds no ','"),
+        ("1;2;3\n" + "4,5,6" * 20 + "\n", "m.ssv", "m.ssv: row 2 is one cell '4,5,64,5,64,5,64,5,64,5,64,5,64,5,64,5,6'"
+         "...: the columns are separated by ';' in row 1, but row 2 uses ',' instead; use one throughout"),
+        ("1 2 3\n4 5 6\n", "m.txt", "m.txt: row 1 is one cell '1 2 3': packviz found no ',', tab or ';' that splits "
+         "it into columns; it seems to use spaces"),
+        ("1;2\n3;4\n", "m.tsv", "m.tsv: row 1 is one cell '1;2': a .tsv file separates its columns with tabs; it "
+         "seems to use ';'"),
+        ("a\tb\n1,5\t2\n", "m.tsv", "m.tsv: row 2, column 1: '1,5' is not a number (write decimals with '.' and no "
+         "thousands separators; a decimal ',' is read only in files whose columns are separated by ';')"),
+        ("a;b\n1.234,5;2\n", "m.csv", "m.csv: row 2, column 1: '1.234,5' is not a number (write numbers without "
+         "thousands separators)"),
+        ("1,2,3\n4,5\t6,7\n", "m.csv", "m.csv: row 2, column 2: '5\\t6' is not a number (it holds tabs, but this "
+         "file's columns are separated by ',')"),
+    ],
+)
+def test_rows_split_by_the_wrong_separator_are_named(text, name, message):
+    with pytest.raises(LoadError) as error:
+        _csv(text, name)
+    assert str(error.value) == message
+
+
+def test_a_cell_longer_than_the_csv_field_limit_is_a_load_error():
+    with pytest.raises(LoadError, match=r"^m.csv: row 2: field larger than field limit"):
+        _csv("1,2\n3," + "4" * 200_000 + "\n")
+
+
+def test_binary_and_json_formats_carry_no_item_names(tmp_path):
+    np.save(tmp_path / "m.npy", MATRIX.numpy())
+    np.savez(tmp_path / "m.npz", loads=MATRIX.numpy())
+    torch.save({"logical_count": MATRIX}, tmp_path / "m.pt")
+    (tmp_path / "m.json").write_text(json.dumps({"logical_count": MATRIX.tolist()}))
+    for name in ("m.npy", "m.npz", "m.pt", "m.json"):
+        loaded = read_loads(tmp_path / name)
+        assert torch.equal(loaded.weight, MATRIX), name
+        assert loaded.item_names is None, name
+
+
+loads_matrix = st.integers(1, 4).flatmap(
+    lambda items: st.lists(
+        st.lists(st.floats(0, 1e6, allow_subnormal=False), min_size=items + 1, max_size=items + 1),
+        min_size=1, max_size=4,
+    )
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=loads_matrix, separator=st.sampled_from([",", ";", "\t"]), decimal_comma=st.booleans(),
+       index=st.booleans())
+def test_any_matrix_written_with_any_separator_reads_back_with_its_names(rows, separator, decimal_comma, index):
+    decimal_comma = decimal_comma and separator == ";"
+    names = [f"expert_{i}" for i in range(len(rows[0]))]
+    lines = [separator.join((["layer"] if index else []) + names)]
+    for number, row in enumerate(rows):
+        cells = [repr(value).replace(".", ",") if decimal_comma else repr(value) for value in row]
+        lines.append(separator.join(([str(number)] if index else []) + cells))
+    loaded = _csv("\n".join(lines) + "\n")
+    assert torch.equal(loaded.weight, torch.tensor(rows, dtype=torch.float64))
+    assert loaded.item_names == tuple(names)
 
 
 def test_npy_npz_pt_json_round_trip(tmp_path):
@@ -160,12 +264,16 @@ def test_random_bytes_only_ever_raise_load_error(data, suffix):
     assert loaded.weight.dtype == torch.float64 and loaded.weight.dim() == 2
 
 
-almost_csv = st.lists(
-    st.lists(st.one_of(st.integers(-5, 1000).map(str), st.floats(allow_nan=True).map(str),
-                       st.sampled_from(["", " ", "abc", '"7"', "1e3", "inf", "-0", "nan", "\"", "1,5"])),
-             min_size=1, max_size=6),
-    min_size=1, max_size=6,
-).map(lambda rows: "\n".join(",".join(row) for row in rows))
+almost_csv = st.tuples(
+    st.lists(
+        st.lists(st.one_of(st.integers(-5, 1000).map(str), st.floats(allow_nan=True).map(str),
+                           st.sampled_from(["", " ", "abc", '"7"', "1e3", "inf", "-0", "nan", "\"", "1,5", "2;3",
+                                            "1.5,2", "4\t5", "1|2"])),
+                 min_size=1, max_size=6),
+        min_size=1, max_size=6,
+    ),
+    st.sampled_from([",", ";", "\t"]),
+).map(lambda rows_and_separator: "\n".join(rows_and_separator[1].join(row) for row in rows_and_separator[0]))
 
 
 @settings(max_examples=300, deadline=None)
