@@ -236,3 +236,112 @@ def comparison_figure(rows: Sequence[dict]) -> go.Figure:
     figure.update_layout(height=380, xaxis={"title": "time (s)", "type": "log"},
                          yaxis={"title": "mean gap to LB (%)"}, margin={"l": 60, "r": 10, "t": 20, "b": 50})
     return figure
+
+
+# Okabe & Ito's colour-blind-safe palette (black left out: it hides labels).
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
+LESSON_FONT = 18
+
+
+def _short(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 1e5 else f"{value:,.5g}"
+
+
+def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float,
+                  item_labels: Sequence[str] | None = None, dark: bool = False, height: int = 600) -> go.Figure:
+    """One step for a room. Below: each pack's items stacked from 0, labelled
+    with item and load, the pack total on top. Above: each pack's distance from
+    the mean, zoomed so that a spread of 1 in 200 shows. For a swap, the packs
+    before the move (arrows to where the moved items go) beside the packs after."""
+    frame = frames[index]
+    swap = frame.event if frame.phase == "refine" else None
+    before = frames[index - 1] if swap is not None and index > 0 else None
+    panels = [(before, "before the swap"), (frame, "after the swap")] if before is not None else [(frame, "")]
+    # While packs still fill, every pack is below the mean: the distance panel only says so.
+    full = frame.phase not in ("start", "fill")
+    stack_row = 2 if full else 1
+    figure = make_subplots(rows=stack_row, cols=len(panels), shared_xaxes=True, shared_yaxes=True,
+                           row_heights=[0.3, 0.7] if full else None, vertical_spacing=0.05, horizontal_spacing=0.04,
+                           subplot_titles=[title for _, title in panels] + [""] * len(panels)
+                           if before is not None else None)
+    text_colour = "#f5f5f5" if dark else "#111111"
+    outline = "#111111" if dark else "#ffffff"
+    mark = "#ffffff" if dark else "#000000"
+    heavy, light = ("#FF8F5A", "#56B4E9") if dark else ("#D55E00", "#0072B2")
+    moved = set(frame.highlight)
+    weight = trace.weight
+    packs = [f"pack {p}" for p in range(trace.num_packs)]
+    mean = sum(weight) / trace.num_packs
+    deviations = [load - mean for panel, _ in panels for load in panel.loads]
+    reach = max(max(abs(d) for d in deviations), abs(lower_bound - mean), 1e-9 * max(mean, 1.0))
+    for column, (panel, _) in enumerate(panels, start=1):
+        deviation = [load - mean for load in panel.loads]
+        if full:
+            figure.add_trace(go.Bar(
+                x=packs, y=deviation, marker={"color": [heavy if d > 0 else light for d in deviation]},
+                text=[f"{'+' if d > 0 else ''}{_short(d)}" for d in deviation], textposition="outside",
+                textfont={"size": LESSON_FONT - 2, "color": text_colour}, cliponaxis=False,
+                hovertemplate="%{x}<br>load - mean %{y:,.4g}<extra></extra>", showlegend=False,
+            ), row=1, col=column)
+        for rank in range(trace.items_per_pack):
+            items = [panel.slots[p][rank] for p in range(trace.num_packs)]
+            figure.add_trace(go.Bar(
+                x=packs, y=[weight[i] if i >= 0 else 0 for i in items],
+                text=[f"{i}: {_short(weight[i])}" if i >= 0 else "" for i in items],
+                textposition="inside", insidetextanchor="middle", textangle=0,
+                textfont={"size": LESSON_FONT - 2, "color": "#000000"},
+                customdata=[_item_label(i, item_labels) for i in items],
+                hovertemplate="%{x}<br>%{customdata}<br>load %{y:,}<extra></extra>",
+                marker={"color": [OKABE_ITO[i % len(OKABE_ITO)] if i >= 0 else "rgba(0,0,0,0)" for i in items],
+                        "line": {"color": [mark if i in moved else outline for i in items],
+                                 "width": [5 if i in moved else 1.5 for i in items]}},
+                showlegend=False,
+            ), row=stack_row, col=column)
+        figure.add_trace(go.Scatter(
+            x=packs, y=list(panel.loads), mode="text", text=[f"<b>{_short(v)}</b>" for v in panel.loads],
+            textposition="top center", textfont={"size": LESSON_FONT, "color": text_colour}, hoverinfo="skip",
+            showlegend=False, cliponaxis=False,
+        ), row=stack_row, col=column)
+        lines = [(stack_row, lower_bound, "LB", heavy), (stack_row, mean, "mean", light)]
+        for row, value, label, colour in [(1, lower_bound - mean, "LB", heavy)] * full + lines:
+            figure.add_hline(y=value, line_dash="dash", line_color=colour, line_width=2.5, row=row, col=column,
+                             annotation_text=f"{label} {_short(lower_bound if label == 'LB' else mean)}"
+                             if column == len(panels) else "",
+                             annotation_position="top right" if label == "LB" else "bottom right",
+                             annotation_font={"color": colour, "size": LESSON_FONT - 2})
+    if before is not None:
+        _swap_arrows(figure, swap, before, weight, mark)
+    y_max = 1.15 * max(lower_bound, *(max(f.loads) for f in frames))
+    if full:
+        figure.update_yaxes(range=[-1.6 * reach, 1.6 * reach], title_text="vs mean", row=1, col=1)
+    figure.update_yaxes(range=[0, y_max], title_text="load", row=stack_row, col=1)
+    figure.update_yaxes(tickfont={"size": LESSON_FONT - 2}, title_font={"size": LESSON_FONT},
+                        gridcolor="rgba(128,128,128,0.3)", zerolinecolor="rgba(128,128,128,0.6)")
+    figure.update_xaxes(tickfont={"size": LESSON_FONT})
+    figure.update_annotations(selector={"text": "before the swap"}, font_size=LESSON_FONT)
+    figure.update_annotations(selector={"text": "after the swap"}, font_size=LESSON_FONT)
+    figure.update_layout(
+        barmode="relative", bargap=0.25, height=height, template="plotly_dark" if dark else "plotly_white",
+        font={"size": LESSON_FONT, "color": text_colour}, margin={"l": 80, "r": 20, "t": 40, "b": 40},
+        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", uniformtext={"minsize": 11, "mode": "hide"},
+    )
+    return figure
+
+
+def _swap_arrows(figure: go.Figure, swap, before: Frame, weight: Sequence[float], colour: str) -> None:
+    """Arrows in the 'before' panel from each moved item to the pack it goes to."""
+    axis = figure.get_subplot(2, 1)
+    x_ref, y_ref = axis.xaxis.plotly_name.replace("axis", ""), axis.yaxis.plotly_name.replace("axis", "")
+
+    def centre(pack: int, rank: int) -> float:
+        row = before.slots[pack]
+        return sum(weight[i] for i in row[:rank] if i >= 0) + weight[row[rank]] / 2
+
+    for source, target, ranks in ((swap.pack_a, swap.pack_b, swap.ranks_in_a),
+                                  (swap.pack_b, swap.pack_a, swap.ranks_in_b)):
+        for rank in ranks:
+            figure.add_annotation(
+                x=f"pack {target}", y=before.loads[target], ax=f"pack {source}", ay=centre(source, rank),
+                xref=x_ref, yref=y_ref, axref=x_ref, ayref=y_ref, showarrow=True, arrowhead=3, arrowsize=1.4,
+                arrowwidth=3, arrowcolor=colour, text="", standoff=4, startstandoff=4,
+            )

@@ -1,0 +1,110 @@
+"""The Learn page's chapters, as data: each picks its instance and its packer.
+
+A chapter is a tiny instance, the options that make the point, the phase the
+step-through starts at, and two or three plain sentences. The page runs the
+real engine on it and shows the recorded events; nothing here is replayed
+by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from packviz.config import PackerConfig, resolve_config
+from packviz.packer import PackResult, pack
+
+# One teaching instance per idea; found by searching small random instances
+# for the behaviour each chapter shows (tests/test_lessons.py checks it).
+GREEDY_LOADS = (13, 44, 70, 86, 59, 64, 60, 83, 66)
+TWO_SWAP_LOADS = (48, 20, 77, 48, 48, 68, 99, 82, 34, 45, 72, 36)  # sample_data/teaching_12_items.csv
+RESTART_LOADS = (86, 26, 63, 87, 46, 79, 32, 73, 11, 50, 86, 74)
+PAIRED_LOADS = (63, 12, 21, 25, 46, 14, 73, 85, 50, 56, 40, 43, 82, 18, 42, 45, 52, 75, 96, 55, 41, 94, 71, 98)
+
+SEED_AFTER = "restarts-2swap"
+
+
+@dataclass(frozen=True)
+class Chapter:
+    key: str
+    title: str
+    text: str
+    loads: tuple[float, ...]
+    num_packs: int
+    preset: str
+    options: dict[str, Any] = field(default_factory=dict)
+    view: str = "steps"  # "steps": step through the story; "restarts": the restarts side by side
+    start_phase: str = "start"
+    compare_options: dict[str, Any] | None = None  # a second run to set beside this one
+
+    def config(self, **changes: Any) -> PackerConfig:
+        return resolve_config(self.preset, **{**self.options, **changes})
+
+    def run(self, loads: tuple[float, ...] | None = None, **changes: Any) -> PackResult:
+        """The real engine on this chapter's instance (or edited ``loads``), layer 0 traced."""
+        weight = torch.tensor([list(loads or self.loads)], dtype=torch.float64)
+        return pack(weight, self.num_packs, self.config(**changes), trace_layers=[0])
+
+
+CHAPTERS: tuple[Chapter, ...] = (
+    Chapter(
+        "problem", "1. The problem",
+        "An MoE layer has n experts with loads (tokens routed to each). They go onto m GPUs, exactly n/m each, "
+        "and the busiest GPU sets the pace of the whole step. No placement can beat the lower bound LB (the "
+        "dashed red line): the average pack, or the heaviest item with the lightest ones it must share a pack with.",
+        GREEDY_LOADS, 3, "eplb", view="steps", start_phase="final",
+    ),
+    Chapter(
+        "greedy", "2. Sort, then fill greedily",
+        "DeepSeek's EPLB sorts the items heaviest first and puts each into the lightest pack that still has room. "
+        "Big items go first, while there is still room to even them out; small ones fill the gaps at the end.",
+        GREEDY_LOADS, 3, "eplb", start_phase="start",
+    ),
+    Chapter(
+        "restarts", "3. Why noisy restarts",
+        "The greedy order is one guess. Each restart nudges every load by a random factor of up to s (restart 0 "
+        "keeps the true loads) and fills again: a slightly different order can leave a much smaller spread. All "
+        "restarts run at once, as one batch on the GPU.",
+        RESTART_LOADS, 4, SEED_AFTER, {"num_restarts": 6, "num_refined": 3, "noise_max": 0.3},
+        view="restarts",
+    ),
+    Chapter(
+        "pruning", "4. Pruning",
+        "Refining every restart would cost too much, so only the few with the smallest spread after the fill go "
+        "on. Restart 0, the plain greedy, is always among them, so the answer is never worse than the greedy.",
+        RESTART_LOADS, 4, SEED_AFTER, {"num_restarts": 6, "num_refined": 3, "noise_max": 0.3},
+        start_phase="prune",
+    ),
+    Chapter(
+        "one-swap", "5. 1-swap: heaviest against lightest",
+        "Take the heaviest pack H and the lightest L, D apart. Trading an item of H for a lighter one of L moves "
+        "d = their difference. If 0 < d < D both packs end between their old loads, and d closest to D/2 evens "
+        "them out best.",
+        GREEDY_LOADS, 3, SEED_AFTER, {"num_restarts": 1, "num_refined": 1, "two_swap": False},
+        start_phase="refine",
+    ),
+    Chapter(
+        "two-swap", "6. When no 1-swap helps, a 2-swap can",
+        "Here every single trade between the heaviest and lightest pack moves d outside 0 < d < D: 1-swaps are "
+        "stuck. Trading two items for two reaches sums that no single item can, and the spread falls from 14 to 1.",
+        TWO_SWAP_LOADS, 3, SEED_AFTER, {"num_restarts": 1, "num_refined": 1},
+        start_phase="refine", compare_options={"two_swap": False},
+    ),
+    Chapter(
+        "choice", "7. The final choice",
+        "Each kept candidate is refined on its own. At the end the one with the smallest spread wins; here it is "
+        "not the plain greedy but a noisy restart.",
+        RESTART_LOADS, 4, SEED_AFTER, {"num_restarts": 6, "num_refined": 3, "noise_max": 0.3},
+        start_phase="final",
+    ),
+    Chapter(
+        "paired", "8. packviz's paired moves",
+        "packviz's fast preset pairs the i-th heaviest pack with the i-th lightest and swaps in every pair at once: "
+        "many packs even out per iteration instead of two. It stops when no pair can improve, or as soon as the "
+        "heaviest pack reaches LB.",
+        PAIRED_LOADS, 6, "fast", start_phase="refine",
+    ),
+)
+CHAPTER_BY_KEY = {chapter.key: chapter for chapter in CHAPTERS}
