@@ -6,6 +6,7 @@ st.set_page_config(page_title="packviz: balanced packing, step by step", layout=
 
 navigation = st.navigation([
     st.Page("pages/explore.py", title="Explore", icon=":material/search:", default=True),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
     st.Page("pages/compare.py", title="Compare packers", icon=":material/bar_chart:"),
     st.Page("pages/about.py", title="How it works", icon=":material/menu_book:"),
 ])

@@ -345,3 +345,42 @@ def _swap_arrows(figure: go.Figure, swap, before: Frame, weight: Sequence[float]
                 xref=x_ref, yref=y_ref, axref=x_ref, ayref=y_ref, showarrow=True, arrowhead=3, arrowsize=1.4,
                 arrowwidth=3, arrowcolor=colour, text="", standoff=4, startstandoff=4,
             )
+
+
+def restart_multiples_figure(trace: LayerTrace, dark: bool = False) -> go.Figure:
+    """Each kept restart's packs after its fill, side by side, with its noise
+    scale and spread: the same items in another order give another spread."""
+    from packviz.state import PackState
+
+    candidates = trace.candidates
+    columns = min(len(candidates), 3)
+    rows = -(-len(candidates) // columns)
+    titles = []
+    states = []
+    for candidate in candidates:
+        state = PackState(trace.weight, trace.num_packs)
+        for event in candidate.events:
+            if event.kind == "placed":
+                state.apply(event)
+        states.append(state)
+        noise = "no noise" if candidate.noise_scale == 0 else f"noise up to {candidate.noise_scale:.0%}"
+        titles.append(f"restart {candidate.restart} ({noise}): spread {_short(state.spread)}")
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles, shared_yaxes=True,
+                           vertical_spacing=0.16, horizontal_spacing=0.04)
+    best = min(state.spread for state in states)
+    for position, state in enumerate(states):
+        colour = ("#FF8F5A" if dark else "#D55E00") if state.spread == best else ("#56B4E9" if dark else "#0072B2")
+        figure.add_trace(go.Bar(
+            x=[f"pack {p}" for p in range(trace.num_packs)], y=state.loads, marker_color=colour,
+            text=[_short(v) for v in state.loads], textposition="outside", cliponaxis=False, showlegend=False,
+            hovertemplate="%{x}<br>load %{y:,}<extra></extra>",
+        ), row=position // columns + 1, col=position % columns + 1)
+    low = min(min(state.loads) for state in states)
+    high = max(max(state.loads) for state in states)
+    margin = max(high - low, 1.0)
+    figure.update_yaxes(range=[max(0.0, low - 1.5 * margin), high + 0.8 * margin])
+    figure.update_annotations(font_size=LESSON_FONT - 2)
+    figure.update_layout(height=260 * rows, template="plotly_dark" if dark else "plotly_white",
+                         font={"size": LESSON_FONT - 2}, margin={"l": 50, "r": 10, "t": 50, "b": 30},
+                         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
+    return figure

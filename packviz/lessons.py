@@ -67,7 +67,7 @@ CHAPTERS: tuple[Chapter, ...] = (
         "The greedy order is one guess. Each restart nudges every load by a random factor of up to s (restart 0 "
         "keeps the true loads) and fills again: a slightly different order can leave a much smaller spread. All "
         "restarts run at once, as one batch on the GPU.",
-        RESTART_LOADS, 4, SEED_AFTER, {"num_restarts": 6, "num_refined": 3, "noise_max": 0.3},
+        RESTART_LOADS, 4, SEED_AFTER, {"num_restarts": 6, "num_refined": 6, "noise_max": 0.3},
         view="restarts",
     ),
     Chapter(
@@ -108,3 +108,31 @@ CHAPTERS: tuple[Chapter, ...] = (
     ),
 )
 CHAPTER_BY_KEY = {chapter.key: chapter for chapter in CHAPTERS}
+
+
+# A shared link carries a lesson's loads inline; beyond this many it would not fit a URL.
+MAX_INLINE_ITEMS = 64
+
+
+def format_loads(loads: tuple[float, ...]) -> str:
+    """Loads as they travel in a link: ``48,20,77.5``."""
+    return ",".join(str(int(v)) if float(v).is_integer() else repr(float(v)) for v in loads)
+
+
+def parse_loads(text: str, num_packs: int) -> tuple[float, ...]:
+    """Loads from a link or the editor; ValueError says what is wrong and where."""
+    cells = [cell.strip() for cell in text.split(",")]
+    if not 2 <= len(cells) <= MAX_INLINE_ITEMS:
+        raise ValueError(f"{len(cells)} loads: a lesson takes 2 to {MAX_INLINE_ITEMS}")
+    if len(cells) % num_packs:
+        raise ValueError(f"{len(cells)} loads do not split evenly into {num_packs} packs")
+    loads = []
+    for position, cell in enumerate(cells, start=1):
+        try:
+            value = float(cell)
+        except ValueError:
+            raise ValueError(f"load {position} ({cell[:20]!r}) is not a number") from None
+        if not 0 <= value < float("inf"):
+            raise ValueError(f"load {position} ({cell[:20]!r}) must be a finite number >= 0")
+        loads.append(value)
+    return tuple(loads)

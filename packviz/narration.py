@@ -125,7 +125,11 @@ def learn(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
     if isinstance(event, RefinementStopped):
         return _learn_stop(trace, frame, event)
     assert isinstance(event, Chosen)
-    return (f"Of the {event.num_candidates} refined candidate{'s' if event.num_candidates != 1 else ''}, restart "
+    if event.num_candidates == 1:
+        return (f"A single candidate, so nothing to choose: this placement is the answer. Its heaviest pack holds "
+                f"{fmt(event.max_load)}, the lightest {fmt(event.max_load - event.spread)}: spread "
+                f"{fmt(event.spread)}.")
+    return (f"Of the {event.num_candidates} refined candidates, restart "
             f"{event.restart} has {_select_words(event.select_by)}: heaviest pack {fmt(event.max_load)}, spread "
             f"{fmt(event.spread)}. Its placement is the answer for this layer.")
 

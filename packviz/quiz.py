@@ -1,0 +1,68 @@
+"""Predict the next move: a question about the event after a frame, answered by the trace.
+
+At a frame whose next event places an item, the room picks the pack; before
+a swap, it picks the trade. The answer is the recorded event; the wrong
+options are other packs with room, or other trades between the same packs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from packviz.events import Placed, Swapped
+from packviz.narration import fmt, learn
+from packviz.reference import SwapOption, swap_options
+from packviz.timeline import Frame, state_before
+from packviz.trace import LayerTrace
+
+MAX_OPTIONS = 4
+
+
+@dataclass(frozen=True)
+class Question:
+    prompt: str
+    options: tuple[str, ...]
+    answer: str
+    explanation: str
+
+
+def describe_trade(items_from_a: Sequence[int], items_from_b: Sequence[int], moved: float) -> str:
+    def side(items: Sequence[int]) -> str:
+        return f"item {items[0]}" if len(items) == 1 else "items " + " + ".join(map(str, items))
+    return f"{side(items_from_a)} ⇄ {side(items_from_b)} (d = {fmt(moved)})"
+
+
+def question_for(trace: LayerTrace, frames: Sequence[Frame], index: int) -> Question | None:
+    """A question about frame ``index + 1``'s event, or None where there is no choice to make."""
+    if index + 1 >= len(frames):
+        return None
+    event = frames[index + 1].event
+    state = state_before(trace, list(frames), index + 1)
+    explanation = learn(trace, frames, index + 1)
+    if isinstance(event, Placed):
+        if trace.config.start == "snake":
+            return None
+        counts = state.counts()
+        open_packs = [p for p, count in enumerate(counts) if count < trace.items_per_pack]
+        if len(open_packs) < 2:
+            return None
+        return Question(
+            f"Item {event.item} (load {fmt(event.load)}) is next. Which pack does it go to?",
+            tuple(f"pack {p}" for p in open_packs), f"pack {event.pack}", explanation,
+        )
+    if isinstance(event, Swapped):
+        size = len(event.items_from_a)
+        options: list[SwapOption] = swap_options(state, event.pack_a, event.pack_b, size)
+        answer = describe_trade(event.items_from_a, event.items_from_b, event.moved_load)
+        others = sorted((o for o in options if (o.items_from_a, o.items_from_b) !=
+                         (event.items_from_a, event.items_from_b)), key=lambda o: -o.spread_score)
+        picked = [describe_trade(o.items_from_a, o.items_from_b, o.moved) for o in others[:MAX_OPTIONS - 1]]
+        choices = sorted([answer, *picked])
+        return Question(
+            f"Next, pack {event.pack_a} ({fmt(state.loads[event.pack_a])}) and pack {event.pack_b} "
+            f"({fmt(state.loads[event.pack_b])}) trade {size} item{'s' if size > 1 else ''} each: D = "
+            f"{fmt(event.difference_before)}. Which trade does the algorithm make?",
+            tuple(choices), answer, explanation,
+        )
+    return None
