@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from ui.router import mark_routed
+
 st.set_page_config(page_title="packviz: balanced packing, step by step", layout="wide")
 
 navigation = st.navigation([
@@ -10,4 +12,5 @@ navigation = st.navigation([
     st.Page("pages/compare.py", title="Compare packers", icon=":material/bar_chart:"),
     st.Page("pages/about.py", title="How it works", icon=":material/menu_book:"),
 ])
+mark_routed()
 navigation.run()

@@ -307,7 +307,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
             figure.add_hline(y=value, line_dash="dash", line_color=colour, line_width=2.5, row=row, col=column,
                              annotation_text=f"{label} {_short(lower_bound if label == 'LB' else mean)}"
                              if column == len(panels) else "",
-                             annotation_position="top right" if label == "LB" else "bottom right",
+                             annotation_position="top right" if label == "LB" else "bottom left",
                              annotation_font={"color": colour, "size": LESSON_FONT - 2})
     if before is not None:
         _swap_arrows(figure, swap, before, weight, mark)

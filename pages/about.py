@@ -5,6 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from packviz import PRESETS
+from ui.router import require_router
+
+require_router()
 
 st.title("How balanced packing works")
 st.markdown(

@@ -8,6 +8,9 @@ from packviz import PRESETS, optimal
 from packviz.compare import compare_presets, optimum_rows
 from packviz.figures import comparison_figure
 from pages.common import data_sidebar, packer_sidebar, run_pack
+from ui.router import require_router
+
+require_router()
 
 SOLVER_MAX_VALUES = 1024
 

@@ -11,6 +11,9 @@ from packviz.narration import explore as explore_narration
 from packviz.text import download_name, escape_markdown
 from packviz.timeline import build_frames, phase_starts
 from pages.common import data_sidebar, packer_sidebar, run_pack, run_trace
+from ui.router import require_router
+
+require_router()
 
 st.title("packviz: balanced packing, step by step")
 data = data_sidebar()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 import torch
 
@@ -13,7 +15,10 @@ from packviz.packer import PackResult
 from packviz.pseudocode import line_of, lines
 from packviz.quiz import Question, question_for
 from packviz.timeline import build_frames, phase_starts
+from ui.router import require_router
 from ui.state import Param, parse_bool, parse_choice, parse_int, publish, restore, show_bool
+
+require_router()
 
 SPEEDS = {"slow": 2.0, "normal": 1.0, "fast": 0.5, "faster": 0.25}
 SCREENS = {"laptop 1366 x 768": 360, "projector 1920 x 1080": 560}
@@ -70,7 +75,7 @@ if presenting:
       .block-container {padding-top: 0.6rem !important; padding-bottom: 0 !important; max-width: 100% !important;}
       .stMarkdown p, .stMarkdown li {font-size: 1.35rem !important; line-height: 1.4;}
       .stButton button p {font-size: 1.25rem !important;}
-      [data-testid="stAlert"] p {font-size: 1.5rem !important;}
+      [data-testid="stAlert"] p {font-size: 1.25rem !important;}
     </style>""")
 else:
     st.title("Learn balanced packing")
@@ -87,40 +92,44 @@ for problem in problems:
 
 if not presenting:
     st.markdown(chapter.text)
-with st.expander("Edit the loads", expanded=False):
-    try:
-        current = parse_loads(st.session_state.loads, chapter.num_packs)
-    except ValueError:
-        current = chapter.loads
-        st.session_state.loads = format_loads(current)
-    edited = st.data_editor({"load": list(current)}, key=f"editor_{chapter.key}", num_rows="fixed",
-                            width="stretch")
-    try:
-        new_loads = format_loads(parse_loads(",".join(str(v) for v in edited["load"]), chapter.num_packs))
-    except (ValueError, TypeError) as error:
-        st.error(f"Not used, the previous loads are kept: {error}")
-    else:
-        if new_loads != st.session_state.loads:
-            st.session_state.loads = new_loads
-            st.session_state.pop("step", None)
-    if st.button("Back to the chapter's loads", key="reset_loads"):
-        _chapter_changed()
-        st.rerun()
+try:
+    parse_loads(st.session_state.loads, chapter.num_packs)
+except ValueError:
+    st.session_state.loads = format_loads(chapter.loads)
 
 result = _run(chapter.key, st.session_state.loads)
 trace = result.traces[0]
 frames = build_frames(trace)
 bound = float(lower_bound(torch.tensor([trace.weight], dtype=torch.float64), trace.num_packs)[0])
-chart_height = SCREENS[screen] if screen else 520
+chart_height = SCREENS[screen] if screen else 500
 options = ", ".join(f"{name}={value}" for name, value in chapter.options.items())
-st.caption(f"{trace.num_items} items into {trace.num_packs} packs of {trace.items_per_pack}; packer: "
-           f"{chapter.preset}{' with ' + options if options else ''}; lower bound LB = {fmt(bound)}.")
+about_run = (f"{trace.num_items} items into {trace.num_packs} packs of {trace.items_per_pack}; packer: "
+             f"{chapter.preset}{' with ' + options if options else ''}; lower bound LB = {fmt(bound)}.")
+
+
+def _loads_editor() -> None:
+    """The teacher edits the loads in place; the run follows at once."""
+    with st.expander("Edit the loads", expanded=False):
+        current = parse_loads(st.session_state.loads, chapter.num_packs)
+        edited = st.data_editor({"load": list(current)}, key=f"editor_{chapter.key}", num_rows="fixed",
+                                width="stretch")
+        try:
+            new_loads = format_loads(parse_loads(",".join(str(v) for v in edited["load"]), chapter.num_packs))
+        except (ValueError, TypeError) as error:
+            st.error(f"Not used, the previous loads are kept: {error}")
+        else:
+            if new_loads != st.session_state.loads:
+                st.session_state.loads = new_loads
+                st.session_state.pop("step", None)
+                st.rerun()
+        st.button("Back to the chapter's loads", key="reset_loads", on_click=_chapter_changed)
+
 
 if chapter.view == "restarts":
     st.plotly_chart(restart_multiples_figure(trace, dark), width="stretch", key="restarts_multiples")
-    kept = ", ".join(str(r) for r in trace.kept_restarts)
-    st.markdown(learn(trace, frames, next(i for i, f in enumerate(frames) if f.phase == "prune")))
-    st.caption(f"Restarts kept for refinement: {kept}.")
+    st.info(learn(trace, frames, 0) + " " + learn(trace, frames, phase_starts(frames)["prune"]))
+    st.caption(about_run)
+    _loads_editor()
     publish(PARAMS)
     st.stop()
 
@@ -140,25 +149,29 @@ def _toggle_play() -> None:
 
 
 controls = st.columns([1, 1, 1.3, 1, 1, 2.2])
-controls[0].button("⏮ Start", on_click=_go, args=(0,), key="start", width="stretch")
+controls[0].button("« Start", on_click=_go, args=(0,), key="start", width="stretch")
 controls[1].button("‹ Prev", on_click=_go, args=(st.session_state.step - 1,), key="prev", shortcut="Left",
                    width="stretch")
 controls[2].button("❚❚ Pause" if st.session_state.playing else "▶ Play", on_click=_toggle_play, key="play",
                    shortcut="Space", width="stretch")
 controls[3].button("Next ›", on_click=_go, args=(st.session_state.step + 1,), key="next", shortcut="Right",
                    width="stretch", type="primary")
-controls[4].button("End ⏭", on_click=_go, args=(len(frames) - 1,), key="end", width="stretch")
+controls[4].button("End »", on_click=_go, args=(len(frames) - 1,), key="end", width="stretch")
 controls[5].select_slider("Speed", list(SPEEDS), key="speed", label_visibility="collapsed")
 
 PSEUDOCODE = lines(trace.config)
 
 
 def _pseudocode(current: int) -> str:
+    """Our own fixed pseudo-code as HTML (no user text), the current line marked."""
+    marked = "background: rgba(230, 159, 0, 0.35); font-weight: 700; border-left: 4px solid #E69F00;"
     rows = []
     for number, text in enumerate(PSEUDOCODE):
-        code = text.replace(" ", "\u00a0")
-        rows.append(f":orange-background[**`{code}`**]" if number == current else f"`{code}`")
-    return "  \n".join(rows)
+        style = marked if number == current else "border-left: 4px solid transparent;"
+        rows.append(f'<div style="{style} padding: 1px 6px; white-space: pre-wrap;">{html.escape(text)}</div>')
+    size = "1.05rem" if presenting else "0.85rem"
+    return (f'<div style="font-family: monospace; font-size: {size}; line-height: 1.45; '
+            f'text-indent: 0;">{"".join(rows)}</div>')
 
 
 def _question_widget(question: Question) -> None:
@@ -183,12 +196,12 @@ def _step_view() -> None:
             st.session_state.playing = False
     index = st.session_state.step
     frame = frames[index]
-    left, right = st.columns([2.2, 1])
+    left, right = st.columns([2.1, 1])
     left.plotly_chart(lesson_figure(trace, frames, index, bound, dark=dark, height=chart_height), width="stretch",
                       key="lesson_chart")
     right.markdown(f"**Step {index} of {len(frames) - 1}** · {frame.phase}")
-    right.markdown(_pseudocode(line_of(frame.event)))
-    st.info(learn(trace, frames, index))
+    right.info(learn(trace, frames, index))
+    right.html(_pseudocode(line_of(frame.event, trace.config)))
     question = question_for(trace, frames, index) if st.session_state.quiz and not st.session_state.playing else None
     if question is not None:
         _question_widget(question)
@@ -198,10 +211,12 @@ def _step_view() -> None:
 interval = SPEEDS[st.session_state.speed] if st.session_state.playing else None
 st.fragment(run_every=interval)(_step_view)()
 
+st.caption(about_run)
 if chapter.compare_options:
     other = _compare(chapter.key, st.session_state.loads).traces[0]
     changes = ", ".join(f"{k}={v}" for k, v in chapter.compare_options.items())
     st.caption(f"The same fill with {changes}: {len(other.chosen_candidate.swaps)} moves, then "
                f"{other.chosen_candidate.stopped.reason}; spread {fmt(other.chosen_candidate.final_spread)} "
                f"(here: {fmt(trace.chosen_candidate.final_spread)}).")
+_loads_editor()
 publish(PARAMS)
