@@ -8,6 +8,7 @@ import streamlit as st
 import torch
 
 from packviz.figures import lesson_figure, restart_multiples_figure
+from packviz.gif import animation_gif
 from packviz.lessons import CHAPTER_BY_KEY, CHAPTERS, Chapter, format_loads, parse_loads
 from packviz.metrics import lower_bound
 from packviz.narration import fmt, learn
@@ -58,6 +59,15 @@ def _chapter_changed() -> None:
 def _run(key: str, loads: str) -> PackResult:
     chapter = CHAPTER_BY_KEY[key]
     return chapter.run(parse_loads(loads, chapter.num_packs))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _lesson_gif(key: str, loads: str, dark: bool) -> bytes:
+    trace = _run(key, loads).traces[0]
+    frames = build_frames(trace)
+    captions = [learn(trace, frames, index) for index in range(len(frames))]
+    weight = torch.tensor([trace.weight], dtype=torch.float64)
+    return animation_gif(trace, frames, captions, float(lower_bound(weight, trace.num_packs)[0]), dark=dark)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -219,4 +229,8 @@ if chapter.compare_options:
                f"{other.chosen_candidate.stopped.reason}; spread {fmt(other.chosen_candidate.final_spread)} "
                f"(here: {fmt(trace.chosen_candidate.final_spread)}).")
 _loads_editor()
+lesson_loads = st.session_state.loads
+st.download_button("Download this lesson as a GIF (for slides)",
+                   data=lambda: _lesson_gif(chapter.key, lesson_loads, dark),
+                   file_name=f"packviz_{chapter.key}.gif", mime="image/gif", key="download_gif")
 publish(PARAMS)

@@ -1,0 +1,104 @@
+"""The Learn page under Streamlit's AppTest: every chapter, stepping, links, predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from packviz.lessons import CHAPTER_BY_KEY, CHAPTERS
+from packviz.narration import learn
+from packviz.timeline import build_frames, phase_starts
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def learn_page(**query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page("pages/learn.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def button(at: AppTest, key: str):
+    return next(b for b in at.button if b.key == key)
+
+
+@pytest.mark.parametrize("key", [chapter.key for chapter in CHAPTERS])
+def test_every_chapter_opens_on_its_own_step(key):
+    at = learn_page(chapter=key)
+    chapter = CHAPTER_BY_KEY[key]
+    trace = chapter.run().traces[0]
+    frames = build_frames(trace)
+    assert at.selectbox(key="chapter").value == key
+    assert at.get("plotly_chart")
+    if chapter.view == "restarts":
+        assert learn(trace, frames, phase_starts(frames)["prune"]) in at.info[0].value
+        return
+    step = phase_starts(frames)[chapter.start_phase]
+    assert at.session_state.step == step
+    assert at.info[0].value == learn(trace, frames, step)
+    assert at.query_params["chapter"] == key and at.query_params["step"] == str(step)
+    assert any("pseudo" not in h.proto.body and "background: rgba(230, 159, 0" in h.proto.body for h in at.get("html"))
+
+
+def test_next_and_prev_step_through_the_story_and_the_url_follows():
+    at = learn_page(chapter="greedy")
+    trace = CHAPTER_BY_KEY["greedy"].run().traces[0]
+    frames = build_frames(trace)
+    button(at, "next").click().run()
+    button(at, "next").click().run()
+    assert at.session_state.step == 2
+    assert at.info[0].value == learn(trace, frames, 2)
+    assert at.query_params["step"] == "2"
+    button(at, "prev").click().run()
+    assert at.session_state.step == 1
+    button(at, "end").click().run()
+    assert at.session_state.step == len(frames) - 1
+
+
+def test_a_shared_link_opens_the_same_step_with_its_loads():
+    at = learn_page(chapter="two-swap", step="15", loads="48,20,77,48,48,68,99,82,34,45,72,36")
+    trace = CHAPTER_BY_KEY["two-swap"].run().traces[0]
+    assert at.info[0].value == learn(trace, build_frames(trace), 15)
+    edited = learn_page(chapter="greedy", step="0", loads="1,2,3,4,5,6,7,8,90")
+    assert "9 items must go into 3 packs" in edited.info[0].value
+    assert edited.query_params["loads"] == "1,2,3,4,5,6,7,8,90"
+
+
+def test_a_broken_link_says_what_it_ignored():
+    at = learn_page(chapter="nope", step="3")
+    assert any("chapter='nope' was ignored" in w.value for w in at.warning)
+    assert at.selectbox(key="chapter").value == CHAPTERS[0].key
+
+
+def test_predict_then_reveal():
+    at = learn_page(chapter="greedy", step="3", quiz="1")
+    trace = CHAPTER_BY_KEY["greedy"].run().traces[0]
+    answer = f"pack {trace.story()[4].pack}"
+    radio = at.radio(key="guess_3")
+    wrong = next(option for option in radio.options if option != answer)
+    radio.set_value(wrong).run()
+    button(at, "reveal").click().run()
+    assert any(f"the answer is {answer}" in e.value for e in at.error)
+    at.radio(key="guess_3").set_value(answer).run()
+    button(at, "reveal").click().run()
+    assert any(s.value.startswith(f"Right: {answer}") for s in at.success)
+
+
+def test_present_mode_drops_the_title_and_keeps_the_controls():
+    at = learn_page(chapter="one-swap", present="1")
+    assert not at.title
+    assert {"prev", "next", "play"} <= {b.key for b in at.button}
+    assert at.query_params["present"] == "1"
+
+
+def test_changing_chapter_resets_the_loads_and_step():
+    at = learn_page(chapter="greedy", step="5", loads="1,2,3,4,5,6,7,8,90")
+    at.selectbox(key="chapter").set_value("two-swap").run()
+    assert at.session_state.loads == "48,20,77,48,48,68,99,82,34,45,72,36"
+    trace = CHAPTER_BY_KEY["two-swap"].run().traces[0]
+    assert at.session_state.step == phase_starts(build_frames(trace))["refine"]
