@@ -1,0 +1,109 @@
+"""The Learn page in real headless Chromium: share links, the keyboard, predictions."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT))
+
+from packviz.lessons import CHAPTER_BY_KEY  # noqa: E402
+from packviz.narration import learn  # noqa: E402
+from packviz.timeline import build_frames  # noqa: E402
+from scripts.browser import CHROMIUM, chromium_page, running_app, wait_until_idle  # noqa: E402
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (make test installs it)"),
+]
+
+
+@pytest.fixture(scope="module")
+def fresh_app():
+    # A server of its own: the first page it ever serves is a shared link.
+    with running_app() as url:
+        yield url
+
+
+def narration(chapter: str, step: int) -> str:
+    trace = CHAPTER_BY_KEY[chapter].run().traces[0]
+    return learn(trace, build_frames(trace), step)
+
+
+def open_link(page, url: str) -> None:
+    page.goto(url)
+    wait_until_idle(page)
+    page.locator(".js-plotly-plot >> visible=true").first.wait_for(timeout=120_000)
+
+
+def shown(page) -> str:
+    alert = page.locator('[data-testid="stAlert"]').first
+    alert.wait_for()
+    return alert.inner_text().strip()
+
+
+def wait_for_text(page, text: str) -> None:
+    page.locator('[data-testid="stAlert"]').filter(has_text=text[:60]).first.wait_for(timeout=60_000)
+
+
+def test_a_share_link_opens_the_same_step_in_another_browser_and_after_a_reload(fresh_app):
+    link = f"{fresh_app}/learn?chapter=two-swap&step=15"
+    expected = narration("two-swap", 15)
+    with chromium_page(width=1366, height=768) as first:
+        open_link(first, link)
+        wait_for_text(first, expected)
+        assert shown(first) == expected
+        # routed by app.py, not the legacy page list
+        assert first.locator('[data-testid="stSidebarNav"]').get_by_text("Learn").count() == 1
+        assert first.get_by_text("common", exact=True).count() == 0
+        first.get_by_role("button", name=re.compile("Next")).click()
+        wait_for_text(first, narration("two-swap", 16))
+        first.wait_for_function("() => window.location.search.includes('step=16')")
+        first.reload()
+        wait_until_idle(first)
+        wait_for_text(first, narration("two-swap", 16))
+    with chromium_page(width=1920, height=1080) as second:
+        open_link(second, link)
+        wait_for_text(second, expected)
+        assert shown(second) == expected
+
+
+def test_arrow_keys_step_and_the_url_follows(fresh_app):
+    with chromium_page(width=1366, height=768) as page:
+        open_link(page, f"{fresh_app}/learn?chapter=greedy&step=2")
+        wait_for_text(page, narration("greedy", 2))
+        page.locator("h1").first.click()  # focus the page, not a widget
+        page.keyboard.press("ArrowRight")
+        wait_for_text(page, narration("greedy", 3))
+        page.keyboard.press("ArrowRight")
+        wait_for_text(page, narration("greedy", 4))
+        page.keyboard.press("ArrowLeft")
+        wait_for_text(page, narration("greedy", 3))
+        page.wait_for_function("() => window.location.search.includes('step=3')")
+
+
+def test_predict_the_next_pack_then_see_the_reveal(fresh_app):
+    trace = CHAPTER_BY_KEY["greedy"].run().traces[0]
+    answer = f"pack {trace.story()[4].pack}"
+    with chromium_page(width=1366, height=768) as page:
+        open_link(page, f"{fresh_app}/learn?chapter=greedy&step=3&quiz=1")
+        page.get_by_text("Which pack does it go to?").wait_for()
+        page.locator('[data-testid="stRadio"]').get_by_text(answer, exact=True).click()
+        wait_until_idle(page)
+        page.get_by_role("button", name="Reveal").click()
+        wait_until_idle(page)
+        page.get_by_text(re.compile(f"^Right: {answer}")).wait_for(timeout=60_000)
+
+
+def test_present_mode_fits_next_and_the_chart_on_a_laptop_screen(fresh_app):
+    with chromium_page(width=1366, height=768) as page:
+        open_link(page, f"{fresh_app}/learn?chapter=two-swap&step=14&present=1")
+        next_box = page.get_by_role("button", name=re.compile("Next")).bounding_box()
+        chart_box = page.locator(".js-plotly-plot >> visible=true").first.bounding_box()
+        assert next_box["y"] + next_box["height"] <= 768
+        assert chart_box["y"] + chart_box["height"] <= 768
+        assert not page.locator('[data-testid="stSidebar"]').is_visible()
