@@ -15,6 +15,7 @@ from packviz.packer import PackResult
 from packviz.samples import DEFAULT_SAMPLE, SAMPLES, Dataset, load_sample, make_dataset
 from packviz.text import escape_markdown
 from packviz.validate import valid_pack_counts
+from ui.state import Param, forget, parse_bool, parse_choice, parse_float, parse_int, publish, restore, show_bool
 
 # The app opens on the fast preset so that every change answers within a second.
 APP_PRESET = "fast"
@@ -34,12 +35,37 @@ def dataset() -> Dataset:
     return st.session_state.dataset
 
 
-def _set_dataset(new: Dataset) -> None:
+def _set_dataset(new: Dataset, label: str | None = None) -> None:
     st.session_state.dataset = new
+    st.session_state.dataset_label = label
     st.session_state.data_error = None
     st.session_state.packs = new.default_packs
     st.session_state.layer = 0
     st.session_state.step = 0
+
+
+def _use_sample() -> None:
+    label = st.session_state.sample
+    _set_dataset(_load_sample(label), label)
+
+
+def _follow_linked_sample() -> None:
+    """A link (or reload) can name another sample than the one loaded: load it,
+    keeping the link's pack count, layer and step where they fit."""
+    label = st.session_state.get("sample", DEFAULT_SAMPLE)
+    if st.session_state.get("source", "Sample") != "Sample" or label not in SAMPLES:
+        return
+    if st.session_state.get("dataset_label", DEFAULT_SAMPLE) == label:
+        return
+    kept = {key: st.session_state[key] for key in ("packs", "layer", "step") if key in st.session_state}
+    new = _load_sample(label)
+    _set_dataset(new, label)
+    layers, items = new.weight.shape
+    if kept.get("packs") and items % kept["packs"] == 0:
+        st.session_state.packs = kept["packs"]
+    if 0 <= kept.get("layer", -1) < layers:
+        st.session_state.layer = kept["layer"]
+    st.session_state.step = kept.get("step", 0)
 
 
 REPLICATE_LABEL = "Replicate hot experts into N slots (0: none)"
@@ -65,12 +91,12 @@ def _keep_widget_state() -> None:
 def data_sidebar() -> Dataset:
     """Sample, generator or upload; a refused upload keeps the data already loaded."""
     _keep_widget_state()
+    _follow_linked_sample()
     dataset()
     st.sidebar.header("Data")
     source = st.sidebar.radio("Source", ["Sample", "Generate", "Upload"], horizontal=True, key="source")
     if source == "Sample":
-        st.sidebar.selectbox("Sample", list(SAMPLES), key="sample",
-                             on_change=lambda: _set_dataset(_load_sample(st.session_state.sample)))
+        st.sidebar.selectbox("Sample", list(SAMPLES), key="sample", on_change=_use_sample)
     elif source == "Generate":
         with st.sidebar.form("generator"):
             kind = st.selectbox("Kind", list(GENERATORS), format_func=lambda k: f"{k}: {GENERATORS[k].description}")
@@ -113,6 +139,7 @@ def _apply_preset() -> None:
     config = PRESETS[st.session_state.preset].config
     for name in KNOBS:
         st.session_state[name] = getattr(config, name)
+    st.session_state.applied_preset = st.session_state.preset
 
 
 def _use_packs(value: int) -> None:
@@ -124,7 +151,11 @@ def packer_sidebar(num_items: int) -> tuple[str, PackerConfig, int] | None:
     st.sidebar.header("Packer")
     if "preset" not in st.session_state:
         st.session_state.preset = APP_PRESET
+    if st.session_state.get("applied_preset") != st.session_state.preset:
+        # a new session, or a link naming another preset: its knobs, then the link's own
+        linked = {name: st.session_state[name] for name in KNOBS if name in st.session_state.get("linked_knobs", ())}
         _apply_preset()
+        st.session_state.update(linked)
     preset = st.sidebar.selectbox("Preset", list(PRESETS), key="preset", on_change=_apply_preset,
                                   help="\n".join(f"- **{p.name}**: {p.description}" for p in PRESETS.values()))
     st.sidebar.caption(PRESETS[preset].description)
@@ -187,3 +218,48 @@ def run_pack(digest: str, _weight: torch.Tensor, config: PackerConfig, num_packs
 def run_trace(digest: str, _weight: torch.Tensor, config: PackerConfig, num_packs: int, layer: int) -> PackResult:
     del digest
     return pack(_weight[layer:layer + 1], num_packs, config, seed=config.seed, layer_ids=[layer], trace_layers=[0])
+
+
+def _knob_param(name: str) -> Param:
+    default = getattr(PRESETS[APP_PRESET].config, name)
+    if isinstance(default, bool):
+        return Param(name, parse_bool, show_bool)
+    if isinstance(default, int):
+        return Param(name, parse_int(0, 1_000_000))
+    if isinstance(default, float):
+        return Param(name, parse_float)
+    choices = {"start": START_KINDS, "swap_scope": SWAP_SCOPES, "swap_score": SWAP_SCORES, "select_by": SELECT_BY}
+    return Param(name, parse_choice(choices[name]))
+
+
+SECTIONS = ["Overview", "Step through a layer", "Restarts", "Export"]
+VIEW_PARAMS = [
+    Param("sample", parse_choice(list(SAMPLES))),
+    Param("preset", parse_choice(list(PRESETS))),
+    Param("packs", parse_int(1, 1 << 20)),
+    Param("seed", parse_int(0, 2**31 - 1)),
+    Param("section", parse_choice(SECTIONS)),
+    Param("layer", parse_int(0, 1 << 20)),
+    Param("view", parse_choice(["Animation", "Presenter"])),
+    Param("step", parse_int(0, 1 << 20)),
+]
+KNOB_PARAMS = [_knob_param(name) for name in KNOBS]
+
+
+def restore_view() -> list[str]:
+    """Explore's state from the URL (a shared link or a reload); see ui.state."""
+    problems = restore(VIEW_PARAMS + KNOB_PARAMS)
+    st.session_state.linked_knobs = [name for name in KNOBS if name in st.query_params]
+    return problems
+
+
+def publish_view() -> None:
+    """Explore's state into the URL: the data when it is a sample, and only the
+    knobs that differ from the preset, so links stay short."""
+    shared = [p for p in VIEW_PARAMS if p.key != "sample" or st.session_state.get("source", "Sample") == "Sample"]
+    if len(shared) < len(VIEW_PARAMS):
+        forget(["sample"])
+    preset = PRESETS.get(st.session_state.get("preset", APP_PRESET), PRESETS[APP_PRESET]).config
+    changed = [p for p in KNOB_PARAMS if st.session_state.get(p.key, getattr(preset, p.key)) != getattr(preset, p.key)]
+    forget([p.key for p in KNOB_PARAMS if p not in changed])
+    publish(shared + changed)

@@ -5,17 +5,19 @@ from __future__ import annotations
 import streamlit as st
 
 from packviz.export import pack_summary_csv, placement_csv, sglang_json, summary_table
-from packviz.figures import animation_figure, frame_figure, heatmap_figure, overview_figure, restarts_figure
+from packviz.figures import animation_figure, heatmap_figure, lesson_figure, overview_figure, restarts_figure
 from packviz.metrics import layer_metrics, lower_bound
 from packviz.narration import explore as explore_narration
 from packviz.text import download_name, escape_markdown
 from packviz.timeline import build_frames, phase_starts
-from pages.common import data_sidebar, packer_sidebar, run_pack, run_trace
+from pages.common import SECTIONS, data_sidebar, packer_sidebar, publish_view, restore_view, run_pack, run_trace
 from ui.router import require_router
 
 require_router()
 
 st.title("packviz: balanced packing, step by step")
+for problem in restore_view():
+    st.warning(f"Shared link: {problem}.")
 data = data_sidebar()
 layers, items = data.weight.shape
 choice = packer_sidebar(items)
@@ -27,6 +29,7 @@ with st.expander(f"Loads: {layers} layers x {items} items, total {float(data.wei
 
 if choice is None:
     st.warning("Choose a pack count that divides the items (see the sidebar) to pack this data.")
+    publish_view()
     st.stop()
 label, config, packs = choice
 result = run_pack(data.digest, data.weight, config, packs)
@@ -40,7 +43,7 @@ cols[3].metric("Run time", f"{result.elapsed_s * 1000:,.1f} ms")
 cols[4].metric("Device", result.device)
 
 # One section at a time (not tabs): only what is on screen is computed.
-section = st.radio("Section", ["Overview", "Step through a layer", "Restarts", "Export"], horizontal=True,
+section = st.radio("Section", SECTIONS, horizontal=True,
                    key="section", label_visibility="collapsed")
 
 if section == "Overview":
@@ -60,7 +63,10 @@ elif section == "Step through a layer":
     top[2].caption(f"{len(frames)} steps: {len(trace.chosen_candidate.placements)} placements, "
                    f"{len(trace.chosen_candidate.swaps)} moves; LB {bound:,.6g}")
     if view == "Animation":
-        st.plotly_chart(animation_figure(trace, frames, bound, labels, captions), width="stretch", key="animation")
+        speed = st.select_slider("Frame time", [40, 80, 150, 300, 600, 1200], value=150, key="frame_ms",
+                                 format_func=lambda ms: f"{ms} ms a frame")
+        st.plotly_chart(animation_figure(trace, frames, bound, labels, captions, frame_ms=speed), width="stretch",
+                        key="animation")
     else:
         if "step" not in st.session_state or st.session_state.step >= len(frames):
             st.session_state.step = 0
@@ -71,8 +77,10 @@ elif section == "Step through a layer":
 
         buttons = st.columns(7)
         buttons[0].button("« Start", on_click=go_to, args=(0,), width="stretch")
-        buttons[1].button("‹ Prev", on_click=go_to, args=(st.session_state.step - 1,), width="stretch")
-        buttons[2].button("Next ›", on_click=go_to, args=(st.session_state.step + 1,), width="stretch")
+        buttons[1].button("‹ Prev", on_click=go_to, args=(st.session_state.step - 1,), width="stretch",
+                          shortcut="Left")
+        buttons[2].button("Next ›", on_click=go_to, args=(st.session_state.step + 1,), width="stretch",
+                          shortcut="Right")
         buttons[3].button("Fill", on_click=go_to, args=(starts.get("fill", 0),), width="stretch")
         buttons[4].button("Refinement", on_click=go_to, args=(starts.get("refine", starts["final"]),),
                           disabled="refine" not in starts, width="stretch")
@@ -80,8 +88,8 @@ elif section == "Step through a layer":
         step = st.session_state.step
         frame = frames[step]
         buttons[6].markdown(f"**Step {step} / {len(frames) - 1}**  \n{frame.phase}")
-        st.plotly_chart(frame_figure(trace, frames, step, bound, labels, captions[step]), width="stretch",
-                        key="presenter")
+        st.plotly_chart(lesson_figure(trace, frames, step, bound, labels, dark=st.context.theme.type == "dark"),
+                        width="stretch", key="presenter")
         st.info(captions[step])
     st.caption("Each bar is a pack, each segment an item (its colour stays with it); the outlined segments "
                "are the items placed or swapped in this step. Dashed lines: the mean pack load and the lower "
@@ -109,3 +117,5 @@ else:
     st.download_button("SGLang physical_to_logical_map (JSON, logical expert ids)", sglang_json(result, data.slots),
                        file_name=download_name("sglang", label, packs, config.seed, "json"),
                        mime="application/json", key="download_sglang")
+
+publish_view()

@@ -14,8 +14,11 @@ from streamlit.testing.v1 import AppTest
 
 from packviz import pack
 from packviz.export import check_sglang_map, parse_placement_csv
+from packviz.loaders import read_loads
 from packviz.metrics import lower_bound
+from packviz.narration import explore as explore_narration
 from packviz.samples import DEFAULT_SAMPLE, load_sample
+from packviz.timeline import build_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -220,3 +223,23 @@ def test_restarts_section_shows_the_kept_candidates_of_the_seed_preset():
     at.radio(key="section").set_value("Restarts").run()
     no_exceptions(at)
     assert any("256 restarts, 8 kept" in c.value for c in at.caption)
+
+
+def test_a_link_opens_explore_on_the_same_view_and_the_url_follows():
+    at = fresh()
+    at.query_params.update({"sample": "Teaching: 12 items, 2-swap beats 1-swap", "preset": "restarts-2swap",
+                            "packs": "3", "section": "Step through a layer", "view": "Presenter", "step": "15",
+                            "num_restarts": "1"})
+    at.run()
+    no_exceptions(at)
+    assert "1 layers x 12 items" in at.expander[0].label
+    assert at.selectbox(key="preset").value == "restarts-2swap"
+    assert at.number_input(key="num_restarts").value == 1  # the link's knob beats the preset's 256
+    assert at.number_input(key="num_refined").value == 8  # the preset's own
+    weight = read_loads(ROOT / "sample_data" / "teaching_12_items.csv").weight
+    trace = pack(weight, 3, "restarts-2swap", num_restarts=1, trace_layers=[0]).traces[0]
+    assert at.info[0].value == explore_narration(trace, build_frames(trace), 15)
+    at.button[[b.label for b in at.button].index("Next ›")].click().run()
+    assert at.query_params["step"] == "16"
+    at.number_input(key="num_restarts").set_value(256).run()
+    assert "num_restarts" not in at.query_params  # back at the preset's value: not in the link

@@ -78,3 +78,19 @@ def parse_bool(raw: str) -> bool:
 
 def show_bool(value: bool) -> str:
     return "1" if value else "0"
+
+
+def forget(keys: Sequence[str]) -> None:
+    """Drop parameters that no longer describe the view (a knob back at its preset's value)."""
+    written = st.session_state.get(_WRITTEN, {})
+    for key in keys:
+        if key in st.query_params:
+            del st.query_params[key]
+        written.pop(key, None)
+
+
+def parse_float(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value < float("inf"):
+        raise ValueError("not a finite number >= 0")
+    return value
