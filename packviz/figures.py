@@ -46,7 +46,9 @@ class PrebuiltFigure(go.Figure):
 
 
 def _number(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else round(float(value), 6)
+    # Twelve significant digits, not a fixed number of decimals: loads of 1e-8
+    # must draw as faithfully as loads of 1e8.
+    return int(value) if float(value).is_integer() else float(f"{float(value):.12g}")
 
 
 def heatmap_figure(weight: torch.Tensor, item_names: Sequence[str] | None = None) -> go.Figure:

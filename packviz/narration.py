@@ -80,6 +80,12 @@ def explore(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
                f"{event.reason}."
     assert isinstance(event, Chosen)
     moves = sum(1 for f in frames if isinstance(f.event, Swapped))
+    shown = frames[0].event.restart if isinstance(frames[0].event, FillStarted) else event.restart
+    if shown != event.restart:
+        # The story of a kept candidate that lost: its own numbers, then the winner.
+        return (f"Done: restart {shown} ends after {moves} move{'s' if moves != 1 else ''} with max pack load "
+                f"{fmt(max(frame.loads))}, spread {fmt(frame.spread)}; the layer keeps candidate "
+                f"{event.candidate + 1} (restart {event.restart}) instead.")
     return (f"Done: candidate {event.candidate + 1} of {event.num_candidates} kept (restart {event.restart}) wins "
             f"after {moves} move{'s' if moves != 1 else ''}; max pack load {fmt(event.max_load)}, spread "
             f"{fmt(event.spread)}.")

@@ -28,8 +28,9 @@ def test_pack_writes_the_placement_csv_and_prints_a_table(tmp_path, capsys):
     assert torch.equal(placement["pack"], expected.pack_index)
     assert torch.equal(placement["rank_in_pack"], expected.rank_in_pack)
     lines = out.read_text().splitlines()
-    assert lines[0] == "layer,item,pack,rank_in_pack,load"
-    assert lines[1] == "0,0,2,1,90" or lines[1].startswith("0,0,")
+    assert lines[0] == "layer,item,pack,rank_in_pack,load,expert,replica"
+    # item 0 of layer 0 (load 90) is expert 0, its only replica
+    assert lines[1] == f"0,0,{int(expected.pack_index[0, 0])},{int(expected.rank_in_pack[0, 0])},90,0,0"
     assert len(lines) == 1 + 24
 
 

@@ -338,8 +338,6 @@ def test_comparison_figure_has_one_point_per_packer():
 # ----- scale
 
 
-@pytest.mark.xfail(strict=True, reason="packviz bug: bar heights are rounded to 6 decimals (figures._number), so "
-                   "loads below ~1e-6 draw as empty or wrong bars")
 def test_frame_bars_follow_the_loads_at_any_scale():
     weight = read_sample_csv("teaching_12_items.csv")[1] * 1e-8
     result = packviz.pack(weight, 3, "eplb", trace_layers=[0])
