@@ -243,6 +243,8 @@ def comparison_figure(rows: Sequence[dict]) -> go.Figure:
 # Okabe & Ito's colour-blind-safe palette (black left out: it hides labels).
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
 LESSON_FONT = 18
+# Arrows of a swap: a magenta outside the item palette, legible on light and dark backgrounds.
+ARROW_COLOUR = "#E7298A"
 
 
 def _short(value: float) -> str:
@@ -250,7 +252,8 @@ def _short(value: float) -> str:
 
 
 def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float,
-                  item_labels: Sequence[str] | None = None, dark: bool = False, height: int = 600) -> go.Figure:
+                  item_labels: Sequence[str] | None = None, dark: bool | None = None,
+                  height: int = 600) -> go.Figure:
     """One step for a room. Below: each pack's items stacked from 0, labelled
     with item and load, the pack total on top. Above: each pack's distance from
     the mean, zoomed so that a spread of 1 in 200 shows. For a swap, the packs
@@ -266,10 +269,14 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
                            row_heights=[0.3, 0.7] if full else None, vertical_spacing=0.05, horizontal_spacing=0.04,
                            subplot_titles=[title for _, title in panels] + [""] * len(panels)
                            if before is not None else None)
-    text_colour = "#f5f5f5" if dark else "#111111"
-    outline = "#111111" if dark else "#ffffff"
-    mark = "#ffffff" if dark else "#000000"
-    heavy, light = ("#FF8F5A", "#56B4E9") if dark else ("#D55E00", "#0072B2")
+    # dark=None leaves text colours to the host's theme (Streamlit's follows the
+    # app's light or dark mode, which the server cannot know on a first run); the
+    # marks below read on either background.
+    text_colour = None if dark is None else "#f5f5f5" if dark else "#111111"
+    outline = "rgba(128, 128, 128, 0.9)"
+    mark = "#000000"  # thick outlines sit on the bright segment colours
+    arrow = ARROW_COLOUR
+    heavy, light = "#D55E00", "#0072B2"
     moved = set(frame.highlight)
     weight = trace.weight
     packs = [f"pack {p}" for p in range(trace.num_packs)]
@@ -307,12 +314,13 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         lines = [(stack_row, lower_bound, "LB", heavy), (stack_row, mean, "mean", light)]
         for row, value, label, colour in [(1, lower_bound - mean, "LB", heavy)] * full + lines:
             figure.add_hline(y=value, line_dash="dash", line_color=colour, line_width=2.5, row=row, col=column,
+                             # LB named at the right of the last panel, the mean at the left of the first
                              annotation_text=f"{label} {_short(lower_bound if label == 'LB' else mean)}"
-                             if column == len(panels) else "",
-                             annotation_position="top right" if label == "LB" else "bottom left",
+                             if column == (len(panels) if label == "LB" else 1) else "",
+                             annotation_position="top right" if label == "LB" else "top left",
                              annotation_font={"color": colour, "size": LESSON_FONT - 2})
     if before is not None:
-        _swap_arrows(figure, swap, before, weight, mark)
+        _swap_arrows(figure, swap, before, weight, arrow)
     y_max = 1.15 * max(lower_bound, *(max(f.loads) for f in frames))
     if full:
         figure.update_yaxes(range=[-1.6 * reach, 1.6 * reach], title_text="vs mean", row=1, col=1)
@@ -323,7 +331,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     figure.update_annotations(selector={"text": "before the swap"}, font_size=LESSON_FONT)
     figure.update_annotations(selector={"text": "after the swap"}, font_size=LESSON_FONT)
     figure.update_layout(
-        barmode="relative", bargap=0.25, height=height, template="plotly_dark" if dark else "plotly_white",
+        barmode="relative", bargap=0.25, height=height,
+        template=None if dark is None else "plotly_dark" if dark else "plotly_white",
         font={"size": LESSON_FONT, "color": text_colour}, margin={"l": 80, "r": 20, "t": 40, "b": 40},
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", uniformtext={"minsize": 11, "mode": "hide"},
     )
@@ -349,7 +358,7 @@ def _swap_arrows(figure: go.Figure, swap, before: Frame, weight: Sequence[float]
             )
 
 
-def restart_multiples_figure(trace: LayerTrace, dark: bool = False) -> go.Figure:
+def restart_multiples_figure(trace: LayerTrace, dark: bool | None = None) -> go.Figure:
     """Each kept restart's packs after its fill, side by side, with its noise
     scale and spread: the same items in another order give another spread."""
     from packviz.state import PackState
@@ -371,7 +380,7 @@ def restart_multiples_figure(trace: LayerTrace, dark: bool = False) -> go.Figure
                            vertical_spacing=0.16, horizontal_spacing=0.04)
     best = min(state.spread for state in states)
     for position, state in enumerate(states):
-        colour = ("#FF8F5A" if dark else "#D55E00") if state.spread == best else ("#56B4E9" if dark else "#0072B2")
+        colour = "#D55E00" if state.spread == best else "#0072B2"
         figure.add_trace(go.Bar(
             x=[f"pack {p}" for p in range(trace.num_packs)], y=state.loads, marker_color=colour,
             text=[_short(v) for v in state.loads], textposition="outside", cliponaxis=False, showlegend=False,
@@ -382,7 +391,8 @@ def restart_multiples_figure(trace: LayerTrace, dark: bool = False) -> go.Figure
     margin = max(high - low, 1.0)
     figure.update_yaxes(range=[max(0.0, low - 1.5 * margin), high + 0.8 * margin])
     figure.update_annotations(font_size=LESSON_FONT - 2)
-    figure.update_layout(height=260 * rows, template="plotly_dark" if dark else "plotly_white",
-                         font={"size": LESSON_FONT - 2}, margin={"l": 50, "r": 10, "t": 50, "b": 30},
+    template = None if dark is None else "plotly_dark" if dark else "plotly_white"
+    figure.update_layout(height=260 * rows, template=template, font={"size": LESSON_FONT - 2},
+                         margin={"l": 50, "r": 10, "t": 50, "b": 30},
                          paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
     return figure

@@ -88,7 +88,7 @@ elif section == "Step through a layer":
         step = st.session_state.step
         frame = frames[step]
         buttons[6].markdown(f"**Step {step} / {len(frames) - 1}**  \n{frame.phase}")
-        st.plotly_chart(lesson_figure(trace, frames, step, bound, labels, dark=st.context.theme.type == "dark"),
+        st.plotly_chart(lesson_figure(trace, frames, step, bound, labels),
                         width="stretch", key="presenter")
         st.info(captions[step])
     st.caption("Each bar is a pack, each segment an item (its colour stays with it); the outlined segments "

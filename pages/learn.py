@@ -136,7 +136,7 @@ def _loads_editor() -> None:
 
 
 if chapter.view == "restarts":
-    st.plotly_chart(restart_multiples_figure(trace, dark), width="stretch", key="restarts_multiples")
+    st.plotly_chart(restart_multiples_figure(trace), width="stretch", key="restarts_multiples")
     st.info(learn(trace, frames, 0) + " " + learn(trace, frames, phase_starts(frames)["prune"]))
     st.caption(about_run)
     _loads_editor()
@@ -207,7 +207,7 @@ def _step_view() -> None:
     index = st.session_state.step
     frame = frames[index]
     left, right = st.columns([2.1, 1])
-    left.plotly_chart(lesson_figure(trace, frames, index, bound, dark=dark, height=chart_height), width="stretch",
+    left.plotly_chart(lesson_figure(trace, frames, index, bound, height=chart_height), width="stretch",
                       key="lesson_chart")
     right.markdown(f"**Step {index} of {len(frames) - 1}** · {frame.phase}")
     right.info(learn(trace, frames, index))
