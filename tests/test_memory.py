@@ -1,0 +1,122 @@
+"""Memory bounded by the data: the blocked crowding bound gives exactly the
+values of the whole-grid one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from packviz import metrics
+from packviz.generate import generate, moe, replicate_hot
+from packviz.metrics import crowding_bound, lower_bound
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# The crowding bound and lower_bound as they were before blocking: [L, m, m]
+# tensors per t. Kept verbatim as the oracle of the values.
+def _oracle_prefix(weight: torch.Tensor) -> torch.Tensor:
+    descending = torch.sort(weight, dim=1, descending=True).values
+    return torch.nn.functional.pad(descending.cumsum(dim=1), (1, 0))
+
+
+def _oracle_family_bounds(prefix: torch.Tensor, num_packs: int) -> torch.Tensor:
+    num_items = prefix.shape[1] - 1
+    per_pack = num_items // num_packs
+    total = prefix[:, -1]
+
+    def smallest(count: int) -> torch.Tensor:
+        return total - prefix[:, num_items - count]
+
+    bounds = [total / num_packs, prefix[:, 1] + smallest(per_pack - 1)]
+    for t in range(1, per_pack):
+        top = prefix[:, t * num_packs + 1] - prefix[:, t * num_packs - t]
+        bounds.append(top + smallest(per_pack - t - 1))
+    return torch.stack(bounds, dim=1)
+
+
+def _oracle_crowding_bound(prefix: torch.Tensor, num_packs: int) -> torch.Tensor:
+    num_layers, num_items = prefix.shape[0], prefix.shape[1] - 1
+    per_pack = num_items // num_packs
+    total = prefix[:, -1:]
+    best = torch.zeros(num_layers, dtype=torch.float64, device=prefix.device)
+    j = torch.arange(1, num_packs + 1, device=prefix.device).view(-1, 1)
+    d = torch.arange(1, num_packs + 1, device=prefix.device).view(1, -1)
+    for t in range(1, per_pack):
+        top = t * num_packs + j  # [J, 1]
+        usable = top <= num_items
+        in_crowded = t * d + torch.maximum(j, d)
+        slots_left = d * per_pack - in_crowded
+        feasible = (slots_left >= 0) & usable & (in_crowded <= top)
+        top_clamped = top.clamp(max=num_items).expand(num_packs, num_packs)
+        count = in_crowded.clamp(max=num_items)
+        lightest_top = prefix[:, top_clamped] - prefix[:, (top_clamped - count).clamp(min=0)]
+        rest = slots_left.clamp(min=0).minimum(num_items - top_clamped)
+        smallest = total.unsqueeze(2) - prefix[:, num_items - rest]
+        per_d = (lightest_top + smallest) / d
+        per_d = torch.where(feasible, per_d, torch.full_like(per_d, float("inf")))
+        per_j = per_d.amin(dim=2)
+        per_j = torch.where(usable.view(1, -1), per_j, torch.zeros_like(per_j))
+        best = torch.maximum(best, per_j.amax(dim=1))
+    return best
+
+
+def _oracle_lower_bound(weight: torch.Tensor, num_packs: int) -> torch.Tensor:
+    prefix = _oracle_prefix(weight)
+    bound = torch.maximum(_oracle_family_bounds(prefix, num_packs).amax(dim=1),
+                          _oracle_crowding_bound(prefix, num_packs))
+    whole = (weight == weight.round()).all(dim=1)
+    rounded = torch.ceil(bound - 1e-9 * bound.abs().clamp_min(1.0))
+    return torch.where(whole, torch.maximum(rounded, bound.floor()), bound)
+
+
+def _random_layers(generator: torch.Generator, num_layers: int, num_items: int, kind: int) -> torch.Tensor:
+    if kind == 0:  # whole numbers with many ties
+        return torch.randint(0, 40, (num_layers, num_items), generator=generator).double()
+    if kind == 1:  # a few heavy items and a long tail
+        return torch.rand(num_layers, num_items, generator=generator, dtype=torch.float64) ** 4 * 1000
+    if kind == 2:  # near-equal replicas
+        return torch.randint(0, 3, (num_layers, num_items), generator=generator).double() * 7 + 100
+    if kind == 3:
+        return torch.zeros(num_layers, num_items, dtype=torch.float64)
+    return torch.rand(num_layers, num_items, generator=generator, dtype=torch.float64) * 1e4
+
+
+def _assert_same_values(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize(("block", "promising"), [(None, None), (64, 1), (1, 1)])
+def test_blocked_bounds_equal_the_whole_grid_on_random_small_layers(block, promising, monkeypatch):
+    # Tiny blocks and a single promising case walk every band and every skip.
+    if block is not None:
+        monkeypatch.setattr(metrics, "CROWDING_BLOCK_ELEMENTS", block)
+        monkeypatch.setattr(metrics, "_PROMISING_CASES", promising)
+    generator = torch.Generator().manual_seed(7)
+    for trial in range(120):
+        num_packs = int(torch.randint(1, 24, (1,), generator=generator))
+        per_pack = int(torch.randint(1, 9, (1,), generator=generator))
+        num_layers = int(torch.randint(1, 5, (1,), generator=generator))
+        weight = _random_layers(generator, num_layers, num_packs * per_pack, trial % 5)
+        _assert_same_values(crowding_bound(weight, num_packs), _oracle_crowding_bound(_oracle_prefix(weight),
+                                                                                      num_packs))
+        _assert_same_values(lower_bound(weight, num_packs), _oracle_lower_bound(weight, num_packs))
+
+
+@pytest.mark.parametrize(("weight", "num_packs"), [
+    (moe(3, 2048, seed=3), 512),
+    (replicate_hot(moe(6, 256, seed=1), 288), 32),
+    (generate("zipf", 4, 1024, seed=5), 64),
+    (generate("lognormal", 3, 1200, seed=6, integer=False), 2),
+    (generate("hot", 5, 256, seed=2), 128),
+])
+def test_blocked_bounds_equal_the_whole_grid_on_medium_layers(weight, num_packs):
+    _assert_same_values(lower_bound(weight, num_packs), _oracle_lower_bound(weight, num_packs))
+
+
+def test_sums_that_overflow_give_the_same_values():
+    # inf - inf is NaN: no case may be skipped on a comparison with it.
+    weight = torch.tensor([[1e308, 1e308, 1e308, 5.0, 1.0, 2.0], [3.0, 1.0, 4.0, 1.0, 5.0, 9.0]])
+    _assert_same_values(crowding_bound(weight, 2), _oracle_crowding_bound(_oracle_prefix(weight), 2))
