@@ -34,8 +34,9 @@ from packviz.metrics import lower_bounds
 from packviz.recorder import TraceRecorder
 from packviz.trace import LayerTrace
 
-# Elements in one working tensor; bounds memory whatever the input size.
-_CHUNK_ELEMENTS = 1 << 24
+# Working elements of one chunk of layers (see ``chunk_layers``): layers are
+# packed a chunk at a time, so the engine's memory is fixed whatever the input size.
+_CHUNK_ELEMENTS = 1 << 22
 
 
 @dataclass
@@ -88,22 +89,45 @@ def run(
     """
     num_layers, num_items = weight.shape
     ids = list(range(num_layers)) if layer_ids is None else [int(i) for i in layer_ids]
-    per_layer = config.num_restarts * num_items
-    chunk = max(1, _CHUNK_ELEMENTS // max(per_layer, 1))
-    outputs = []
+    chunk = chunk_layers(num_items, num_packs, config)
+    # Filled chunk by chunk: no list of per-chunk results to concatenate at the end.
+    pack_index = torch.empty(num_layers, num_items, dtype=torch.int64, device=weight.device)
+    rank_in_pack = torch.empty_like(pack_index)
+    pack_loads = torch.empty(num_layers, num_packs, dtype=torch.float64, device=weight.device)
     traces: dict[int, LayerTrace] = {}
     for start in range(0, num_layers, chunk):
         stop = min(start + chunk, num_layers)
         wanted = [layer - start for layer in trace_layers if start <= layer < stop]
         output = _run_chunk(weight[start:stop], num_packs, config, ids[start:stop], wanted)
-        outputs.append(output)
+        pack_index[start:stop] = output.pack_index
+        rank_in_pack[start:stop] = output.rank_in_pack
+        pack_loads[start:stop] = output.pack_loads
         traces.update({start + layer: trace for layer, trace in output.traces.items()})
-    return EngineOutput(
-        pack_index=torch.cat([o.pack_index for o in outputs]),
-        rank_in_pack=torch.cat([o.rank_in_pack for o in outputs]),
-        pack_loads=torch.cat([o.pack_loads for o in outputs]),
-        traces=traces,
-    )
+    return EngineOutput(pack_index, rank_in_pack, pack_loads, traces)
+
+
+def chunk_layers(num_items: int, num_packs: int, config: PackerConfig) -> int:
+    """How many layers ``run`` packs at a time: as many as keep the working
+    elements of their restarts' fills (R * n per layer) and of their kept
+    candidates' refinement (slot tables, and some 16 values per pack pair
+    scored) within ``_CHUNK_ELEMENTS``; at least one."""
+    per_layer = config.num_restarts * num_items
+    if config.refines:
+        kept = min(config.num_refined, config.num_restarts)
+        per_layer += kept * (4 * num_items + 16 * scope_pair_count(num_packs, config))
+    return max(1, _CHUNK_ELEMENTS // max(per_layer, 1))
+
+
+def scope_pair_count(num_packs: int, config: PackerConfig) -> int:
+    """Pack pairs one candidate's refinement scores per iteration, at most
+    (``paired`` adds the heaviest-vs-all fallback)."""
+    if config.swap_scope == "extremes":
+        return 1
+    if config.swap_scope == "top-k":
+        return min(num_packs, config.scope_k) ** 2
+    if config.swap_scope == "heaviest-vs-all":
+        return num_packs - 1
+    return num_packs // 2 + num_packs - 1
 
 
 def _run_chunk(
@@ -496,7 +520,7 @@ def _pair_moves(
     scope: str,
     per_pair: bool,
 ) -> _Moves:
-    num_rows, _, per_pack = content_units.shape
+    num_rows = content_units.shape[0]
     device = content_units.device
     pack_a, pack_b, valid = _scope_pairs(loads, scope, config.scope_k, window)
     num_pairs = pack_a.shape[1]
@@ -506,47 +530,15 @@ def _pair_moves(
     else:
         threshold = torch.full((num_rows, num_pairs), 2.0 * window, dtype=torch.float64, device=device)
     difference = loads.gather(1, pack_a) - loads.gather(1, pack_b)
-    items_a = content_units.gather(1, pack_a.unsqueeze(2).expand(-1, -1, per_pack))
-    items_b = content_units.gather(1, pack_b.unsqueeze(2).expand(-1, -1, per_pack))
-    minus_inf = torch.tensor(float("-inf"), dtype=torch.float64, device=device)
-    unused = torch.full((num_rows, num_pairs), -1, dtype=torch.int64, device=device)
 
     # Best per (row, pair); -inf where the move kind is off.
     best = torch.full((num_rows, num_pairs), float("-inf"), dtype=torch.float64, device=device)
-    slot_a = torch.stack([unused, unused], dim=2)
+    slot_a = torch.full((num_rows, num_pairs, 2), -1, dtype=torch.int64, device=device)
     slot_b = slot_a.clone()
     is_two = torch.zeros(num_rows, num_pairs, dtype=torch.bool, device=device)
-    if num_pairs and config.one_swap:
-        moved = items_a.unsqueeze(3) - items_b.unsqueeze(2)
-        score = _score(moved, difference[:, :, None, None], config.swap_score)
-        score = torch.where(valid[:, :, None, None], score, minus_inf).reshape(num_rows * num_pairs, -1)
-        within = _first_max(score, threshold.reshape(-1, 1))
-        best = score.gather(1, within.unsqueeze(1)).view(num_rows, num_pairs)
-        within = within.view(num_rows, num_pairs)
-        slot_a = torch.stack([within // per_pack, unused], dim=2)
-        slot_b = torch.stack([within % per_pack, unused], dim=2)
-    if num_pairs and two_swap:
-        first, second = torch.triu_indices(per_pack, per_pack, offset=1, device=device)
-        num_item_pairs = first.numel()
-        # Where 2-swaps are searched: everywhere, or only where no 1-swap helps.
-        searching = (best <= threshold) if config.two_swap_when_stuck else torch.ones_like(is_two)
-        searching &= valid
-        if bool(searching.any()):
-            sums_a = items_a[searching][:, first] + items_a[searching][:, second]
-            sums_b = items_b[searching][:, first] + items_b[searching][:, second]
-            value, flat = _best_exchange(sums_a, sums_b, difference[searching], config.swap_score,
-                                         threshold[searching])
-            best_two = torch.full_like(best, float("-inf"))
-            best_two[searching] = value
-            flat_two = torch.zeros(num_rows, num_pairs, dtype=torch.int64, device=device)
-            flat_two[searching] = flat
-            is_two = best_two > best + threshold
-            pair_a, pair_b = flat_two // num_item_pairs, flat_two % num_item_pairs
-            two_slots_a = torch.stack([first[pair_a], second[pair_a]], dim=2)
-            two_slots_b = torch.stack([first[pair_b], second[pair_b]], dim=2)
-            best = torch.where(is_two, best_two, best)
-            slot_a = torch.where(is_two.unsqueeze(2), two_slots_a, slot_a)
-            slot_b = torch.where(is_two.unsqueeze(2), two_slots_b, slot_b)
+    if num_pairs and (config.one_swap or two_swap):
+        _score_pairs(content_units, pack_a, pack_b, difference, threshold, valid, config, two_swap,
+                     (best, is_two, slot_a, slot_b))
 
     rows = torch.arange(num_rows, device=device).unsqueeze(1).expand(-1, num_pairs)
     moves = _Moves(rows, best, is_two, pack_a, pack_b, slot_a, slot_b)
@@ -560,6 +552,94 @@ def _pair_moves(
         threshold = threshold.gather(1, pick)
     improving = moves.gain > threshold
     return moves.select(improving)
+
+
+# Elements of one refinement working tensor: the (row, pair) entries are scored
+# in blocks whose [entries, k, k] grid holds at most this many (or one entry's
+# k * k, when larger), so refinement memory does not grow with candidates x packs.
+REFINE_BLOCK_ELEMENTS = 1 << 20
+
+
+def _score_pairs(
+    content_units: torch.Tensor,
+    pack_a: torch.Tensor,
+    pack_b: torch.Tensor,
+    difference: torch.Tensor,
+    threshold: torch.Tensor,
+    valid: torch.Tensor,
+    config: PackerConfig,
+    two_swap: bool,
+    out: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+) -> None:
+    """Fill ``out`` = (best, is_two, slot_a, slot_b), [A, Q] and [A, Q, 2], with
+    the best move of each (row, pair). Entries are independent, so scoring them
+    block by block gives the same moves as scoring them all at once."""
+    num_rows, num_pairs = pack_a.shape
+    per_pack = content_units.shape[2]
+    entries_per_block = max(1, REFINE_BLOCK_ELEMENTS // (per_pack * per_pack))
+    flat_out = [tensor.view(num_rows * num_pairs, *tensor.shape[2:]) for tensor in out]
+    for first in range(0, num_rows * num_pairs, entries_per_block):
+        entry = torch.arange(first, min(first + entries_per_block, num_rows * num_pairs), device=pack_a.device)
+        row, pair = entry // num_pairs, entry % num_pairs
+        scored = _score_entries(
+            content_units[row, pack_a[row, pair]], content_units[row, pack_b[row, pair]],
+            difference[row, pair], threshold[row, pair], valid[row, pair], config, two_swap,
+        )
+        for target, values in zip(flat_out, scored):
+            target[first:first + entry.numel()] = values
+
+
+def _score_entries(
+    items_a: torch.Tensor,
+    items_b: torch.Tensor,
+    difference: torch.Tensor,
+    threshold: torch.Tensor,
+    valid: torch.Tensor,
+    config: PackerConfig,
+    two_swap: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The best move of each entry, given the k loads of its packs a and b
+    (``items_a``, ``items_b`` [E, k]): its score, whether it is a 2-swap, and
+    the slots it moves in a and in b ([E, 2], -1 where unused)."""
+    num_entries, per_pack = items_a.shape
+    device = items_a.device
+    minus_inf = torch.tensor(float("-inf"), dtype=torch.float64, device=device)
+    unused = torch.full((num_entries,), -1, dtype=torch.int64, device=device)
+    best = torch.full((num_entries,), float("-inf"), dtype=torch.float64, device=device)
+    slot_a = torch.stack([unused, unused], dim=1)
+    slot_b = slot_a.clone()
+    is_two = torch.zeros(num_entries, dtype=torch.bool, device=device)
+    if config.one_swap:
+        moved = items_a.unsqueeze(2) - items_b.unsqueeze(1)
+        score = _score(moved, difference[:, None, None], config.swap_score)
+        score = torch.where(valid[:, None, None], score, minus_inf).reshape(num_entries, -1)
+        within = _first_max(score, threshold.unsqueeze(1))
+        best = score.gather(1, within.unsqueeze(1)).squeeze(1)
+        slot_a = torch.stack([within // per_pack, unused], dim=1)
+        slot_b = torch.stack([within % per_pack, unused], dim=1)
+    if two_swap:
+        first, second = torch.triu_indices(per_pack, per_pack, offset=1, device=device)
+        num_item_pairs = first.numel()
+        # Where 2-swaps are searched: everywhere, or only where no 1-swap helps.
+        searching = (best <= threshold) if config.two_swap_when_stuck else torch.ones_like(is_two)
+        searching &= valid
+        if bool(searching.any()):
+            sums_a = items_a[searching][:, first] + items_a[searching][:, second]
+            sums_b = items_b[searching][:, first] + items_b[searching][:, second]
+            value, flat = _best_exchange(sums_a, sums_b, difference[searching], config.swap_score,
+                                         threshold[searching])
+            best_two = torch.full_like(best, float("-inf"))
+            best_two[searching] = value
+            flat_two = torch.zeros(num_entries, dtype=torch.int64, device=device)
+            flat_two[searching] = flat
+            is_two = best_two > best + threshold
+            pair_a, pair_b = flat_two // num_item_pairs, flat_two % num_item_pairs
+            two_slots_a = torch.stack([first[pair_a], second[pair_a]], dim=1)
+            two_slots_b = torch.stack([first[pair_b], second[pair_b]], dim=1)
+            best = torch.where(is_two, best_two, best)
+            slot_a = torch.where(is_two.unsqueeze(1), two_slots_a, slot_a)
+            slot_b = torch.where(is_two.unsqueeze(1), two_slots_b, slot_b)
+    return best, is_two, slot_a, slot_b
 
 
 def _best_exchange(

@@ -1,5 +1,6 @@
 """Memory bounded by the data: the blocked crowding bound gives exactly the
-values of the whole-grid one."""
+values of the whole-grid one, blocks and chunks never change a placement, and
+``packviz.limits`` estimates at least what a run really takes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from packviz import metrics
+from packviz import PRESETS, engine, metrics, pack
 from packviz.generate import generate, moe, replicate_hot
 from packviz.metrics import crowding_bound, lower_bound
 
@@ -120,3 +121,27 @@ def test_sums_that_overflow_give_the_same_values():
     # inf - inf is NaN: no case may be skipped on a comparison with it.
     weight = torch.tensor([[1e308, 1e308, 1e308, 5.0, 1.0, 2.0], [3.0, 1.0, 4.0, 1.0, 5.0, 9.0]])
     _assert_same_values(crowding_bound(weight, 2), _oracle_crowding_bound(_oracle_prefix(weight), 2))
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_blocks_and_chunks_do_not_change_the_placement(preset, monkeypatch):
+    weight = (torch.rand(5, 96, generator=torch.Generator().manual_seed(3), dtype=torch.float64) ** 3 * 500).round()
+    options = {"num_restarts": 16, "num_refined": 4} if preset.startswith("restarts") else {}
+    whole = pack(weight, 8, preset, trace_layers=[0, 4], **options)
+    # one layer per chunk, one (candidate, pack pair) per refinement block
+    monkeypatch.setattr(engine, "_CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(engine, "REFINE_BLOCK_ELEMENTS", 1)
+    blocked = pack(weight, 8, preset, trace_layers=[0, 4], **options)
+    assert torch.equal(whole.pack_index, blocked.pack_index)
+    assert torch.equal(whole.rank_in_pack, blocked.rank_in_pack)
+    for layer in (0, 4):
+        assert ([candidate.swaps for candidate in whole.traces[layer].candidates]
+                == [candidate.swaps for candidate in blocked.traces[layer].candidates])
+
+
+def test_heaviest_vs_all_on_two_packs_scores_one_pair_per_block(monkeypatch):
+    # k = 48 items per pack: one entry's 1-swap grid is larger than the block
+    weight = generate("lognormal", 2, 96, seed=4)
+    whole = pack(weight, 2, "best", swap_scope="heaviest-vs-all")
+    monkeypatch.setattr(engine, "REFINE_BLOCK_ELEMENTS", 100)
+    assert torch.equal(pack(weight, 2, "best", swap_scope="heaviest-vs-all").pack_index, whole.pack_index)
