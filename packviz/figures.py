@@ -280,6 +280,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     moved = set(frame.highlight)
     weight = trace.weight
     packs = [f"pack {p}" for p in range(trace.num_packs)]
+    # Numbers over the bars only while they fit; hovering gives them for any size.
+    roomy = trace.num_packs * len(panels) <= 16
     mean = sum(weight) / trace.num_packs
     deviations = [load - mean for panel, _ in panels for load in panel.loads]
     reach = max(max(abs(d) for d in deviations), abs(lower_bound - mean), 1e-9 * max(mean, 1.0))
@@ -288,7 +290,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         if full:
             figure.add_trace(go.Bar(
                 x=packs, y=deviation, marker={"color": [heavy if d > 0 else light for d in deviation]},
-                text=[f"{'+' if d > 0 else ''}{_short(d)}" for d in deviation], textposition="outside",
+                text=[f"{'+' if d > 0 else ''}{_short(d)}" if roomy else "" for d in deviation],
+                textposition="outside",
                 textfont={"size": LESSON_FONT - 2, "color": text_colour}, cliponaxis=False,
                 hovertemplate="%{x}<br>load - mean %{y:,.4g}<extra></extra>", showlegend=False,
             ), row=1, col=column)
@@ -307,7 +310,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
                 showlegend=False,
             ), row=stack_row, col=column)
         figure.add_trace(go.Scatter(
-            x=packs, y=list(panel.loads), mode="text", text=[f"<b>{_short(v)}</b>" for v in panel.loads],
+            x=packs, y=list(panel.loads), mode="text",
+            text=[f"<b>{_short(v)}</b>" if roomy else "" for v in panel.loads],
             textposition="top center", textfont={"size": LESSON_FONT, "color": text_colour}, hoverinfo="skip",
             showlegend=False, cliponaxis=False,
         ), row=stack_row, col=column)
