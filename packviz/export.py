@@ -139,3 +139,16 @@ def summary_table(result: PackResult) -> list[dict[str, float]]:
         "max_gap_to_lower_bound": float(metrics.gap_to_lower_bound.max()),
     })
     return rows
+
+
+def overview_rows(result: PackResult) -> list[dict[str, float]]:
+    """Per-layer rows for people: loads as numbers, every ratio in percent, as the charts show them."""
+    metrics = layer_metrics(result.pack_loads, result.weight)
+    return [
+        {"layer": layer, "max load": float(metrics.max_load[layer]), "min load": float(metrics.min_load[layer]),
+         "mean load": float(metrics.mean_load[layer]), "lower bound": float(metrics.lower_bound[layer]),
+         "gap to LB (%)": 100 * float(metrics.gap_to_lower_bound[layer]),
+         "max/mean - 1 (%)": 100 * float(metrics.imbalance[layer] - 1),
+         "spread": float(metrics.spread[layer])}
+        for layer in range(result.num_layers)
+    ]

@@ -53,29 +53,36 @@ def _number(value: float) -> float | int:
 
 def heatmap_figure(weight: torch.Tensor, item_names: Sequence[str] | None = None) -> go.Figure:
     """The load matrix, layers down and items across."""
+    num_layers = weight.shape[0]
     figure = go.Figure(go.Heatmap(
         z=weight.tolist(),
         x=list(item_names) if item_names else None,
+        y=list(range(num_layers)),
         colorscale="Viridis",
         colorbar={"title": "load", "thickness": 12},
         hovertemplate="layer %{y}<br>item %{x}<br>load %{z:,}<extra></extra>",
     ))
-    figure.update_layout(height=260, margin={"l": 50, "r": 10, "t": 10, "b": 40},
-                         xaxis_title="item", yaxis_title="layer", yaxis_autorange="reversed")
+    # Layers are whole numbers: no tick at -0.4 for a single layer.
+    layer_ticks = {"tickmode": "linear", "dtick": 1} if num_layers <= 12 else {"tickformat": "d"}
+    figure.update_layout(height=260 if num_layers > 1 else 140, margin={"l": 50, "r": 10, "t": 10, "b": 40},
+                         xaxis_title="item", yaxis={"title": "layer", "autorange": "reversed", **layer_ticks})
     return figure
 
 
 def overview_figure(metrics: LayerMetrics) -> go.Figure:
-    """Per-layer gap to the lower bound and max/mean imbalance, in percent."""
+    """Per-layer gap to the lower bound and max/mean imbalance, in percent, each on
+    its own axis: a skewed layer's imbalance must not flatten the gaps."""
     layers = list(range(len(metrics.max_load)))
-    figure = go.Figure([
-        go.Bar(x=layers, y=(metrics.gap_to_lower_bound * 100).tolist(), name="gap to LB (%)",
-               hovertemplate="layer %{x}<br>gap to LB %{y:.4f}%<extra></extra>"),
-        go.Scatter(x=layers, y=((metrics.imbalance - 1) * 100).tolist(), name="max/mean - 1 (%)",
-                   mode="lines+markers", hovertemplate="layer %{x}<br>max/mean - 1 %{y:.4f}%<extra></extra>"),
-    ])
-    figure.update_layout(height=300, margin={"l": 50, "r": 10, "t": 30, "b": 40}, xaxis_title="layer",
-                         yaxis_title="percent", legend={"orientation": "h", "y": 1.12})
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                           subplot_titles=("gap to the lower bound (%)", "max / mean - 1 (%)"))
+    figure.add_trace(go.Bar(x=layers, y=(metrics.gap_to_lower_bound * 100).tolist(), name="gap to LB (%)",
+                            hovertemplate="layer %{x}<br>gap to LB %{y:.4f}%<extra></extra>"), row=1, col=1)
+    figure.add_trace(go.Scatter(x=layers, y=((metrics.imbalance - 1) * 100).tolist(), name="max/mean - 1 (%)",
+                                mode="lines+markers",
+                                hovertemplate="layer %{x}<br>max/mean - 1 %{y:.4f}%<extra></extra>"), row=2, col=1)
+    figure.update_yaxes(rangemode="tozero", ticksuffix="%")
+    figure.update_xaxes(title_text="layer", tickformat="d", row=2, col=1)
+    figure.update_layout(height=380, margin={"l": 60, "r": 10, "t": 30, "b": 40}, showlegend=False)
     return figure
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from packviz.export import pack_summary_csv, placement_csv, sglang_json, summary_table
+from packviz.export import overview_rows, pack_summary_csv, placement_csv, sglang_json
 from packviz.figures import animation_figure, heatmap_figure, lesson_figure, overview_figure, restarts_figure
 from packviz.metrics import layer_metrics, lower_bound
 from packviz.narration import explore as explore_narration
@@ -48,7 +48,9 @@ section = st.radio("Section", SECTIONS, horizontal=True,
 
 if section == "Overview":
     st.plotly_chart(overview_figure(metrics), width="stretch", key="overview")
-    st.dataframe(summary_table(result)[:-1], width="stretch", hide_index=True, height=260)
+    st.dataframe(overview_rows(result), width="stretch", hide_index=True, height=260,
+                 column_config={"gap to LB (%)": st.column_config.NumberColumn(format="%.4f%%"),
+                                "max/mean - 1 (%)": st.column_config.NumberColumn(format="%.4f%%")})
 
 elif section == "Step through a layer":
     top = st.columns([1, 1, 2])
@@ -101,8 +103,9 @@ elif section == "Restarts":
     st.plotly_chart(restarts_figure(trace), width="stretch", key="restarts")
     restarts = len(trace.restart_spreads)
     st.caption(f"Layer {layer_for_restarts}: {restarts} restart{'s' if restarts != 1 else ''}, "
-               f"{len(trace.candidates)} kept for refinement (orange); the star is the winning restart."
-               + (" This preset runs a single fill; choose restarts-2swap to see many." if restarts == 1 else ""))
+               + (f"{len(trace.candidates)} kept for refinement (orange); the star is the winning restart."
+                  if restarts > 1 else "the plain greedy fill, kept and refined. This preset runs a single fill; "
+                  "choose restarts-2swap to see many."))
 
 else:
     st.write(f"The placement on screen: preset **{label}**, {packs} packs, seed {config.seed}, "

@@ -13,6 +13,7 @@ from packviz import pack
 from packviz.experts import SlotMap, replicate
 from packviz.export import (
     check_sglang_map,
+    overview_rows,
     pack_summary_csv,
     parse_placement_csv,
     physical_to_logical,
@@ -113,3 +114,25 @@ def test_item_labels_name_expert_and_replica():
     assert slots.item_labels(0) == ["expert 0 'hot' (replica 1 of 3)", "expert 1 'cold'", "expert 2 'warm'",
                                     "expert 0 'hot' (replica 2 of 3)", "expert 0 'hot' (replica 3 of 3)"]
     assert SlotMap.identity(1, 2).item_labels(0) == ["expert 0", "expert 1"]
+
+
+def test_overview_rows_show_percent_like_the_charts(replicated):
+    from packviz.figures import overview_figure
+    from packviz.metrics import layer_metrics
+
+    _, _, _, result = replicated
+    rows = overview_rows(result)
+    figure = overview_figure(layer_metrics(result.pack_loads, result.weight))
+    assert [row["gap to LB (%)"] for row in rows] == pytest.approx(list(figure.data[0].y))
+    assert [row["max/mean - 1 (%)"] for row in rows] == pytest.approx(list(figure.data[1].y))
+    assert all(row["max load"] == pytest.approx(float(result.pack_loads[row["layer"]].max())) for row in rows)
+    # two axes: a skewed layer's imbalance cannot flatten the gap bars
+    assert figure.data[0].yaxis != figure.data[1].yaxis
+
+
+def test_a_one_layer_heatmap_has_whole_layer_ticks():
+    from packviz.figures import heatmap_figure
+
+    figure = heatmap_figure(torch.ones(1, 6))
+    assert list(figure.data[0].y) == [0]
+    assert figure.layout.yaxis.dtick == 1 and figure.layout.yaxis.tickmode == "linear"
