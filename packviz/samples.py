@@ -86,6 +86,10 @@ def load_sample(label: str) -> Dataset:
 
 
 def default_pack_count(num_items: int) -> int:
-    """The largest pack count leaving at least 4 items per pack."""
-    counts = [m for m in valid_pack_counts(num_items) if m < num_items]
-    return max((m for m in counts if num_items // m >= 4), default=counts[-1] if counts else 1)
+    """A pack count like a real deployment's: the largest power of two up to 64
+    GPUs that divides the items and leaves each at least 4; else the largest
+    such divisor up to 64; else the largest divisor below the item count."""
+    counts = [m for m in valid_pack_counts(num_items) if m < num_items] or [1]
+    roomy = [m for m in counts if m <= 64 and num_items // m >= 4]
+    powers = [m for m in roomy if m & (m - 1) == 0]
+    return max(powers or roomy or counts)

@@ -35,11 +35,14 @@ def dataset() -> Dataset:
     return st.session_state.dataset
 
 
-def _set_dataset(new: Dataset, label: str | None = None) -> None:
+def _set_dataset(new: Dataset, label: str | None = None, keep_packs: bool = False) -> None:
     st.session_state.dataset = new
     st.session_state.dataset_label = label
     st.session_state.data_error = None
-    st.session_state.packs = new.default_packs
+    current = st.session_state.get("packs")
+    # an upload or a new generated matrix keeps the GPUs the user chose, where they fit
+    fits = isinstance(current, int) and 0 < current < new.weight.shape[1] and new.weight.shape[1] % current == 0
+    st.session_state.packs = current if keep_packs and fits else new.default_packs
     st.session_state.layer = 0
     st.session_state.step = 0
 
@@ -114,7 +117,7 @@ def data_sidebar() -> Dataset:
                     weight = generate(kind, int(layers), int(items), seed=int(seed), integer=integer, **parameters)
                     loaded = LoadedMatrix(weight, f"{int(layers)} x {int(items)} generated {kind} loads "
                                           f"(seed {int(seed)})", f"generated-{kind}")
-                    _set_dataset(make_dataset(loaded, replicate_into=int(slots)))
+                    _set_dataset(make_dataset(loaded, replicate_into=int(slots)), keep_packs=True)
                 except ValueError as error:
                     st.session_state.data_error = str(error)
     else:
@@ -127,7 +130,8 @@ def data_sidebar() -> Dataset:
         if wanted is not None and st.session_state.get("upload_id") != wanted:
             st.session_state.upload_id = wanted
             try:
-                _set_dataset(make_dataset(read_loads(upload.getvalue(), upload.name), replicate_into=slots))
+                _set_dataset(make_dataset(read_loads(upload.getvalue(), upload.name), replicate_into=slots),
+                             keep_packs=True)
             except ValueError as error:  # LoadError, or slots that cannot hold the experts
                 st.session_state.data_error = str(error)
     if st.session_state.get("data_error"):

@@ -243,3 +243,14 @@ def test_a_link_opens_explore_on_the_same_view_and_the_url_follows():
     assert at.query_params["step"] == "16"
     at.number_input(key="num_restarts").set_value(256).run()
     assert "num_restarts" not in at.query_params  # back at the preset's value: not in the link
+
+
+def test_an_upload_keeps_the_chosen_pack_count_where_it_fits():
+    at = fresh().run()
+    at.number_input(key="packs").set_value(16).run()
+    at.radio(key="source").set_value("Upload").run()
+    at.file_uploader(key="upload").upload("wide.csv", ("\n".join([",".join(["5"] * 64)] * 2)).encode(),
+                                          "text/csv").run()
+    no_exceptions(at)
+    assert "2 layers x 64 items" in at.expander[0].label
+    assert at.number_input(key="packs").value == 16

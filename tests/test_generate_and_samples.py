@@ -119,3 +119,16 @@ def test_regeneration_script_reproduces_the_samples_byte_for_byte(tmp_path):
                    capture_output=True)
     for name in SAMPLE_FILES:
         assert (tmp_path / name).read_bytes() == (SAMPLES / name).read_bytes(), name
+
+
+def test_default_pack_count_is_a_deployment_size_not_a_quarter_of_the_items():
+    from packviz.samples import default_pack_count
+
+    assert default_pack_count(4096) == 64
+    assert default_pack_count(288) == 32
+    assert default_pack_count(320) == 64
+    assert default_pack_count(100) == 4  # no power of two up to 64 leaves 4 each but 4 itself
+    assert default_pack_count(7) == 1
+    for items in range(2, 300):
+        packs = default_pack_count(items)
+        assert items % packs == 0 and packs < items
