@@ -9,18 +9,23 @@ PORT ?= 8501
 .PHONY: run test lint unit browser-deps bench screenshots samples clean
 
 $(BIN)/python:
+	@echo "creating $(VENV) (first run only)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# pip lists what it installs, so a first run of a few minutes is never silent.
 $(VENV)/.installed: requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	touch $@
+	@echo "installing the app's packages into $(VENV) (first run: a few minutes)"
+	$(BIN)/python -m pip install --progress-bar off -r requirements.txt | grep -E "^(Collecting|Successfully)" || true
+	$(BIN)/python -c "import torch, streamlit, plotly" && touch $@
 
 $(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-optional.txt $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	touch $@
+	@echo "installing the test tools into $(VENV)"
+	$(BIN)/python -m pip install --progress-bar off -r requirements-dev.txt | grep -E "^(Collecting|Successfully)" || true
+	$(BIN)/python -c "import pytest, hypothesis, playwright, ortools" && touch $@
 
 run: $(VENV)/.installed
+	@echo "starting packviz on http://localhost:$(PORT)"
 	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false
 
