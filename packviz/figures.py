@@ -237,13 +237,20 @@ def restarts_figure(trace: LayerTrace) -> go.Figure:
 
 def comparison_figure(rows: Sequence[dict]) -> go.Figure:
     """Mean gap to LB against time, one point per packer."""
+    # Labels take turns above, below and beside their point so neighbours do not overlap.
+    positions = ["top center", "bottom center", "middle right", "middle left"]
+    ordered = sorted(range(len(rows)), key=lambda i: rows[i]["seconds"])
+    place = {index: positions[rank % len(positions)] for rank, index in enumerate(ordered)}
     figure = go.Figure(go.Scatter(
         x=[row["seconds"] for row in rows], y=[row["mean_gap"] * 100 for row in rows],
-        text=[row["packer"] for row in rows], mode="markers+text", textposition="top center",
+        text=[row["packer"] for row in rows], mode="markers+text",
+        textposition=[place[i] for i in range(len(rows))],
         marker={"size": 14}, hovertemplate="%{text}<br>%{x:.3f} s<br>mean gap %{y:.4f}%<extra></extra>",
     ))
-    figure.update_layout(height=380, xaxis={"title": "time (s)", "type": "log"},
-                         yaxis={"title": "mean gap to LB (%)"}, margin={"l": 60, "r": 10, "t": 20, "b": 50})
+    figure.update_layout(height=380, margin={"l": 60, "r": 30, "t": 20, "b": 50},
+                         # one labelled tick a decade: "0.01, 0.1, 1", never "2 3 ... 0.01 2"
+                         xaxis={"title": "time (s)", "type": "log", "dtick": 1, "exponentformat": "none"},
+                         yaxis={"title": "mean gap to LB (%)", "ticksuffix": "%", "rangemode": "tozero"})
     return figure
 
 
