@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 from packviz.config import DEFAULT_PRESET, OPTION_NAMES, PRESETS, PackerConfig
-from packviz.export import placement_csv, summary_table
+from packviz.export import placement_csv, sglang_json, summary_table
 from packviz.generate import GENERATORS, generate
 from packviz.loaders import SUFFIXES, read_loads
 from packviz.packer import pack
+from packviz.samples import make_dataset
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"packer preset (default {DEFAULT_PRESET}): "
                          + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()))
     packing.add_argument("--out", help="write the placement CSV here (default: not written)")
+    packing.add_argument("--replicate", type=int, metavar="SLOTS",
+                         help="the loads are per expert: replicate the hottest into SLOTS slots first (EPLB's "
+                              "replication); the CSV then names each slot's expert and replica")
+    packing.add_argument("--sglang", metavar="FILE",
+                         help="also write SGLang's --init-expert-location JSON (physical_to_logical_map) here")
     packing.add_argument("--array", help="which array of a multi-array .npz to use")
     for field in dataclasses.fields(PackerConfig):
         choices = get_args(field.type) if "Literal" in str(field.type) else None
@@ -111,12 +117,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pack(args: argparse.Namespace) -> int:
     loaded = read_loads(args.loads, array_name=args.array)
+    data = make_dataset(loaded, replicate_into=args.replicate)
     options = {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
     seed = options.pop("seed", 0)
-    result = pack(loaded.weight, args.packs, args.preset, seed=seed, **options)
+    result = pack(data.weight, args.packs, args.preset, seed=seed, **options)
     if args.out:
-        Path(args.out).write_text(placement_csv(result))
-    print(f"{loaded.description}")
+        Path(args.out).write_text(placement_csv(result, data.slots))
+    if args.sglang:
+        Path(args.sglang).write_text(sglang_json(result, data.slots))
+    print(f"{data.description}")
     print(f"preset {args.preset}, {args.packs} packs, seed {seed}, device {result.device}, "
           f"{result.elapsed_s * 1000:.1f} ms")
     print(f"{'layer':>6} {'max/mean':>10} {'gap to LB':>10}")
@@ -126,8 +135,9 @@ def _pack(args: argparse.Namespace) -> int:
     total = rows[-1]
     print(f"{'mean':>6} {total['imbalance']:>10.5f} {total['gap_to_lower_bound'] * 100:>9.4f}%"
           f"   (max gap {total['max_gap_to_lower_bound'] * 100:.4f}%)")
-    if args.out:
-        print(f"placement written to {args.out}")
+    for path in (args.out, args.sglang):
+        if path:
+            print(f"written: {path}")
     return 0
 
 

@@ -28,9 +28,11 @@ def test_pack_writes_the_placement_csv_and_prints_a_table(tmp_path, capsys):
     assert torch.equal(placement["pack"], expected.pack_index)
     assert torch.equal(placement["rank_in_pack"], expected.rank_in_pack)
     lines = out.read_text().splitlines()
-    assert lines[0] == "layer,item,pack,rank_in_pack,load,expert,replica"
-    # item 0 of layer 0 (load 90) is expert 0, its only replica
-    assert lines[1] == f"0,0,{int(expected.pack_index[0, 0])},{int(expected.rank_in_pack[0, 0])},90,0,0"
+    names = read_loads(source).item_names
+    assert lines[0] == "layer,item,pack,rank_in_pack,load,expert,replica,expert_name"
+    # item 0 of layer 0 (load 90) is expert 0, its only replica, under the file's column name
+    where = f"{int(expected.pack_index[0, 0])},{int(expected.rank_in_pack[0, 0])}"
+    assert lines[1] == f"0,0,{where},90,0,0,{names[0]}"
     assert len(lines) == 1 + 24
 
 
@@ -80,3 +82,22 @@ def test_generate_writes_a_readable_matrix(tmp_path, suffix):
     loaded = read_loads(out)
     assert loaded.shape == (3, 16)
     assert main(["pack", str(out), "--packs", "4"]) == 0
+
+
+def test_replicated_loads_name_their_experts_in_the_csv_and_the_sglang_file(tmp_path):
+    import json
+
+    from packviz.experts import replicate
+    from packviz.export import check_sglang_map
+
+    out, sglang = tmp_path / "p.csv", tmp_path / "s.json"
+    source = ROOT / "sample_data" / "deepseek_readme.csv"
+    assert main(["pack", str(source), "--packs", "4", "--preset", "fast", "--replicate", "16",
+                 "--out", str(out), "--sglang", str(sglang)]) == 0
+    weight, slots = replicate(read_loads(source).weight, 16)
+    expected = pack(weight, 4, "fast")
+    placement = parse_placement_csv(out.read_text())
+    assert torch.equal(placement["pack"], expected.pack_index)
+    assert torch.equal(placement["expert"], slots.phy2log) and torch.equal(placement["replica"], slots.replica_rank)
+    table = json.loads(sglang.read_text())["physical_to_logical_map"]
+    assert torch.equal(check_sglang_map(table, num_experts=12, num_slots=16), slots.logcnt)
