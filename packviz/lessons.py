@@ -51,9 +51,11 @@ class Chapter:
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter(
         "problem", "1. The problem",
-        "An MoE layer has n experts with loads (tokens routed to each). They go onto m GPUs, exactly n/m each, "
-        "and the busiest GPU sets the pace of the whole step. No placement can beat the lower bound LB (the "
-        "dashed red line): the average pack, or the heaviest item with the lightest ones it must share a pack with.",
+        "An MoE layer has n experts (the items) with loads, the tokens routed to each. They go onto m GPUs (the "
+        "packs), exactly n/m each, and the busiest GPU sets the pace of the whole step. No placement can beat the "
+        "lower bound LB (the dashed orange line), the largest of a few simple bounds such as the average pack. "
+        "Here it is 183: 7 items cannot go 2 per pack into 3 packs, so some pack holds three of the 7 heaviest, "
+        "at least the lightest three of them, 64 + 60 + 59.",
         GREEDY_LOADS, 3, "eplb", view="steps", start_phase="final",
     ),
     Chapter(
@@ -102,8 +104,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(
         "paired", "8. packviz's paired moves",
         "packviz's fast preset pairs the i-th heaviest pack with the i-th lightest and swaps in every pair at once: "
-        "many packs even out per iteration instead of two. It stops when no pair can improve, or as soon as the "
-        "heaviest pack reaches LB.",
+        "many packs even out per iteration instead of two (the steps of one iteration share its number). Here it "
+        "stops when no pair can improve, with the heaviest pack on LB itself: nothing better exists.",
         PAIRED_LOADS, 6, "fast", start_phase="refine",
     ),
 )

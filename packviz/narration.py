@@ -121,13 +121,19 @@ def learn(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
                 f"{fmt(event.pack_load_after)}.")
     if isinstance(event, Pruned):
         kept = event.kept_restarts
-        spreads = [event.restart_spreads[r] for r in kept]
-        return (f"All {len(event.restart_spreads)} restarts are filled at once; only the {len(kept)} with "
-                f"{_select_words(event.select_by)} go on to refinement (spreads {', '.join(map(fmt, spreads[:8]))}"
-                f"{', ...' if len(spreads) > 8 else ''}). Restart 0, the plain greedy, is always kept, so the "
-                "result is never worse than it.")
+        total = len(event.restart_spreads)
+        after = "goes on to refinement" if trace.config.refines else "is the answer"
+        if total == 1:
+            return f"A single fill, so there is nothing to prune: it {after}."
+        listed = ", ".join(f"restart {r} ({fmt(event.restart_spreads[r])})" for r in kept[:8])
+        if len(kept) == total:
+            return (f"All {total} restarts are filled at once, and all of them go on to refinement (nothing is "
+                    f"pruned here). Spreads after the fill: {listed}.")
+        return (f"All {total} restarts are filled at once; only the {len(kept)} with "
+                f"{_select_words(event.select_by)} go on: {listed}{', ...' if len(kept) > 8 else ''}. Restart 0, "
+                "the plain greedy, is always kept, so the result is never worse than it.")
     if isinstance(event, Swapped):
-        return _learn_swap(event)
+        return _learn_swap(trace, event)
     if isinstance(event, RefinementStopped):
         return _learn_stop(trace, frame, event)
     assert isinstance(event, Chosen)
@@ -155,16 +161,23 @@ def _learn_fill_started(trace: LayerTrace, event: FillStarted) -> str:
     return text
 
 
-def _learn_swap(event: Swapped) -> str:
+def _learn_swap(trace: LayerTrace, event: Swapped) -> str:
     big_d, small_d = event.difference_before, event.moved_load
-    gives = " + ".join(str(i) for i in event.items_from_a)
-    takes = " + ".join(str(i) for i in event.items_from_b)
+    weight = trace.weight
+
+    def side(items: tuple[int, ...]) -> str:
+        named = " and ".join(f"item {i} (load {fmt(weight[i])})" for i in items)
+        return named
+
     what = "one item for one" if event.move_kind == "1-swap" else "two items for two"
-    return (f"Pack {event.pack_a} is heavier than pack {event.pack_b} by D = {fmt(big_d)}. Trading {what} "
-            f"(item{'s' if len(event.items_from_a) > 1 else ''} {gives} for {takes}) moves d = {fmt(small_d)} from "
-            f"pack {event.pack_a} to pack {event.pack_b}. Because 0 < d < D, both packs end between their old "
-            f"loads; the best trade moves d closest to D/2 = {fmt(big_d / 2)}. Spread {fmt(event.spread_before)} "
-            f"to {fmt(event.spread_after)}.")
+    text = (f"Iteration {event.iteration + 1}: pack {event.pack_a} is heavier than pack {event.pack_b} by "
+            f"D = {fmt(big_d)}. Trading {what}, {side(event.items_from_a)} for {side(event.items_from_b)}, moves "
+            f"d = {fmt(small_d)} from pack {event.pack_a} to pack {event.pack_b}. Because 0 < d < D, both packs "
+            f"end between their old loads; the best trade moves d closest to D/2 = {fmt(big_d / 2)}. ")
+    if event.spread_after == event.spread_before:
+        return text + (f"These two packs even out, but other packs set the spread, which stays "
+                       f"{fmt(event.spread_after)}.")
+    return text + f"Spread {fmt(event.spread_before)} to {fmt(event.spread_after)}."
 
 
 def _learn_stop(trace: LayerTrace, frame: Frame, event: RefinementStopped) -> str:

@@ -29,15 +29,24 @@ def _roles(config: PackerConfig) -> list[tuple[int, str]]:
         place = "deal item to packs 0, 1, ..., m-1, then m-1, ..., 0 (snake order)"
     else:
         place = "put item into the lightest pack that still has room"
-    roles = [
-        (RESTARTS, f"for each restart r = 0 .. {config.num_restarts - 1}, all at once:"),
-        (NOISE, f"    s = noise scale of r, from {config.noise_min:g} to {config.noise_max:g} (restart 0: s = 0)"),
-        (SORT, "    order = items by load x (1 + U(0,1) x s), heaviest first"),
-        (FILL_LOOP, "    for item in order:"),
-        (PLACE, f"        {place}"),
-        (PRUNE, f"keep the {config.num_refined} restart{'s' if config.num_refined != 1 else ''} with {choose} "
-                "(pruning; restart 0 always)"),
-    ]
+    if config.num_restarts == 1:
+        # one plain fill: no restarts, noise or pruning to explain yet
+        roles = [
+            (SORT, "order = items by load, heaviest first"),
+            (FILL_LOOP, "for item in order:"),
+            (PLACE, f"    {place}"),
+            (PRUNE, "(a single fill: nothing to prune)"),
+        ]
+    else:
+        roles = [
+            (RESTARTS, f"for each restart r = 0 .. {config.num_restarts - 1}, all at once:"),
+            (NOISE, f"    s = noise scale of r, from {config.noise_min:g} to {config.noise_max:g} (restart 0: s = 0)"),
+            (SORT, "    order = items by load x (1 + U(0,1) x s), heaviest first"),
+            (FILL_LOOP, "    for item in order:"),
+            (PLACE, f"        {place}"),
+            (PRUNE, f"keep the {config.num_refined} restart{'s' if config.num_refined != 1 else ''} with {choose} "
+                    "(pruning; restart 0 always)"),
+        ]
     if not config.refines:
         roles.append((STOP, "no refinement: each kept candidate stays as filled"))
     else:
@@ -59,7 +68,8 @@ def _roles(config: PackerConfig) -> list[tuple[int, str]]:
             (STOP, f"    if there is no such swap{bound}: stop"),
             (APPLY, "    swap the items"),
         ]
-    roles.append((CHOOSE, f"return the candidate with {choose}"))
+    roles.append((CHOOSE, f"return the candidate with {choose}" if config.num_restarts > 1 else
+                  "return the placement"))
     return roles
 
 

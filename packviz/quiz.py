@@ -21,10 +21,17 @@ MAX_OPTIONS = 4
 
 @dataclass(frozen=True)
 class Question:
+    """``answer`` is what the run did; ``accepted`` adds the options that tie
+    with it (as good a move; the run took one by its tie rule)."""
+
     prompt: str
     options: tuple[str, ...]
     answer: str
     explanation: str
+    accepted: tuple[str, ...] = ()
+
+    def is_right(self, choice: str | None) -> bool:
+        return choice == self.answer or choice in self.accepted
 
 
 def describe_trade(items_from_a: Sequence[int], items_from_b: Sequence[int], moved: float) -> str:
@@ -47,9 +54,14 @@ def question_for(trace: LayerTrace, frames: Sequence[Frame], index: int) -> Ques
         open_packs = [p for p, count in enumerate(counts) if count < trace.items_per_pack]
         if len(open_packs) < 2:
             return None
+        tied = tuple(f"pack {p}" for p in open_packs if state.loads[p] == state.loads[event.pack])
+        if len(tied) == len(open_packs):
+            return None  # every pack with room is as light: nothing to predict
+        if len(tied) > 1:
+            explanation += f" Packs {', '.join(t.removeprefix('pack ') for t in tied)} tie; the lowest number wins."
         return Question(
             f"Item {event.item} (load {fmt(event.load)}) is next. Which pack does it go to?",
-            tuple(f"pack {p}" for p in open_packs), f"pack {event.pack}", explanation,
+            tuple(f"pack {p}" for p in open_packs), f"pack {event.pack}", explanation, tied,
         )
     if isinstance(event, Swapped):
         size = len(event.items_from_a)
@@ -57,12 +69,19 @@ def question_for(trace: LayerTrace, frames: Sequence[Frame], index: int) -> Ques
         answer = describe_trade(event.items_from_a, event.items_from_b, event.moved_load)
         others = sorted((o for o in options if (o.items_from_a, o.items_from_b) !=
                          (event.items_from_a, event.items_from_b)), key=lambda o: -o.spread_score)
-        picked = [describe_trade(o.items_from_a, o.items_from_b, o.moved) for o in others[:MAX_OPTIONS - 1]]
+        shown = others[:MAX_OPTIONS - 1]
+        picked = [describe_trade(o.items_from_a, o.items_from_b, o.moved) for o in shown]
         choices = sorted([answer, *picked])
+        # a trade that leaves the pair just as even is as good an answer
+        target = abs(event.difference_before - 2 * event.moved_load)
+        tied = tuple(describe_trade(o.items_from_a, o.items_from_b, o.moved) for o in shown
+                     if o.helps and abs(o.difference - 2 * o.moved) == target)
+        if tied:
+            explanation += " Another trade here is exactly as good; the run takes the first it finds."
         return Question(
             f"Next, pack {event.pack_a} ({fmt(state.loads[event.pack_a])}) and pack {event.pack_b} "
             f"({fmt(state.loads[event.pack_b])}) trade {size} item{'s' if size > 1 else ''} each: D = "
             f"{fmt(event.difference_before)}. Which trade does the algorithm make?",
-            tuple(choices), answer, explanation,
+            tuple(choices), answer, explanation, tied,
         )
     return None

@@ -192,8 +192,8 @@ def _question_widget(question: Question) -> None:
         st.session_state.answer = (st.session_state.step, choice)
     answer = st.session_state.get("answer")
     if answer and answer[0] == st.session_state.step:
-        if answer[1] == question.answer:
-            st.success(f"Right: {question.answer}. {question.explanation}")
+        if question.is_right(answer[1]):
+            st.success(f"Right: {answer[1]}. {question.explanation}")
         else:
             st.error(f"Not this time: the answer is {question.answer}. {question.explanation}")
 

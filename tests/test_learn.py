@@ -79,7 +79,7 @@ def test_every_event_kind_maps_to_a_pseudocode_line(preset, scope):
         line = line_of(event, config)
         assert 0 <= line < len(text)
         seen.add(line)
-    keywords = {"placed": "pack", "chosen": "return", "pruned": "keep", "fill_started": "order"}
+    keywords = {"placed": "pack", "chosen": "return", "pruned": "prun", "fill_started": "order"}
     for event in events:
         if event.kind in keywords:
             assert keywords[event.kind] in text[line_of(event, config)]
@@ -152,8 +152,21 @@ def test_the_quiz_answer_is_the_recorded_event():
         else:
             assert question.answer == describe_trade(event.items_from_a, event.items_from_b, event.moved_load)
             assert len(question.options) >= 2
-        assert question.explanation == learn(trace, frames, index + 1)
+        assert question.explanation.startswith(learn(trace, frames, index + 1))
+        assert question.is_right(question.answer) and all(question.is_right(a) for a in question.accepted)
+        wrong = [option for option in question.options if not question.is_right(option)]
+        assert wrong and not any(question.is_right(option) for option in wrong)
     assert asked >= 10
+
+
+def test_a_trade_as_good_as_the_recorded_one_also_counts_as_right():
+    """Two-swap chapter, before the 2-swap: d = 4 and d = 10 are equally close to D/2 = 7."""
+    trace = CHAPTER_BY_KEY["two-swap"].run().traces[0]
+    frames = build_frames(trace)
+    index = next(i for i, f in enumerate(frames) if isinstance(f.event, Swapped)) - 1
+    question = question_for(trace, frames, index)
+    tied = [option for option in question.options if "(d = 4)" in option]
+    assert question.answer.endswith("(d = 10)") and tied and all(question.is_right(t) for t in tied)
 
 
 def test_each_chapter_shows_what_its_text_claims():

@@ -351,7 +351,7 @@ def test_learn_narration_gives_d_and_big_d_of_each_swap(shape_name, preset):
     for index in swap_indices:
         narration = learn(trace, frames, index)
         previous, event = frames[index - 1], frames[index].event
-        match = re.search(rf"Pack (\d+) is heavier than pack (\d+) by D = ({NUMBER})\..* moves d = ({NUMBER}) from "
+        match = re.search(rf"[Pp]ack (\d+) is heavier than pack (\d+) by D = ({NUMBER})\..* moves d = ({NUMBER}) from "
                           rf"pack (\d+) to pack (\d+)\.", narration)
         assert match, narration
         assert (int(match.group(1)), int(match.group(2))) == (event.pack_a, event.pack_b)
