@@ -290,7 +290,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     outline = "rgba(128, 128, 128, 0.9)"
     mark = "#000000"  # thick outlines sit on the bright segment colours
     arrow = ARROW_COLOUR
-    heavy, light = "#D55E00", "#0072B2"
+    heavy, light = "#D55E00", "#3D9BE0"  # a blue that reads on dark backgrounds too
     moved = set(frame.highlight)
     weight = trace.weight
     packs = [f"pack {p}" for p in range(trace.num_packs)]
@@ -304,7 +304,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         if full:
             figure.add_trace(go.Bar(
                 x=packs, y=deviation, marker={"color": [heavy if d > 0 else light for d in deviation]},
-                text=[f"{'+' if d > 0 else ''}{_short(d)}" if roomy else "" for d in deviation],
+                text=[f"{d:+,.1f}".removesuffix(".0") if roomy else "" for d in deviation],
                 textposition="outside",
                 textfont={"size": LESSON_FONT - 2, "color": text_colour}, cliponaxis=False,
                 hovertemplate="%{x}<br>load - mean %{y:,.4g}<extra></extra>", showlegend=False,
@@ -329,14 +329,16 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
             textposition="top center", textfont={"size": LESSON_FONT, "color": text_colour}, hoverinfo="skip",
             showlegend=False, cliponaxis=False,
         ), row=stack_row, col=column)
-        lines = [(stack_row, lower_bound, "LB", heavy), (stack_row, mean, "mean", light)]
-        for row, value, label, colour in [(1, lower_bound - mean, "LB", heavy)] * full + lines:
-            figure.add_hline(y=value, line_dash="dash", line_color=colour, line_width=2.5, row=row, col=column,
-                             # LB named at the right of the last panel, the mean at the left of the first
-                             annotation_text=f"{label} {_short(lower_bound if label == 'LB' else mean)}"
-                             if column == (len(panels) if label == "LB" else 1) else "",
-                             annotation_position="top right" if label == "LB" else "top left",
-                             annotation_font={"color": colour, "size": LESSON_FONT - 2})
+        lines = [(stack_row, lower_bound, heavy), (stack_row, mean, light)]
+        for row, value, colour in [(1, lower_bound - mean, heavy)] * full + lines:
+            figure.add_hline(y=value, line_dash="dash", line_color=colour, line_width=2.5, row=row, col=column)
+    # Named in the right margin, outside the bars and their totals; LB above, mean below,
+    # since the two are often a hair apart.
+    y_ref = figure.get_subplot(stack_row, len(panels)).yaxis.plotly_name.replace("axis", "")
+    for value, label, colour, shift in ((lower_bound, "LB", heavy, 10), (mean, "mean", light, -10)):
+        figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=value, yref=y_ref, yshift=shift,
+                              text=f"{label} {_short(value)}", showarrow=False,
+                              font={"color": colour, "size": LESSON_FONT - 2})
     if before is not None:
         _swap_arrows(figure, swap, before, weight, arrow)
     y_max = 1.15 * max(lower_bound, *(max(f.loads) for f in frames))
@@ -351,7 +353,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     figure.update_layout(
         barmode="relative", bargap=0.25, height=height,
         template=None if dark is None else "plotly_dark" if dark else "plotly_white",
-        font={"size": LESSON_FONT, "color": text_colour}, margin={"l": 80, "r": 20, "t": 40, "b": 40},
+        font={"size": LESSON_FONT, "color": text_colour}, margin={"l": 80, "r": 95, "t": 40, "b": 40},
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", uniformtext={"minsize": 11, "mode": "hide"},
     )
     return figure

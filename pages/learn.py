@@ -36,6 +36,7 @@ PARAMS = [
     Param("quiz", parse_bool, show_bool),
     Param("present", parse_bool, show_bool),
     Param("speed", parse_choice(list(SPEEDS))),
+    Param("screen", parse_choice(list(SCREENS))),
 ]
 
 st.session_state.setdefault("chapter", CHAPTERS[0].key)
@@ -102,6 +103,8 @@ for problem in problems:
 
 if not presenting:
     st.markdown(chapter.text)
+else:
+    st.caption(chapter.text.split(". ")[0] + ".")
 try:
     parse_loads(st.session_state.loads, chapter.num_packs)
 except ValueError:
@@ -161,10 +164,12 @@ def _toggle_play() -> None:
 controls = st.columns([1, 1, 1.3, 1, 1, 2.2])
 controls[0].button("« Start", on_click=_go, args=(0,), key="start", width="stretch")
 controls[1].button("‹ Prev", on_click=_go, args=(st.session_state.step - 1,), key="prev", shortcut="Left",
+                   disabled=st.session_state.step == 0,
                    width="stretch")
 controls[2].button("❚❚ Pause" if st.session_state.playing else "▶ Play", on_click=_toggle_play, key="play",
                    shortcut="Space", width="stretch")
 controls[3].button("Next ›", on_click=_go, args=(st.session_state.step + 1,), key="next", shortcut="Right",
+                   disabled=st.session_state.step >= len(frames) - 1,
                    width="stretch", type="primary")
 controls[4].button("End »", on_click=_go, args=(len(frames) - 1,), key="end", width="stretch")
 controls[5].select_slider("Speed", list(SPEEDS), key="speed", label_visibility="collapsed")
@@ -179,23 +184,23 @@ def _pseudocode(current: int) -> str:
     for number, text in enumerate(PSEUDOCODE):
         style = marked if number == current else "border-left: 4px solid transparent;"
         rows.append(f'<div style="{style} padding: 1px 6px; white-space: pre-wrap;">{html.escape(text)}</div>')
-    size = "1.05rem" if presenting else "0.85rem"
+    size = "0.9rem" if presenting else "0.85rem"
     return (f'<div style="font-family: monospace; font-size: {size}; line-height: 1.45; '
             f'text-indent: 0;">{"".join(rows)}</div>')
 
 
-def _question_widget(question: Question) -> None:
-    st.markdown(f"**Predict:** {question.prompt}")
-    choice = st.radio("Your answer", question.options, index=None, key=f"guess_{st.session_state.step}",
-                      label_visibility="collapsed", horizontal=len(question.options) <= 6)
-    if st.button("Reveal", key="reveal", disabled=choice is None):
+def _question_widget(place, question: Question) -> None:
+    place.markdown(f"**Predict:** {question.prompt}")
+    choice = place.radio("Your answer", question.options, index=None, key=f"guess_{st.session_state.step}",
+                         label_visibility="collapsed", horizontal=len(question.options) <= 6)
+    if place.button("Reveal", key="reveal", disabled=choice is None):
         st.session_state.answer = (st.session_state.step, choice)
     answer = st.session_state.get("answer")
     if answer and answer[0] == st.session_state.step:
         if question.is_right(answer[1]):
-            st.success(f"Right: {answer[1]}. {question.explanation}")
+            place.success(f"Right: {answer[1]}. {question.explanation}")
         else:
-            st.error(f"Not this time: the answer is {question.answer}. {question.explanation}")
+            place.error(f"Not this time: the answer is {question.answer}. {question.explanation}")
 
 
 def _step_view() -> None:
@@ -209,12 +214,16 @@ def _step_view() -> None:
     left, right = st.columns([2.1, 1])
     left.plotly_chart(lesson_figure(trace, frames, index, bound, height=chart_height), width="stretch",
                       key="lesson_chart")
-    right.markdown(f"**Step {index} of {len(frames) - 1}** · {frame.phase}")
-    right.info(learn(trace, frames, index))
-    right.html(_pseudocode(line_of(frame.event, trace.config)))
+    restart = trace.chosen_candidate.restart
+    shown = f" · restart {restart}" if len(trace.candidates) > 1 or restart else ""
+    right.markdown(f"**Step {index} of {len(frames) - 1}** · {frame.phase}{shown}")
     question = question_for(trace, frames, index) if st.session_state.quiz and not st.session_state.playing else None
     if question is not None:
-        _question_widget(question)
+        # the room sees the question beside the chart, the answer only on Reveal
+        _question_widget(right, question)
+    else:
+        right.info(learn(trace, frames, index))
+    right.html(_pseudocode(line_of(frame.event, trace.config)))
     publish(PARAMS)
 
 
