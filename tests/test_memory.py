@@ -4,12 +4,15 @@ values of the whole-grid one, blocks and chunks never change a placement, and
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from packviz import PRESETS, engine, metrics, pack
+from packviz import PRESETS, engine, limits, metrics, pack
+from packviz.config import DEFAULT_PRESET, resolve_config
 from packviz.generate import generate, moe, replicate_hot
 from packviz.metrics import crowding_bound, lower_bound
 
@@ -145,3 +148,65 @@ def test_heaviest_vs_all_on_two_packs_scores_one_pair_per_block(monkeypatch):
     whole = pack(weight, 2, "best", swap_scope="heaviest-vs-all")
     monkeypatch.setattr(engine, "REFINE_BLOCK_ELEMENTS", 100)
     assert torch.equal(pack(weight, 2, "best", swap_scope="heaviest-vs-all").pack_index, whole.pack_index)
+
+
+def _bench_memory():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_memory
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return bench_memory
+
+
+@pytest.mark.parametrize(("preset", "layers", "items", "packs", "options"), [
+    ("fast", 200, 1024, 256, {}),  # pair scores of many packs
+    ("restarts-1swap", 2, 256, 64, {"num_refined": 8}),  # fills of 2048 restarts
+    ("best", 16, 1024, 8, {"max_iterations": 3}),  # blocks of 2-swap search, k = 128
+    ("best", 2, 2048, 2, {"max_iterations": 2}),  # one pair's k x k grid, k = 1024
+    ("eplb", 2000, 512, 128, {}),  # the whole matrix
+])
+def test_the_estimate_covers_the_measured_peak(preset, layers, items, packs, options):
+    measured = _bench_memory().working_memory(layers, items, packs, preset, threads=1, **options)["working_bytes"]
+    estimate = limits.estimate_memory(layers, items, packs, resolve_config(preset, **options))
+    assert measured <= estimate.total_bytes, (measured, estimate)
+
+
+@pytest.mark.parametrize("preset", ["fast", DEFAULT_PRESET, "best"])
+def test_1000_layers_of_4096_items_on_1024_packs_fit_the_app_budget(preset):
+    assert limits.check_fits(1000, 4096, 1024, resolve_config(preset)) is None
+
+
+def test_too_many_restarts_are_refused_with_the_most_that_fit():
+    config = resolve_config("restarts-2swap", num_restarts=100_000)
+    message = limits.check_fits(1000, 4096, 1024, config)
+    match = re.search(r"at most (\d+) restarts", message or "")
+    assert match, message
+    assert "GB" in message and "restarts" in message
+    most = int(match.group(1))
+    assert limits.check_fits(1000, 4096, 1024, config.replace(num_restarts=most)) is None
+    assert limits.check_fits(1000, 4096, 1024, config.replace(num_restarts=most + 1)) is not None
+
+
+def test_huge_swap_grids_are_refused_with_a_pack_count_that_fits():
+    config = resolve_config("fast")
+    message = limits.check_fits(100, 65536, 2, config)
+    assert "swap search between packs of 32768 items" in (message or "")
+    packs = int(re.search(r"(\d+) packs\.", message).group(1))
+    assert 65536 % packs == 0 and limits.check_fits(100, 65536, packs, config) is None
+
+
+def test_when_no_single_change_fits_the_message_names_a_combination_that_does():
+    config = resolve_config("restarts-1swap")
+    message = limits.check_fits(1000, 65536, 64, config)
+    found = re.search(r"at most (\d+) layers with at most (\d+) restarts", message or "")
+    assert found, message
+    layers, restarts = (int(v) for v in found.groups())
+    assert limits.check_fits(layers, 65536, 64, config.replace(num_restarts=restarts)) is None
+
+
+def test_max_layers_that_fit_is_the_largest():
+    config = resolve_config("fast")
+    most = limits.max_layers_that_fit(4096, 1024, config)
+    assert limits.fits(most, 4096, 1024, config) and not limits.fits(most + 1, 4096, 1024, config)
+    assert limits.max_layers_that_fit(4096, 1024, config, budget_bytes=1) == 0
