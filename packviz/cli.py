@@ -12,12 +12,14 @@ from typing import Any, get_args
 import numpy as np
 import torch
 
-from packviz.config import DEFAULT_PRESET, OPTION_NAMES, PRESETS, PackerConfig
+from packviz.config import DEFAULT_PRESET, OPTION_NAMES, PRESETS, PackerConfig, resolve_config
 from packviz.export import placement_csv, sglang_json, summary_table
 from packviz.generate import GENERATORS, generate
+from packviz.limits import check_fits
 from packviz.loaders import SUFFIXES, read_loads
 from packviz.packer import pack
 from packviz.samples import make_dataset
+from packviz.validate import check_num_packs
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     packing.add_argument("--sglang", metavar="FILE",
                          help="also write SGLang's --init-expert-location JSON (physical_to_logical_map) here")
     packing.add_argument("--array", help="which array of a multi-array .npz to use")
+    packing.add_argument("--max-memory", type=float, metavar="GB",
+                         help="refuse, saying what fits, when the packing is estimated to need more working memory "
+                              "than GB (default: no check)")
     for field in dataclasses.fields(PackerConfig):
         choices = get_args(field.type) if "Literal" in str(field.type) else None
         packing.add_argument(
@@ -120,6 +125,13 @@ def _pack(args: argparse.Namespace) -> int:
     data = make_dataset(loaded, replicate_into=args.replicate)
     options = {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
     seed = options.pop("seed", 0)
+    if args.max_memory is not None:
+        layers, items = data.weight.shape
+        check_num_packs(items, args.packs)
+        problem = check_fits(layers, items, args.packs, resolve_config(args.preset, seed=seed, **options),
+                             budget_bytes=int(args.max_memory * 1024**3))
+        if problem:
+            raise ValueError(problem)
     result = pack(data.weight, args.packs, args.preset, seed=seed, **options)
     if args.out:
         Path(args.out).write_text(placement_csv(result, data.slots))

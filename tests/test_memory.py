@@ -210,3 +210,15 @@ def test_max_layers_that_fit_is_the_largest():
     most = limits.max_layers_that_fit(4096, 1024, config)
     assert limits.fits(most, 4096, 1024, config) and not limits.fits(most + 1, 4096, 1024, config)
     assert limits.max_layers_that_fit(4096, 1024, config, budget_bytes=1) == 0
+
+
+def test_the_command_line_refuses_a_run_over_its_memory_limit(tmp_path, capsys):
+    from packviz.cli import main
+
+    loads = tmp_path / "loads.csv"
+    assert main(["generate", "uniform", "--layers", "2", "--items", "64", "--out", str(loads)]) == 0
+    capsys.readouterr()
+    assert main(["pack", str(loads), "--packs", "8", "--preset", "fast", "--max-memory", "0.001"]) == 2
+    error = capsys.readouterr().err
+    assert "working memory" in error and "the budget is 1 MB" in error and "No packing fits" in error
+    assert main(["pack", str(loads), "--packs", "8", "--preset", "fast", "--max-memory", "2"]) == 0
