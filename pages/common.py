@@ -10,9 +10,10 @@ import torch
 from packviz import PRESETS, PackerConfig, pack
 from packviz.config import SELECT_BY, START_KINDS, SWAP_SCOPES, SWAP_SCORES
 from packviz.generate import GENERATORS, generate
+from packviz.limits import check_fits
 from packviz.loaders import SUFFIXES, LoadedMatrix, read_loads
 from packviz.packer import PackResult
-from packviz.samples import DEFAULT_SAMPLE, SAMPLES, Dataset, load_sample, make_dataset
+from packviz.samples import DEFAULT_SAMPLE, SAMPLES, Dataset, default_pack_count, load_sample, make_dataset
 from packviz.text import escape_markdown
 from packviz.validate import valid_pack_counts
 from ui.state import Param, forget, parse_bool, parse_choice, parse_float, parse_int, publish, restore, show_bool
@@ -114,6 +115,11 @@ def data_sidebar() -> Dataset:
             slots = st.number_input(REPLICATE_LABEL, 0, 65536, 0, help=REPLICATE_HELP)
             if st.form_submit_button("Generate"):
                 try:
+                    # a size no preset can pack within the app's memory is refused before it is made
+                    packs_then = default_pack_count(int(slots) or int(items))
+                    too_big = check_fits(int(layers), int(slots) or int(items), packs_then, PRESETS[APP_PRESET].config)
+                    if too_big:
+                        raise ValueError(f"not generated: {too_big}")
                     weight = generate(kind, int(layers), int(items), seed=int(seed), integer=integer, **parameters)
                     loaded = LoadedMatrix(weight, f"{int(layers)} x {int(items)} generated {kind} loads "
                                           f"(seed {int(seed)})", f"generated-{kind}")
@@ -267,3 +273,14 @@ def publish_view() -> None:
     changed = [p for p in KNOB_PARAMS if st.session_state.get(p.key, getattr(preset, p.key)) != getattr(preset, p.key)]
     forget([p.key for p in KNOB_PARAMS if p not in changed])
     publish(shared + changed)
+
+
+def refuse_what_does_not_fit(data: Dataset, config: PackerConfig, packs: int) -> None:
+    """Stop the page with a message saying what fits, before a run that would
+    outgrow the app's memory starts."""
+    layers, items = data.weight.shape
+    problem = check_fits(layers, items, packs, config)
+    if problem:
+        st.error(problem)
+        publish_view()
+        st.stop()

@@ -7,7 +7,7 @@ import streamlit as st
 from packviz import PRESETS, optimal
 from packviz.compare import compare_presets, optimum_rows
 from packviz.figures import comparison_figure
-from pages.common import data_sidebar, packer_sidebar, run_pack
+from pages.common import data_sidebar, packer_sidebar, refuse_what_does_not_fit, run_pack
 from ui.router import require_router
 
 require_router()
@@ -27,6 +27,7 @@ if choice is None:
     st.warning("Choose a pack count that divides the items (see the sidebar).")
     st.stop()
 _, config, packs = choice
+refuse_what_does_not_fit(data, config, packs)
 st.write(f"Every preset on the loaded data ({data.weight.shape[0]} x {data.weight.shape[1]}), {packs} packs, "
          f"seed {config.seed}. Gap = max pack load / lower bound - 1; the lower bound is the best of "
          "L0 (mean), L1 and the L_t family (see How it works).")

@@ -10,7 +10,16 @@ from packviz.metrics import layer_metrics, lower_bound
 from packviz.narration import explore as explore_narration
 from packviz.text import download_name, escape_markdown
 from packviz.timeline import build_frames, phase_starts
-from pages.common import SECTIONS, data_sidebar, packer_sidebar, publish_view, restore_view, run_pack, run_trace
+from pages.common import (
+    SECTIONS,
+    data_sidebar,
+    packer_sidebar,
+    publish_view,
+    refuse_what_does_not_fit,
+    restore_view,
+    run_pack,
+    run_trace,
+)
 from ui.router import require_router
 
 require_router()
@@ -32,6 +41,7 @@ if choice is None:
     publish_view()
     st.stop()
 label, config, packs = choice
+refuse_what_does_not_fit(data, config, packs)
 result = run_pack(data.digest, data.weight, config, packs)
 metrics = layer_metrics(result.pack_loads, result.weight)
 

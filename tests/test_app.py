@@ -256,3 +256,15 @@ def test_an_upload_keeps_the_chosen_pack_count_where_it_fits():
     no_exceptions(at)
     assert "2 layers x 64 items" in at.expander[0].label
     assert at.number_input(key="packs").value == 16
+
+
+def test_a_run_too_big_for_the_app_is_refused_up_front_saying_what_fits(monkeypatch):
+    import packviz.limits
+
+    monkeypatch.setattr(packviz.limits, "APP_BUDGET_BYTES", 1 << 20)  # 1 MiB: the default sample cannot fit
+    monkeypatch.setattr(packviz.limits.check_fits, "__defaults__", (1 << 20,))
+    at = fresh().run()
+    no_exceptions(at)
+    assert any(e.value.startswith("Packing 58 layers x 288 items into 32 packs") and "the budget is 1 MB" in e.value
+               for e in at.error)
+    assert not at.metric  # nothing was packed
