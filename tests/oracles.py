@@ -6,6 +6,8 @@ import itertools
 
 from hypothesis import strategies as st
 
+from packviz.engine import tie_window
+
 
 @st.composite
 def balanced_instance(draw, packs: tuple[int, int], per_pack: tuple[int, int], max_load: int):
@@ -32,3 +34,83 @@ def brute_force_optimum(weight: list[float], num_packs: int) -> float:
 
     assign(list(range(len(weight))), [])
     return best
+
+
+# Tie-heavy loads: the values where rounding to units, tie windows and equal
+# keys decide the placement, so where an engine bug shows first.
+TIE_HEAVY_FAMILIES: tuple[str, ...] = (
+    "small integers",  # 0..3
+    "all equal",
+    "mostly zeros",
+    "thousandths",  # 100 + i/1000
+    "thirds",  # k/3
+    "relative 1e-9",  # multiples of 10 times (1 + j*1e-9)
+    "absolute 3e-9",  # multiples of 10 plus j*3e-9
+    "huge",  # 1e12..1e15, some a few units apart
+    "tiny",  # multiples of 1e-12
+    "huge and tiny",
+    "sub-unit",  # multiples of 10 plus j*4e-11: apart by less than the engine's unit
+)
+
+
+def _tie_heavy_value(family: str) -> st.SearchStrategy[float]:
+    tens = st.integers(1, 18).map(lambda x: 10.0 * x)
+    huge = st.tuples(st.integers(1, 9), st.integers(12, 15), st.integers(0, 3)).map(
+        lambda t: t[0] * 10.0 ** t[1] + t[2])
+    tiny = st.integers(0, 3).map(lambda k: k * 1e-12)
+    return {
+        "small integers": st.integers(0, 3).map(float),
+        "mostly zeros": st.integers(0, 9).map(lambda i: 0.0 if i < 7 else (i - 6) / 2),
+        "thousandths": st.integers(0, 9).map(lambda i: 100 + i / 1000),
+        "thirds": st.integers(0, 12).map(lambda k: k / 3.0),
+        "relative 1e-9": st.tuples(tens, st.integers(0, 9)).map(lambda t: t[0] * (1 + t[1] * 1e-9)),
+        "absolute 3e-9": st.tuples(tens, st.integers(0, 9)).map(lambda t: t[0] + t[1] * 3e-9),
+        "huge": huge,
+        "tiny": tiny,
+        "huge and tiny": st.one_of(huge, tiny),
+        "sub-unit": st.tuples(tens, st.integers(0, 9)).map(lambda t: t[0] + t[1] * 4e-11),
+    }[family]
+
+
+@st.composite
+def tie_heavy_layer(draw, num_items: int) -> list[float]:
+    """One layer of ``num_items`` loads from one tie-heavy family."""
+    family = draw(st.sampled_from(TIE_HEAVY_FAMILIES))
+    if family == "all equal":
+        value = draw(st.sampled_from([0.0, 1.0, 1 / 3, 70.000000021, 1e-12, 1e15]))
+        return [value] * num_items
+    return draw(st.lists(_tie_heavy_value(family), min_size=num_items, max_size=num_items))
+
+
+@st.composite
+def tie_heavy_instance(draw, max_packs: int = 8, max_per_pack: int = 6, max_layers: int = 3):
+    """(loads [layers][items], number of packs, layer ids): every layer from its
+    own tie-heavy family, n = packs * per_pack items, random layer ids."""
+    num_packs = draw(st.integers(1, max_packs))
+    num_items = num_packs * draw(st.integers(1, max_per_pack))
+    num_layers = draw(st.integers(1, max_layers))
+    rows = [draw(tie_heavy_layer(num_items)) for _ in range(num_layers)]
+    layer_ids = draw(st.lists(st.integers(0, 2**20), min_size=num_layers, max_size=num_layers))
+    return rows, num_packs, layer_ids
+
+
+def greedy_slack_units(num_restarts: int, num_refined: int, select_by: str, num_items: int) -> dict[str, float]:
+    """How far, in the engine's whole-number units, a config's max load and
+    spread may lie above the plain greedy's (``eplb``) on one layer; a
+    missing entry is not promised at all.
+
+    Every decision is taken on units, where sums are exact. Restart 0 is the
+    plain greedy fill and is always refined; a move is taken only when it
+    gains more than its threshold, so both packs it touches end strictly
+    between their old loads: no move raises the heaviest pack or widens the
+    spread. No candidate whose heaviest pack outweighs the greedy's is
+    chosen, so the max load never exceeds the greedy's: slack 0. A config
+    chosen by spread picks among the rest by tie keys, where values within
+    ``tie_window`` units of their sorted neighbour share a key: a chain of K
+    candidates spans up to K - 1 windows, so its spread may lie that far
+    above refined restart 0's, itself no wider than the greedy's.
+    """
+    slack = {"max_load": 0.0}
+    if select_by == "spread":
+        slack["spread"] = (min(num_refined, num_restarts) - 1) * tie_window(num_items)
+    return slack
