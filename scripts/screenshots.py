@@ -56,7 +56,20 @@ def main() -> int:
             wait_until_idle(page)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "presenter.png"), full_page=True)
-    for name in ("explore", "step_through", "restarts", "presenter"):
+    learn_views = {
+        "learn": ("chapter=two-swap&step=14", 1920, 1080),
+        "learn_present": ("chapter=two-swap&step=14&present=1", 1366, 768),
+        "learn_predict": ("chapter=greedy&step=3&quiz=1", 1366, 768),
+    }
+    with running_app() as url:
+        for name, (query, width, height) in learn_views.items():
+            with chromium_page(width=width, height=height) as page:
+                page.goto(f"{url}/learn?{query}")
+                wait_until_idle(page)
+                page.locator(".js-plotly-plot >> visible=true").first.wait_for(timeout=120_000)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(out / f"{name}.png"))
+    for name in ("explore", "step_through", "restarts", "presenter", *learn_views):
         print(out / f"{name}.png")
     return 0
 
