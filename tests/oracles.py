@@ -114,3 +114,13 @@ def greedy_slack_units(num_restarts: int, num_refined: int, select_by: str, num_
     if select_by == "spread":
         slack["spread"] = (min(num_refined, num_restarts) - 1) * tie_window(num_items)
     return slack
+
+
+# Presets for traced runs in the tests: small restart counts keep them fast, while
+# restarts-2swap still keeps several candidates to refine.
+TRACED_PRESET_OPTIONS = {
+    "eplb": {},
+    "fast": {},
+    "best": {},
+    "restarts-2swap": {"num_restarts": 16, "num_refined": 8},
+}

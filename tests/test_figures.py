@@ -11,6 +11,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import pytest
 import torch
+from oracles import TRACED_PRESET_OPTIONS
 
 import packviz
 from packviz.compare import compare_presets
@@ -31,13 +32,8 @@ from packviz.timeline import Frame, build_frames
 from packviz.trace import LayerTrace
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
-PRESET_OPTIONS = {
-    "eplb": {},
-    "fast": {},
-    "best": {},
-    "restarts-2swap": {"num_restarts": 16, "num_refined": 8},
-}
-# bar heights are rounded to 6 decimals for the browser
+PRESET_OPTIONS = TRACED_PRESET_OPTIONS
+# bar heights keep twelve significant digits for the browser
 BAR_TOLERANCE = 1e-5
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from oracles import TRACED_PRESET_OPTIONS
 
 import packviz
 from packviz.events import Chosen, FillStarted, Placed, Pruned, RefinementStopped, Swapped
@@ -20,13 +21,7 @@ from packviz.timeline import PHASES, Frame, build_frames, phase_starts, state_be
 from packviz.trace import LayerTrace
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
-# Small restart counts keep the tests fast; restarts-2swap still keeps several candidates to refine.
-PRESET_OPTIONS = {
-    "eplb": {},
-    "fast": {},
-    "best": {},
-    "restarts-2swap": {"num_restarts": 16, "num_refined": 8},
-}
+PRESET_OPTIONS = TRACED_PRESET_OPTIONS
 LOAD_TOLERANCE = 1e-9
 
 

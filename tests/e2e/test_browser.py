@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from packviz import pack
+from packviz.export import parse_placement_csv
+from packviz.generate import replicate_hot
+from packviz.loaders import read_loads
+from scripts.browser import chromium_page, running_app, wait_until_idle
+
 ROOT = Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(ROOT))
-
-from packviz import pack  # noqa: E402
-from packviz.export import parse_placement_csv  # noqa: E402
-from packviz.generate import replicate_hot  # noqa: E402
-from packviz.loaders import read_loads  # noqa: E402
-from scripts.browser import CHROMIUM, chromium_page, running_app, wait_until_idle  # noqa: E402
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (make test installs it)"),
-]
 
 
 @pytest.fixture(scope="module")

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(ROOT))
-
-from packviz.lessons import CHAPTER_BY_KEY  # noqa: E402
-from packviz.narration import learn  # noqa: E402
-from packviz.timeline import build_frames  # noqa: E402
-from scripts.browser import CHROMIUM, chromium_page, running_app, wait_until_idle  # noqa: E402
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (make test installs it)"),
-]
+from packviz.lessons import CHAPTER_BY_KEY
+from packviz.narration import learn
+from packviz.timeline import build_frames
+from scripts.browser import chromium_page, running_app, wait_until_idle
 
 
 @pytest.fixture(scope="module")
