@@ -1,19 +1,24 @@
 """packviz: balanced packing for MoE expert placement, seen step by step."""
 
 from packviz.config import DEFAULT_PRESET, PRESETS, PackerConfig, Preset, resolve_config
+from packviz.events import Chosen, FillStarted, Placed, Pruned, RefinementStopped, Swapped
 from packviz.packer import PackResult, pack
-from packviz.trace import CandidateTrace, LayerTrace, Placement, Swap, replay
+from packviz.trace import CandidateTrace, LayerTrace, replay
 
 __all__ = [
     "DEFAULT_PRESET",
     "PRESETS",
     "CandidateTrace",
+    "Chosen",
+    "FillStarted",
     "LayerTrace",
     "PackResult",
     "PackerConfig",
-    "Placement",
+    "Placed",
     "Preset",
-    "Swap",
+    "Pruned",
+    "RefinementStopped",
+    "Swapped",
     "pack",
     "replay",
     "resolve_config",

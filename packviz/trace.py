@@ -18,10 +18,6 @@ from packviz.config import PackerConfig
 from packviz.events import Chosen, Event, FillStarted, Placed, Pruned, RefinementStopped, Swapped
 from packviz.state import PackState
 
-# Kept for callers of the first trace format: the events under their old names.
-Placement = Placed
-Swap = Swapped
-
 
 @dataclass
 class CandidateTrace:
