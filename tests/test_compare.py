@@ -1,0 +1,80 @@
+"""A long comparison cut into steps of layers gives exactly the one-shot results."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from packviz import PRESETS, pack
+from packviz.compare import STEP_WORK, compare_presets, layer_steps, merge_results, solve_layer, work_per_layer
+from packviz.generate import generate
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("layers", [1, 7, 58])
+def test_steps_cover_every_layer_once_in_order(preset, layers):
+    config = PRESETS[preset].config
+    steps = layer_steps(layers, 288, 32, config)
+    assert [layer for step in steps for layer in step] == list(range(layers))
+    assert all(len(step) >= 1 for step in steps)
+    # each step but the last holds as many layers as fit the work of one step
+    per_step = max(1, STEP_WORK // work_per_layer(288, 32, config))
+    assert all(len(step) == min(per_step, layers) for step in steps[:-1])
+
+
+def test_a_small_run_is_one_step_and_a_long_one_several():
+    assert layer_steps(58, 288, 32, PRESETS["eplb"].config) == [range(58)]
+    assert layer_steps(58, 288, 32, PRESETS["fast"].config) == [range(58)]
+    assert len(layer_steps(58, 288, 32, PRESETS["restarts-2swap"].config)) > 1
+    assert len(layer_steps(58, 288, 32, PRESETS["restarts-1swap"].config)) >= 10
+    assert layer_steps(0, 288, 32, PRESETS["fast"].config) == []
+
+
+def test_work_grows_with_restarts_items_and_swaps():
+    base = PRESETS["restarts-2swap"].config
+    assert work_per_layer(288, 32, base.replace(num_restarts=512)) > work_per_layer(288, 32, base)
+    assert work_per_layer(576, 32, base) == 2 * work_per_layer(288, 32, base)
+    assert work_per_layer(288, 32, base.replace(two_swap=False)) < work_per_layer(288, 32, base)
+    assert work_per_layer(288, 32, base.replace(max_iterations=0)) == 288 * base.num_restarts
+
+
+@pytest.mark.parametrize("preset", ["restarts-2swap", "best", "fast"])
+def test_packing_step_by_step_and_merging_equals_one_run(preset):
+    weight = generate("moe", 9, 64, seed=3)
+    whole = pack(weight, 8, preset, seed=5)
+    config = PRESETS[preset].config.replace(seed=5)
+    steps = [range(0, 4), range(4, 5), range(5, 9)]
+    parts = [pack(weight[s.start:s.stop], 8, config, seed=5, layer_ids=s) for s in steps]
+    merged = merge_results(parts)
+    for name in ("pack_index", "rank_in_pack", "pack_loads", "weight"):
+        assert torch.equal(getattr(merged, name), getattr(whole, name)), name
+    assert merged.elapsed_s == pytest.approx(sum(p.elapsed_s for p in parts))
+    assert merged.config == whole.config
+    same = compare_presets({preset: merged})[0]
+    expected = compare_presets({preset: whole})[0]
+    assert same["mean_gap"] == expected["mean_gap"] and same["max_gap"] == expected["max_gap"]
+
+
+def test_merging_renumbers_traces_and_keeps_a_single_part_as_is():
+    weight = generate("moe", 4, 16, seed=1)
+    config = PRESETS["fast"].config
+    first = pack(weight[:2], 4, config, layer_ids=[0, 1], trace_layers=[1])
+    second = pack(weight[2:], 4, config, layer_ids=[2, 3], trace_layers=[0])
+    merged = merge_results([first, second])
+    assert sorted(merged.traces) == [1, 2]
+    assert merged.traces[2] is second.traces[0]
+    assert merge_results([first]) is first
+    with pytest.raises(ValueError):
+        merge_results([])
+
+
+def test_solve_layer_numbers_the_layer_as_in_the_whole():
+    from packviz.optimal import available, solve_optimal
+
+    if not available():
+        pytest.skip("ortools is not installed")
+    weight = torch.tensor([[5.0, 4, 3, 3, 2, 1], [9.0, 1, 1, 1, 1, 1]])
+    found = solve_layer(weight, 2, 1, time_limit_s=5)
+    alone = solve_optimal(weight[1:2], 2, time_limit_s=5)[0]
+    assert found.layer == 1
+    assert (found.status, found.max_load) == (alone.status, alone.max_load) == ("optimal", 11.0)

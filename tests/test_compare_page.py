@@ -1,0 +1,82 @@
+"""The Compare page under AppTest: long presets run in steps of layers with the
+same results as one run; a stop keeps the presets done and offers the rest; the
+exact solver goes layer by layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from packviz import PRESETS, pack
+from packviz.compare import compare_presets, layer_steps
+from packviz.samples import DEFAULT_SAMPLE, load_sample
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = ["eplb", "fast", "best", "restarts-2swap"]
+
+
+def compare_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_presets_run_in_steps_give_the_one_run_rows():
+    weight = load_sample(DEFAULT_SAMPLE).weight
+    assert len(layer_steps(*weight.shape, 32, PRESETS["restarts-2swap"].config)) > 1  # this one runs in steps
+    at = compare_page()
+    table = at.dataframe[0].value
+    assert list(table["packer"]) == QUICK
+    for name in ("restarts-2swap", "best"):
+        expected = compare_presets({name: pack(weight, 32, name, seed=0)})[0]
+        row = table.loc[table["packer"] == name].iloc[0]
+        assert row["mean_gap"] == expected["mean_gap"]
+        assert row["max_gap"] == expected["max_gap"]
+    # the run is over: no bar, no Stop left on screen
+    assert not at.get("progress")
+    assert not [b for b in at.button if b.key in ("compare_stop", "compare_resume")]
+    assert not at.info
+
+
+def test_a_stopped_comparison_keeps_the_presets_done_and_runs_the_rest_on_request():
+    at = compare_page()
+    key, done = at.session_state["compare_done"]
+    assert list(done) == QUICK
+    # as when Stop was pressed while best was running
+    at.session_state["compare_done"] = (key, {name: done[name] for name in ("eplb", "fast")})
+    at.session_state["compare_stopped"] = key
+    at.run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["packer"]) == ["eplb", "fast"]
+    assert "Stopped: 2 of 4 presets done" in at.info[0].value
+    assert "best, restarts-2swap not run" in at.info[0].value
+    at.button(key="compare_resume").click().run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["packer"]) == QUICK
+    assert not at.info
+
+
+def test_the_exact_solver_goes_layer_by_layer_and_shows_a_partial_answer():
+    from packviz.optimal import available
+
+    if not available():
+        pytest.skip("ortools is not installed")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at.selectbox(key="sample").set_value("DeepSeek EPLB README example (2 x 12)").run()
+    at.switch_page("pages/compare.py").run()
+    at.button(key="solve").click().run()
+    assert not at.exception
+    solved = at.dataframe[1].value
+    assert list(solved["layer"]) == [0, 1]
+    assert list(solved["status"]) == ["optimal", "optimal"]
+    assert not [b for b in at.button if b.key == "solve_stop"]
+    # what a stop after the first layer leaves: that layer, said to be partial
+    digest, packs, layers = at.session_state["optimum"]
+    at.session_state["optimum"] = (digest, packs, layers[:1])
+    at.run()
+    assert list(at.dataframe[1].value["layer"]) == [0]
+    assert any("Stopped: 1 of 2 layers solved" in c.value for c in at.caption)
+    assert set(at.dataframe[2].value["layers_proved"]) == {1}
