@@ -82,7 +82,7 @@ kept = st.session_state.compare_done[1]
 progress, controls = st.empty(), st.empty()
 table, chart = st.empty(), st.empty()
 if not stopped and any(len(plan) > 1 for name, plan in plans.items() if name not in kept):
-    controls.button("Stop", key="compare_stop", on_click=_stop, args=(run_key,),
+    controls.button("Stop comparing", key="compare_stop", on_click=_stop, args=(run_key,),
                     help="Stop after the current step; the presets done so far stay on screen.")
 total = sum(len(plan) for plan in plans.values())
 finished = 0
