@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -161,25 +162,96 @@ def frame_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_b
     return _base_figure(trace, frames[index], lower_bound, _y_max(frames, lower_bound), item_labels, caption)
 
 
+def _item_colour(item: int) -> str:
+    return PALETTE[item % len(PALETTE)]
+
+
+def _positions(trace: LayerTrace, frame: Frame, grid: float) -> tuple[list[int], list[float | int]]:
+    """Each item's pack (-1 while unplaced: left of the x range, so not drawn) and
+    the load stacked below it in its pack, rounded to ``grid``."""
+    packs = [-1] * trace.num_items
+    bases: list[float | int] = [0] * trace.num_items
+    for pack, row in enumerate(frame.slots):
+        below = 0.0
+        for item in row:
+            if item >= 0:
+                packs[item] = pack
+                bases[item] = _on_grid(below, grid)
+                below += trace.weight[item]
+    return packs, bases
+
+
+def _on_grid(value: float, grid: float) -> float | int:
+    # A base only places a segment on screen: a grid of a millionth of the axis is
+    # far below a pixel, and keeps each number a few characters long.
+    steps = round(value / grid)
+    return int(steps * grid) if grid >= 1 else float(f"{steps * grid:.12g}")
+
+
+def _outlines(trace: LayerTrace, frame: Frame, packs: list[int], bases: list[float | int]) -> dict:
+    items = frame.highlight
+    return {"x": [packs[i] for i in items], "base": [bases[i] for i in items],
+            "y": [_number(trace.weight[i]) for i in items]}
+
+
 def animation_figure(trace: LayerTrace, frames: Sequence[Frame], lower_bound: float,
                      item_labels: Sequence[str] | None = None, captions: Sequence[str] | None = None,
                      frame_ms: int = 150) -> go.Figure:
     """Every frame as a Plotly animation with Play / Pause and a slider; ``captions``
-    (one per frame) title each frame."""
+    (one per frame) title each frame.
+
+    Built for playback speed: Plotly redraws a whole figure in a few hundred
+    milliseconds at 288 items, but moves bars in a few, so the frames use
+    ``redraw: false`` and carry only what moves. One bar trace holds every item
+    in item order, so its colour, load and hover label are set once; a frame
+    gives each item's pack (``x``) and the load below it (``base``). A second
+    trace draws the outlines of the items placed or moved in the frame, and the
+    caption is a text trace above the packs (a title would need a redraw)."""
     captions = list(captions) if captions is not None else [""] * len(frames)
-    figure = _base_figure(trace, frames[0], lower_bound, _y_max(frames, lower_bound), item_labels, captions[0])
-    frame_dicts = [
-        {"name": str(frame.index), "data": _frame_traces(trace, frame, item_labels),
-         "layout": {"title": {"text": _wrap(caption)}}}
-        for frame, caption in zip(frames, captions)
-    ]
-    play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True,
+    num_items, num_packs = trace.num_items, trace.num_packs
+    y_max = _y_max(frames, lower_bound)
+    grid = 10.0 ** (math.floor(math.log10(y_max)) - 6) if y_max > 0 else 1.0
+    width = 0.85  # fixed: the outline trace holds a few bars, and Plotly would size them from their spacing
+    packs, bases = _positions(trace, frames[0], grid)
+    items = {
+        "type": "bar", "x": packs, "base": bases, "y": [_number(w) for w in trace.weight], "width": width,
+        "marker": {"color": [_item_colour(i) for i in range(num_items)], "line": {"width": 0}},
+        "customdata": [_item_label(i, item_labels) for i in range(num_items)],
+        "hovertemplate": "pack %{x}<br>%{customdata}<br>load %{y:,}<extra></extra>", "showlegend": False,
+    }
+    outlines = {"type": "bar", "width": width, "hoverinfo": "skip", "showlegend": False,
+                "marker": {"color": "rgba(0,0,0,0)", "line": {"width": HIGHLIGHT_WIDTH, "color": "black"}},
+                **_outlines(trace, frames[0], packs, bases)}
+    caption = {"type": "scatter", "mode": "text", "x": [0], "y": [0.5], "xaxis": "x2", "yaxis": "y2",
+               "text": [_wrap(captions[0])], "textposition": "middle right", "textfont": {"size": 15},
+               "hoverinfo": "skip", "showlegend": False, "cliponaxis": False}
+    frame_dicts = []
+    for frame, text in zip(frames, captions):
+        packs, bases = _positions(trace, frame, grid)
+        frame_dicts.append({"name": str(frame.index), "traces": [0, 1, 2],
+                            "data": [{"x": packs, "base": bases}, _outlines(trace, frame, packs, bases),
+                                     {"text": [_wrap(text)]}]})
+    mean = sum(trace.weight) / num_packs
+    shapes, annotations = [], []
+    for value, label, colour, side in ((mean, "mean", "#444", "left"), (lower_bound, "LB", "#d62728", "right")):
+        shapes.append({"type": "line", "xref": "x domain", "yref": "y", "x0": 0, "x1": 1, "y0": value, "y1": value,
+                       "line": {"dash": "dash", "color": colour, "width": 2}})
+        annotations.append({"xref": "x domain", "yref": "y", "x": 0 if side == "left" else 1, "y": value,
+                            "xanchor": side, "yanchor": "bottom", "showarrow": False,
+                            "text": f"{label} {value:,.6g}", "font": {"color": colour}})
+    play = {"frame": {"duration": frame_ms, "redraw": False}, "fromcurrent": True,
             "transition": {"duration": 0}, "mode": "immediate"}
-    still = {"frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}, "mode": "immediate"}
-    spec = figure.to_dict()
-    spec["frames"] = frame_dicts
-    spec["layout"].update(
-        updatemenus=[{
+    still = {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
+    layout = {
+        "barmode": "overlay", "height": 600, "font": FONT, "margin": {"l": 60, "r": 20, "t": 20, "b": 130},
+        "xaxis": {"title": {"text": "pack"}, "tickmode": "linear" if num_packs <= 40 else "auto",
+                  "range": [-0.6, num_packs - 0.4], "domain": [0, 1]},
+        "yaxis": {"title": {"text": "load"}, "range": [0, y_max], "domain": [0, 0.84]},
+        # the caption's own invisible axes, above the packs
+        "xaxis2": {"range": [0, 1], "visible": False, "fixedrange": True, "anchor": "y2", "domain": [0, 1]},
+        "yaxis2": {"range": [0, 1], "visible": False, "fixedrange": True, "anchor": "x2", "domain": [0.87, 1]},
+        "shapes": shapes, "annotations": annotations,
+        "updatemenus": [{
             "type": "buttons", "direction": "left", "x": 0.0, "y": -0.12, "xanchor": "left", "yanchor": "top",
             "pad": {"r": 10, "t": 10}, "showactive": False,
             "buttons": [
@@ -187,16 +259,15 @@ def animation_figure(trace: LayerTrace, frames: Sequence[Frame], lower_bound: fl
                 {"label": "❚❚ Pause", "method": "animate", "args": [[None], still]},
             ],
         }],
-        sliders=[{
+        "sliders": [{
             "active": 0, "x": 0.2, "len": 0.8, "y": -0.12, "yanchor": "top",
             "currentvalue": {"prefix": "Step ", "font": {"size": 14}},
             "pad": {"t": 10}, "ticklen": 0, "minorticklen": 0,
             "steps": [{"label": str(frame.index), "method": "animate",
                        "args": [[str(frame.index)], still]} for frame in frames],
         }],
-        height=600, margin={"l": 60, "r": 20, "t": 90, "b": 130},
-    )
-    return PrebuiltFigure(spec)
+    }
+    return PrebuiltFigure({"data": [items, outlines, caption], "layout": layout, "frames": frame_dicts})
 
 
 def restarts_figure(trace: LayerTrace) -> go.Figure:

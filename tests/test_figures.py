@@ -219,6 +219,15 @@ def test_frame_figure_hover_names_each_slots_expert():
 # ----- the animation
 
 
+def stacked_from_positions(trace: LayerTrace, frame_data: dict) -> list[float]:
+    """Each pack's height as the browser draws it: the top of its highest segment."""
+    tops = [0.0] * trace.num_packs
+    for item, (pack, base) in enumerate(zip(frame_data["x"], frame_data["base"])):
+        if pack >= 0:
+            tops[pack] = max(tops[pack], base + trace.weight[item])
+    return tops
+
+
 @pytest.mark.parametrize(("shape_name", "preset"), CASES)
 def test_animation_has_one_plotly_frame_per_timeline_frame(shape_name, preset):
     trace, frames, bound = traced(shape_name, preset)
@@ -230,54 +239,92 @@ def test_animation_has_one_plotly_frame_per_timeline_frame(shape_name, preset):
     assert [step["label"] for step in slider["steps"]] == [str(f.index) for f in frames]
     assert [step["args"][0] for step in slider["steps"]] == [[str(f.index)] for f in frames]
     assert all(step["method"] == "animate" for step in slider["steps"])
-    base_bars = [data for data in spec["data"] if data["type"] == "bar"]
-    assert len(base_bars) == trace.items_per_pack
+    items, outlines, caption = spec["data"]
+    assert items["type"] == outlines["type"] == "bar" and caption["mode"] == "text"
+    tolerance = 1e-5 * spec["layout"]["yaxis"]["range"][1]
     for plotly_frame, frame in zip(spec["frames"], frames):
-        assert len(plotly_frame["data"]) == len(spec["data"])
-        assert stacked_heights(plotly_frame["data"]) == pytest.approx(
-            list(frame.loads), abs=BAR_TOLERANCE * trace.items_per_pack)
-        title = plotly_frame["layout"]["title"]["text"]
-        assert " ".join(title.split("<br>")) == captions[frame.index]
-        for rank, data in enumerate(plotly_frame["data"]):
-            items = [frame.slots[pack][rank] for pack in range(trace.num_packs)]
-            assert data["customdata"] == [f"item {item}" if item >= 0 else "empty slot" for item in items]
-            assert data["marker"]["line"]["width"] == [
-                HIGHLIGHT_WIDTH if item in frame.highlight else 0 for item in items]
+        assert plotly_frame["traces"] == [0, 1, 2]
+        moved, outlined, text = plotly_frame["data"]
+        # every item sits in its pack at its rank: its base is the load of the items below it
+        for pack, row in enumerate(frame.slots):
+            below = 0.0
+            for item in row:
+                if item >= 0:
+                    assert moved["x"][item] == pack
+                    assert moved["base"][item] == pytest.approx(below, abs=tolerance)
+                    below += trace.weight[item]
+        placed = {item for row in frame.slots for item in row if item >= 0}
+        assert all(moved["x"][item] == -1 for item in range(trace.num_items) if item not in placed)
+        assert stacked_from_positions(trace, moved) == pytest.approx(list(frame.loads),
+                                                                     abs=tolerance * trace.items_per_pack)
+        # the outlines are exactly this frame's placed or moved items, drawn over them
+        assert len(outlined["x"]) == len(frame.highlight)
+        for pack, base, load, item in zip(outlined["x"], outlined["base"], outlined["y"], frame.highlight):
+            assert (pack, base) == (moved["x"][item], moved["base"][item])
+            assert load == pytest.approx(trace.weight[item], abs=BAR_TOLERANCE)
+        assert " ".join(text["text"][0].split("<br>")) == captions[frame.index]
     # the base figure shows the first frame
-    assert stacked_heights(base_bars) == pytest.approx(list(frames[0].loads))
-    assert spec["layout"]["title"]["text"].replace("<br>", " ") == captions[0]
+    assert (items["x"], items["base"]) == (spec["frames"][0]["data"][0]["x"], spec["frames"][0]["data"][0]["base"])
+    assert caption["text"][0].replace("<br>", " ") == captions[0]
+
+
+def test_animation_frames_carry_only_what_moves():
+    """A frame holds each item's pack and base (two numbers an item) and the few
+    outlined items; colours, loads and hover labels are set once in the figure,
+    so the frames do not grow with the labels' length."""
+    trace, frames, bound, labels, _ = replicated_experts()
+    spec = animation_figure(trace, frames, bound, item_labels=labels).to_dict()
+    for plotly_frame, frame in zip(spec["frames"], frames):
+        moved, outlined, text = plotly_frame["data"]
+        assert set(moved) == {"x", "base"}
+        assert len(moved["x"]) == len(moved["base"]) == trace.num_items
+        assert all(isinstance(value, int) for value in moved["x"])
+        assert set(outlined) == {"x", "base", "y"} and len(outlined["x"]) == len(frame.highlight) <= 4
+        assert set(text) == {"text"}
+        assert "layout" not in plotly_frame  # a layout change would force a full redraw
+    with_labels = len(json.dumps(spec["frames"]))
+    without_labels = len(json.dumps(animation_figure(trace, frames, bound).to_dict()["frames"]))
+    assert with_labels == without_labels
+
+
+def test_animation_plays_without_full_redraws():
+    trace, frames, bound = traced("teaching", "best")
+    spec = animation_figure(trace, frames, bound, frame_ms=40).to_dict()
+    play, pause = spec["layout"]["updatemenus"][0]["buttons"]
+    assert play["args"][1]["frame"] == {"duration": 40, "redraw": False}
+    assert pause["args"][1]["frame"]["redraw"] is False
+    assert all(step["args"][1]["frame"]["redraw"] is False for step in spec["layout"]["sliders"][0]["steps"])
+    # unplaced items park left of the x range, where nothing is drawn
+    assert spec["layout"]["xaxis"]["range"][0] > -1
 
 
 def test_animation_without_captions_has_empty_titles():
     trace, frames, bound = traced("teaching", "best")
     spec = animation_figure(trace, frames, bound).to_dict()
     assert len(spec["frames"]) == len(frames)
-    assert all(plotly_frame["layout"]["title"]["text"] == "" for plotly_frame in spec["frames"])
+    assert all(plotly_frame["data"][2]["text"] == [""] for plotly_frame in spec["frames"])
 
 
 def test_animation_frame_data_are_valid_plotly_bars():
     trace, frames, bound, labels, _ = replicated_experts()
     spec = animation_figure(trace, frames, bound, item_labels=labels).to_dict()
     for plotly_frame in spec["frames"][:: max(1, len(frames) // 7)]:
-        for data in plotly_frame["data"]:
-            assert data["type"] == "bar"
-            go.Bar({key: value for key, value in data.items() if key != "type"})  # raises on an unknown key
+        go.Bar(plotly_frame["data"][0])  # raises on an unknown key
+        go.Bar(plotly_frame["data"][1])
+        go.Scatter(plotly_frame["data"][2])
     go.Figure({key: value for key, value in spec.items() if key != "frames"})
 
 
-def test_animation_frames_carry_the_highlight_and_labels():
+def test_animation_keeps_each_items_colour_and_label():
     trace, frames, bound, labels, _ = replicated_experts()
     spec = animation_figure(trace, frames, bound, item_labels=labels, frame_ms=40).to_dict()
-    play_button = spec["layout"]["updatemenus"][0]["buttons"][0]
-    assert play_button["args"][1]["frame"]["duration"] == 40
-    for plotly_frame, frame in zip(spec["frames"], frames):
-        outlined = [frame.slots[pack][rank] for rank, data in enumerate(plotly_frame["data"])
-                    for pack, width in enumerate(data["marker"]["line"]["width"]) if width == HIGHLIGHT_WIDTH]
-        assert sorted(outlined) == sorted(frame.highlight)
-        hovers = [hover for data in plotly_frame["data"] for hover in data["customdata"]]
-        filled = [item for row in frame.slots for item in row if item >= 0]
-        assert sorted(hovers) == sorted([f"item {item}: {labels[item]}" for item in filled]
-                                        + ["empty slot"] * (trace.num_items - len(filled)))
+    items = spec["data"][0]
+    assert items["customdata"] == [f"item {item}: {labels[item]}" for item in range(trace.num_items)]
+    assert items["y"] == pytest.approx(trace.weight)
+    colours = items["marker"]["color"]
+    assert len(colours) == trace.num_items and len(set(colours)) == trace.num_items  # 16 items, 48 colours
+    outline = spec["data"][1]["marker"]
+    assert outline["line"]["width"] == HIGHLIGHT_WIDTH and outline["color"] == "rgba(0,0,0,0)"
 
 
 # ----- restarts
