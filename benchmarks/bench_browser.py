@@ -1,8 +1,13 @@
 """How quickly the app answers in a real browser, against its targets.
 
-    python benchmarks/bench_browser.py            # 3 repetitions, prints the table
+    python benchmarks/bench_browser.py            # 3 repetitions (2 cold starts), prints the table
     python benchmarks/bench_browser.py --quick    # 1 cold start, 2 repetitions of the rest
     python benchmarks/bench_browser.py --write    # also writes benchmarks/results_browser.txt
+    python benchmarks/bench_browser.py --only presenter,animation --verbose   # some parts, raw figures
+
+Other options: --repeat N, --cold N (fresh-server visits), --port P, --threads N
+(OMP_NUM_THREADS for the server: on a busy 2-core machine torch's default two
+threads can run several times slower than one). About 4 minutes on 2 busy cores.
 
 Serves the app (``streamlit run app.py --server.headless true``) on a free port
 (or ``--port``) and drives Debian's headless Chromium with Playwright on the
@@ -19,7 +24,7 @@ default sample (58 layers x 288 slots, 32 packs, ``fast`` preset):
 - a layer change in Step through: until the new chart is drawn, and the bytes
   the websocket received meanwhile;
 - the Compare packers page: first result (a table row or a chart point), all
-  results (the run over);
+  results (the run over; a run still going after 30 s counts as never, inf);
 - a knob change (seed, iteration cap) on the Overview until the rerun is over
   (or a Run button offered instead).
 
@@ -148,7 +153,18 @@ PROBE_JS = r"""
     return r.width > 0 && r.height > 0;
   };
   const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
-  const pv = window.__pv = {marks: {}, visible};
+  const pv = window.__pv = {marks: {}, visible, longTasks: []};
+  try {
+    new PerformanceObserver((list) => list.getEntries().forEach((e) => pv.longTasks.push([e.startTime, e.duration])))
+      .observe({type: 'longtask', buffered: true});
+  } catch (e) { /* no long-task timing in this browser */ }
+  // where the first load's time goes: Plotly's bundle arriving, the main thread's long tasks
+  pv.loadDetails = () => {
+    const plotly = performance.getEntriesByType('resource').find((e) => /PlotlyChart/.test(e.name));
+    return {plotlyLoaded: plotly ? plotly.responseEnd : null, plotlyBytes: plotly ? plotly.transferSize : null,
+            longTasks: pv.longTasks.reduce((sum, [, d]) => sum + d, 0),
+            longest: pv.longTasks.reduce((most, [, d]) => Math.max(most, d), 0)};
+  };
   const mark = (name) => { if (!(name in pv.marks)) pv.marks[name] = performance.now(); };
 
   pv.running = () => {
@@ -255,15 +271,16 @@ PROBE_JS = r"""
     const t0 = performance.now();
     let rafs = 0;
     while (true) {
-      const t = await frame();
-      rafs++;
+      await frame();
       const now = label();
       if (now !== last) { changes.push(performance.now()); last = now; }
+      if (changes.length) rafs++;
       if (!changes.length && !events.length && performance.now() - t0 > startTimeoutMs) break;
       const first = changes.length ? changes[0] : (events.length ? events[0] : null);
       if (first !== null && performance.now() - first >= ms) break;
     }
-    return {changes, events, rafs, elapsed: performance.now() - t0, label: last};
+    const span = changes.length ? performance.now() - changes[0] : performance.now() - t0;
+    return {changes, events, rafs, elapsed: span, label: last};
   };
 
   // First-load marks, on every animation frame until the page is complete.
@@ -308,17 +325,21 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float) -> None
 
 
 @contextlib.contextmanager
-def serve(port: int) -> Iterator[tuple[str, float]]:
+def serve(port: int, threads: int = 0) -> Iterator[tuple[str, float]]:
     """``streamlit run app.py`` on 127.0.0.1:port; yields the URL and the
-    seconds until its health check answered."""
+    seconds until its health check answered. threads > 0 caps torch's threads
+    (OMP_NUM_THREADS) in the server."""
     url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ)
+    if threads > 0:
+        env["OMP_NUM_THREADS"] = str(threads)
     log = open(os.devnull, "wb")  # noqa: SIM115
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     try:
         _wait_healthy(url, process, 120)
@@ -356,10 +377,11 @@ class Session:
         self.context.close()
 
     def open(self, query: str = "") -> dict:
-        """Load the app; returns the first-load marks (ms after navigation)."""
+        """Load the app; returns the first-load marks (ms after navigation)
+        and, under "details", where the time went."""
         self.page.goto(self.url + "/" + query, wait_until="commit")
         self.page.wait_for_function("() => window.__pv && 'idle' in window.__pv.marks", timeout=150_000)
-        return self.page.evaluate("() => window.__pv.marks")
+        return self.page.evaluate("() => ({...window.__pv.marks, details: window.__pv.loadDetails()})")
 
     def settle(self, quiet_ms: int = 300) -> None:
         """Until no websocket message came for quiet_ms and the app is idle."""
@@ -401,15 +423,17 @@ def number_step(page, label: str, up: bool = True):
 # ------------------------------------------------------------ measurements
 
 
+# a compare run still going after this counts as never done (inf, FAIL)
+COMPARE_TIMEOUT_MS = 30_000
 ANIMATION = (".st-key-animation .js-plotly-plot",)
 PRESENTER = (".st-key-presenter .js-plotly-plot",)
 
 
-def measure_loads(browser, port: int, cold: int, warm: int, log: Callable[[str], None]) -> list[Row]:
+def measure_loads(browser, port: int, threads: int, cold: int, warm: int, log: Callable[[str], None]) -> list[Row]:
     useful, chart, idle, server = [], [], [], []
-    warm_useful, warm_chart, warm_idle, load_bytes = [], [], [], []
+    warm_useful, warm_chart, warm_idle, load_bytes, details = [], [], [], [], []
     for rep in range(max(cold, 1)):
-        with serve(port) as (url, up_s):
+        with serve(port, threads) as (url, up_s):
             server.append(up_s)
             session = Session(browser, url)
             marks = session.open()
@@ -428,6 +452,7 @@ def measure_loads(browser, port: int, cold: int, warm: int, log: Callable[[str],
                     warm_useful.append(min(marks.get("titleAndSidebar", 1e9), marks.get("spinner", 1e9)) / 1e3)
                     warm_chart.append(marks["chart"] / 1e3)
                     warm_idle.append(marks["idle"] / 1e3)
+                    details.append(marks["details"])
                     log(f"  later visit {again + 1}: {marks}")
     return [
         Row("first visit: something useful (title + sidebar, or a spinner)", useful, 1.0,
@@ -437,8 +462,19 @@ def measure_loads(browser, port: int, cold: int, warm: int, log: Callable[[str],
         Row("first visit: page complete (run over, charts drawn)", idle, None,
             note=f"{statistics.median(load_bytes):,.0f} KB over the websocket (median)"),
         Row("later visit: something useful", warm_useful, 1.0),
-        Row("later visit: first chart drawn", warm_chart, 3.0),
+        Row("later visit: first chart drawn", warm_chart, 3.0, note=_load_note(details)),
     ]
+
+
+def _load_note(details: list[dict]) -> str:
+    loaded = [d["plotlyLoaded"] / 1e3 for d in details if d.get("plotlyLoaded")]
+    size = next((d["plotlyBytes"] for d in details if d.get("plotlyBytes")), None)
+    if not loaded:
+        return ""
+    return (f"Streamlit's Plotly bundle ({size / 1e6:.1f} MB) had arrived at "
+            f"{statistics.median(loaded):.2f} s; the main thread then spent "
+            f"{statistics.median(d['longTasks'] for d in details) / 1e3:.2f} s in long tasks "
+            f"(the longest {statistics.median(d['longest'] for d in details) / 1e3:.2f} s) (medians)")
 
 
 def measure_presenter(session: Session, reps: int, log) -> list[Row]:
@@ -537,7 +573,7 @@ def measure_knobs(session: Session, reps: int, log) -> list[Row]:
 
 
 def measure_compare(browser, url: str, reps: int, log) -> list[Row]:
-    first, everything, counts = [], [], []
+    first, everything, counts, progress, offered = [], [], [], 0, 0
     for rep in range(reps):
         session = Session(browser, url)
         # a seed not asked for before, so the presets really run
@@ -547,7 +583,7 @@ def measure_compare(browser, url: str, reps: int, log) -> list[Row]:
         link = page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Compare packers").first
         before = session.received
         out = page.evaluate("([el, h, t]) => __pv.compare(el, h, t)",
-                            [link.element_handle(), "Compare packers", 60_000])
+                            [link.element_handle(), "Compare packers", COMPARE_TIMEOUT_MS])
         session.settle()
         toggle = page.locator('[data-testid="stCheckbox"], [data-testid="stToggle"], label').filter(
             has_text="restarts-1swap").first
@@ -559,10 +595,13 @@ def measure_compare(browser, url: str, reps: int, log) -> list[Row]:
         first.append(min(starts) / 1e3 if starts else float("inf"))
         everything.append(out["idle"] / 1e3 if out["idle"] is not None else float("inf"))
         counts.append(max(out["rows"], out["points"]))
+        progress += bool(out["progress"])
+        offered += slow_offered
     return [
         Row("Compare packers: first result (row or point)", first, 2.0),
         Row("Compare packers: all results", everything, 5.0,
-            note=f"{max(counts)} presets shown; the 2048-restart one only on request"),
+            note=f"{max(counts)} presets shown; a progress bar seen in {progress} of {reps} runs; the 2048-restart "
+                 f"preset offered on request (a toggle) in {offered} of {reps}"),
     ]
 
 
@@ -595,8 +634,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each figure (default 3)")
     parser.add_argument("--port", type=int, default=0, help="port to serve on (default: a free one)")
+    parser.add_argument("--cold", type=int, default=2, help="fresh-server first visits (default 2)")
     parser.add_argument("--quick", action="store_true", help="one cold start, two repetitions of the rest")
     parser.add_argument("--write", action="store_true", help=f"also write {RESULTS.relative_to(ROOT)}")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="cap torch's threads in the server (OMP_NUM_THREADS); default: as `make run` serves")
     parser.add_argument("--verbose", action="store_true", help="print every repetition's raw figures")
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)")
@@ -610,7 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from scripts.browser import CHROMIUM, CHROMIUM_ARGS, free_port
 
     reps = 2 if args.quick else max(args.repeat, 1)
-    cold = 1 if args.quick else reps
+    cold = 1 if args.quick else max(args.cold, 1)
     port = args.port or free_port()
 
     def log(text: str) -> None:
@@ -624,9 +666,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if "load" in parts:
                 print("first visits ...", flush=True)
-                rows += measure_loads(browser, port, cold, reps, log)
+                rows += measure_loads(browser, port, args.threads, cold, reps, log)
             if parts - {"load"}:
-                with serve(port) as (url, _):
+                with serve(port, args.threads) as (url, _):
                     warmup = Session(browser, url)  # the server's first run, not measured again
                     warmup.open()
                     warmup.close()
@@ -643,7 +685,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows.sort(key=lambda row: next((i for i, prefix in enumerate(order) if row.what.startswith(prefix)), 99))
     header = (f"packviz in headless Chromium ({CHROMIUM}), default sample 58 x 288, 32 packs, fast preset; "
               f"{platform.machine()}, {os.cpu_count()} CPUs, load average "
-              f"{os.getloadavg()[0]:.1f}; {reps} repetitions ({cold} cold starts); "
+              f"{os.getloadavg()[0]:.1f}; torch threads in the server: {args.threads or 'default'}; "
+              f"{reps} repetitions ({cold} cold starts); "
               f"{time.strftime('%Y-%m-%d %H:%M')}, {time.perf_counter() - started:.0f} s in all\n")
     report = format_report(rows, header)
     print()
