@@ -354,6 +354,10 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
                            row_heights=[0.3, 0.7] if full else None, vertical_spacing=0.05, horizontal_spacing=0.04,
                            subplot_titles=[title for _, title in panels] + [""] * len(panels)
                            if before is not None else None)
+    # Our own traces, built from numbers we control: Plotly's validation of each bar
+    # (a tenth of a second a figure at 288 items) would only slow a presenter's step.
+    figure._validate = False
+    shapes: list[dict] = []
     # dark=None leaves text colours to the host's theme (Streamlit's follows the
     # app's light or dark mode, which the server cannot know on a first run); the
     # marks below read on either background.
@@ -373,7 +377,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     for column, (panel, _) in enumerate(panels, start=1):
         deviation = [load - mean for load in panel.loads]
         if full:
-            figure.add_trace(go.Bar(
+            figure.add_trace(dict(type="bar",
                 x=packs, y=deviation, marker={"color": [heavy if d > 0 else light for d in deviation]},
                 text=[f"{d:+,.1f}".removesuffix(".0") if roomy else "" for d in deviation],
                 textposition="outside",
@@ -382,7 +386,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
             ), row=1, col=column)
         for rank in range(trace.items_per_pack):
             items = [panel.slots[p][rank] for p in range(trace.num_packs)]
-            figure.add_trace(go.Bar(
+            figure.add_trace(dict(type="bar",
                 x=packs, y=[weight[i] if i >= 0 else 0 for i in items],
                 text=[f"{i}: {_short(weight[i])}" if i >= 0 else "" for i in items],
                 textposition="inside", insidetextanchor="middle", textangle=0,
@@ -394,7 +398,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
                                  "width": [5 if i in moved else 1.5 for i in items]}},
                 showlegend=False,
             ), row=stack_row, col=column)
-        figure.add_trace(go.Scatter(
+        figure.add_trace(dict(type="scatter",
             x=packs, y=list(panel.loads), mode="text",
             text=[f"<b>{_short(v)}</b>" if roomy else "" for v in panel.loads],
             textposition="top center", textfont={"size": LESSON_FONT, "color": text_colour}, hoverinfo="skip",
@@ -402,9 +406,14 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         ), row=stack_row, col=column)
         lines = [(stack_row, lower_bound, heavy), (stack_row, mean, light)]
         for row, value, colour in [(1, lower_bound - mean, heavy)] * full + lines:
-            figure.add_hline(y=value, line_dash="dash", line_color=colour, line_width=2.5, row=row, col=column)
+            # what add_hline draws, as a plain shape: add_hline copies the layout each call
+            axes = figure.get_subplot(row, column)
+            shapes.append({"type": "line", "xref": f"{_ref(axes.xaxis)} domain", "x0": 0, "x1": 1,
+                           "yref": _ref(axes.yaxis), "y0": value, "y1": value,
+                           "line": {"dash": "dash", "color": colour, "width": 2.5}})
     # Named in the right margin, outside the bars and their totals; LB above, mean below,
     # since the two are often a hair apart.
+    figure.layout.shapes = shapes
     y_ref = figure.get_subplot(stack_row, len(panels)).yaxis.plotly_name.replace("axis", "")
     for value, label, colour, shift in ((lower_bound, "LB", heavy, 10), (mean, "mean", light, -10)):
         figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=value, yref=y_ref, yshift=shift,
@@ -428,6 +437,11 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", uniformtext={"minsize": 11, "mode": "hide"},
     )
     return figure
+
+
+def _ref(axis) -> str:
+    """'x2' for layout.xaxis2: how shapes and annotations name an axis."""
+    return axis.plotly_name.replace("axis", "")
 
 
 def _swap_arrows(figure: go.Figure, swap, before: Frame, weight: Sequence[float], colour: str) -> None:
