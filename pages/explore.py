@@ -4,27 +4,37 @@ from __future__ import annotations
 
 import streamlit as st
 
-from packviz.export import overview_rows, pack_summary_csv, placement_csv, sglang_json
-from packviz.figures import animation_figure, heatmap_figure, lesson_figure, overview_figure, restarts_figure
-from packviz.metrics import layer_metrics, lower_bound
-from packviz.narration import explore as explore_narration
-from packviz.text import download_name, escape_markdown
-from packviz.timeline import build_frames, phase_starts
-from pages.common import (
-    SECTIONS,
-    data_sidebar,
-    packer_sidebar,
-    publish_view,
-    refuse_what_does_not_fit,
-    restore_view,
-    run_pack,
-    run_trace,
-)
 from ui.router import require_router
 
 require_router()
 
 st.title("packviz: balanced packing, step by step")
+# The imports below bring in torch and plotly: seconds on a server's first visit.
+# The title and this notice go out before them, so the page is never blank.
+starting = st.empty()
+with starting.container(), st.spinner("Loading the packer…"):
+    from packviz.cost import estimate_seconds, is_slow
+    from packviz.export import overview_rows, pack_summary_csv, placement_csv, sglang_json
+    from packviz.figures import overview_figure, restarts_figure
+    from packviz.metrics import layer_metrics
+    from packviz.text import download_name, escape_markdown
+    from packviz.timeline import phase_starts
+    from pages.common import (
+        SECTIONS,
+        animation_spec,
+        data_sidebar,
+        heatmap,
+        layer_story,
+        packer_sidebar,
+        presenter_figure,
+        publish_view,
+        refuse_what_does_not_fit,
+        restore_view,
+        run_pack,
+        run_trace,
+    )
+starting.empty()
+
 for problem in restore_view():
     st.warning(f"Shared link: {problem}.")
 data = data_sidebar()
@@ -32,9 +42,12 @@ layers, items = data.weight.shape
 choice = packer_sidebar(items)
 
 st.caption(escape_markdown(f"{data.source}: {data.description}"))
-with st.expander(f"Loads: {layers} layers x {items} items, total {float(data.weight.sum()):,.0f}",
-                 expanded=layers * items <= 4096):
-    st.plotly_chart(heatmap_figure(data.weight, data.item_names), width="stretch", key="heatmap")
+# on_change="rerun" makes the expander lazy: the heatmap is built and sent only while it is open.
+loads_box = st.expander(f"Loads: {layers} layers x {items} items, total {float(data.weight.sum()):,.0f}",
+                        expanded=layers * items <= 4096, key="loads_open", on_change="rerun")
+if loads_box.open:
+    with loads_box:
+        st.plotly_chart(heatmap(data.digest, data), width="stretch", key="heatmap")
 
 if choice is None:
     st.warning("Choose a pack count that divides the items (see the sidebar) to pack this data.")
@@ -42,6 +55,30 @@ if choice is None:
     st.stop()
 label, config, packs = choice
 refuse_what_does_not_fit(data, config, packs)
+
+# A run estimated slow waits for Run, and the last result packed on this data stays on
+# screen meanwhile; a quick one (or one already run) follows every change.
+wanted = (data.digest, config, packs)
+ran = st.session_state.setdefault("ran_runs", set())
+if is_slow(layers, items, packs, config) and wanted not in ran:
+    shown = st.session_state.get("shown_run")
+    seconds = estimate_seconds(layers, items, packs, config)
+    note = st.columns([1, 4])
+    if note[0].button("▶ Run", type="primary", key="run_slow", width="stretch"):
+        ran.add(wanted)
+        st.rerun()
+    kept = shown is not None and shown[0] == data.digest
+    note[1].info(f"These settings take roughly {seconds:,.0f} s to pack {layers} layers: press Run to pack them. "
+                 + (f"Shown meanwhile: the last result, preset {shown[3]}, {shown[2]} packs, seed {shown[1].seed}."
+                    if kept else "Nothing has been packed on this data yet."))
+    if not kept:
+        publish_view()
+        st.stop()
+    _, config, packs, label = shown
+else:
+    ran.add(wanted)
+    st.session_state.shown_run = (data.digest, config, packs, label)
+
 result = run_pack(data.digest, data.weight, config, packs)
 metrics = layer_metrics(result.pack_loads, result.weight)
 
@@ -56,28 +93,22 @@ cols[4].metric("Device", result.device)
 section = st.radio("Section", SECTIONS, horizontal=True,
                    key="section", label_visibility="collapsed")
 
-if section == "Overview":
-    st.plotly_chart(overview_figure(metrics), width="stretch", key="overview")
-    st.dataframe(overview_rows(result), width="stretch", hide_index=True, height=260,
-                 column_config={"gap to LB (%)": st.column_config.NumberColumn(format="%.4f%%"),
-                                "max/mean - 1 (%)": st.column_config.NumberColumn(format="%.4f%%")})
 
-elif section == "Step through a layer":
+@st.fragment
+def step_through() -> None:
+    """A layer's recorded run. A fragment: a layer, view or step change reruns and
+    resends only this, not the page's metrics, heatmap or overview."""
     top = st.columns([1, 1, 2])
     layer = int(top[0].number_input("Layer", 0, layers - 1, key="layer"))
     view = top[1].radio("View", ["Animation", "Presenter"], horizontal=True, key="view")
-    traced = run_trace(data.digest, data.weight, config, packs, layer)
-    trace = traced.traces[0]
-    frames = build_frames(trace)
-    bound = float(lower_bound(data.weight[layer:layer + 1], packs)[0])
-    labels = data.slots.item_labels(layer)
-    captions = [explore_narration(trace, frames, index) for index in range(len(frames))]
-    top[2].caption(f"{len(frames)} steps: {len(trace.chosen_candidate.placements)} placements, "
-                   f"{len(trace.chosen_candidate.swaps)} moves; LB {bound:,.6g}")
+    story = layer_story(data.digest, data, config, packs, layer)
+    frames = story.frames
+    top[2].caption(f"{len(frames)} steps: {len(story.trace.chosen_candidate.placements)} placements, "
+                   f"{len(story.trace.chosen_candidate.swaps)} moves; LB {story.bound:,.6g}")
     if view == "Animation":
         speed = st.select_slider("Frame time", [40, 80, 150, 300, 600, 1200], value=150, key="frame_ms",
                                  format_func=lambda ms: f"{ms} ms a frame")
-        st.plotly_chart(animation_figure(trace, frames, bound, labels, captions, frame_ms=speed), width="stretch",
+        st.plotly_chart(animation_spec(data.digest, data, config, packs, layer, speed), width="stretch",
                         key="animation")
     else:
         if "step" not in st.session_state or st.session_state.step >= len(frames):
@@ -98,24 +129,41 @@ elif section == "Step through a layer":
                           disabled="refine" not in starts, width="stretch")
         buttons[5].button("Final »", on_click=go_to, args=(starts["final"],), width="stretch")
         step = st.session_state.step
-        frame = frames[step]
-        buttons[6].markdown(f"**Step {step} / {len(frames) - 1}**  \n{frame.phase}")
-        st.plotly_chart(lesson_figure(trace, frames, step, bound, labels),
+        buttons[6].markdown(f"**Step {step} / {len(frames) - 1}**  \n{frames[step].phase}")
+        st.plotly_chart(presenter_figure(data.digest, data, config, packs, layer, step),
                         width="stretch", key="presenter")
-        st.info(captions[step])
+        st.info(story.captions[step])
     st.caption("Each bar is a pack, each segment an item (its colour stays with it); the outlined segments "
                "are the items placed or swapped in this step. Dashed lines: the mean pack load and the lower "
                "bound LB.")
+    publish_view()
 
-elif section == "Restarts":
+
+@st.fragment
+def restarts() -> None:
+    """Every restart of one layer; a fragment, so a layer change reruns only this."""
     layer_for_restarts = int(st.columns([1, 3])[0].number_input("Layer", 0, layers - 1, key="layer"))
     trace = run_trace(data.digest, data.weight, config, packs, layer_for_restarts).traces[0]
     st.plotly_chart(restarts_figure(trace), width="stretch", key="restarts")
-    restarts = len(trace.restart_spreads)
-    st.caption(f"Layer {layer_for_restarts}: {restarts} restart{'s' if restarts != 1 else ''}, "
+    count = len(trace.restart_spreads)
+    st.caption(f"Layer {layer_for_restarts}: {count} restart{'s' if count != 1 else ''}, "
                + (f"{len(trace.candidates)} kept for refinement (orange); the star is the winning restart."
-                  if restarts > 1 else "the plain greedy fill, kept and refined. This preset runs a single fill; "
+                  if count > 1 else "the plain greedy fill, kept and refined. This preset runs a single fill; "
                   "choose restarts-2swap to see many."))
+    publish_view()
+
+
+if section == "Overview":
+    st.plotly_chart(overview_figure(metrics), width="stretch", key="overview")
+    st.dataframe(overview_rows(result), width="stretch", hide_index=True, height=260,
+                 column_config={"gap to LB (%)": st.column_config.NumberColumn(format="%.4f%%"),
+                                "max/mean - 1 (%)": st.column_config.NumberColumn(format="%.4f%%")})
+
+elif section == "Step through a layer":
+    step_through()
+
+elif section == "Restarts":
+    restarts()
 
 else:
     st.write(f"The placement on screen: preset **{label}**, {packs} packs, seed {config.seed}, "

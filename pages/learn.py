@@ -161,19 +161,6 @@ def _toggle_play() -> None:
         st.session_state.step = 0
 
 
-controls = st.columns([1, 1, 1.3, 1, 1, 2.2])
-controls[0].button("« Start", on_click=_go, args=(0,), key="start", width="stretch")
-controls[1].button("‹ Prev", on_click=_go, args=(st.session_state.step - 1,), key="prev", shortcut="Left",
-                   disabled=st.session_state.step == 0,
-                   width="stretch")
-controls[2].button("❚❚ Pause" if st.session_state.playing else "▶ Play", on_click=_toggle_play, key="play",
-                   shortcut="Space", width="stretch")
-controls[3].button("Next ›", on_click=_go, args=(st.session_state.step + 1,), key="next", shortcut="Right",
-                   disabled=st.session_state.step >= len(frames) - 1,
-                   width="stretch", type="primary")
-controls[4].button("End »", on_click=_go, args=(len(frames) - 1,), key="end", width="stretch")
-controls[5].select_slider("Speed", list(SPEEDS), key="speed", label_visibility="collapsed")
-
 PSEUDOCODE = lines(trace.config)
 
 
@@ -203,7 +190,27 @@ def _question_widget(place, question: Question) -> None:
             place.error(f"Not this time: the answer is {question.answer}. {question.explanation}")
 
 
+def _controls() -> None:
+    controls = st.columns([1, 1, 1.3, 1, 1, 2.2])
+    controls[0].button("« Start", on_click=_go, args=(0,), key="start", width="stretch")
+    controls[1].button("‹ Prev", on_click=_go, args=(st.session_state.step - 1,), key="prev", shortcut="Left",
+                       disabled=st.session_state.step == 0,
+                       width="stretch")
+    controls[2].button("❚❚ Pause" if st.session_state.playing else "▶ Play", on_click=_toggle_play, key="play",
+                       shortcut="Space", width="stretch")
+    controls[3].button("Next ›", on_click=_go, args=(st.session_state.step + 1,), key="next", shortcut="Right",
+                       disabled=st.session_state.step >= len(frames) - 1,
+                       width="stretch", type="primary")
+    controls[4].button("End »", on_click=_go, args=(len(frames) - 1,), key="end", width="stretch")
+    controls[5].select_slider("Speed", list(SPEEDS), key="speed", label_visibility="collapsed")
+
+
 def _step_view() -> None:
+    """The controls, chart, narration and pseudo-code: a fragment, so Prev / Next
+    rerun and resend only this, not the chapter text, editor and download."""
+    if (st.session_state.playing, st.session_state.speed) != playing_at_start:
+        # Play, Pause or a new speed changes the fragment's timer, which only a full run sets.
+        st.rerun()
     if st.session_state.playing:
         if st.session_state.step < len(frames) - 1:
             st.session_state.step += 1
@@ -211,6 +218,7 @@ def _step_view() -> None:
             st.session_state.playing = False
     index = st.session_state.step
     frame = frames[index]
+    _controls()
     left, right = st.columns([2.1, 1])
     left.plotly_chart(lesson_figure(trace, frames, index, bound, height=chart_height), width="stretch",
                       key="lesson_chart")
@@ -227,6 +235,7 @@ def _step_view() -> None:
     publish(PARAMS)
 
 
+playing_at_start = (st.session_state.playing, st.session_state.speed)
 interval = SPEEDS[st.session_state.speed] if st.session_state.playing else None
 st.fragment(run_every=interval)(_step_view)()
 

@@ -48,7 +48,8 @@ def explore() -> AppTest:
 
 def test_explore_opens_on_the_default_sample_with_charts(explore):
     assert "58 layers x 288 items" in explore.expander[0].label
-    assert len(explore.get("plotly_chart")) >= 2
+    # the overview; the 58 x 288 heatmap waits in its closed expander and is not even built
+    assert [chart.key for chart in explore.get("plotly_chart")] == ["overview"]
     assert metric(explore, "Device") == "cpu"
     assert metric(explore, "Mean gap to LB").endswith("%")
     assert not explore.error
@@ -80,9 +81,12 @@ def test_changing_preset_packs_and_layer_re_runs():
     at.selectbox(key="preset").set_value("restarts-2swap").run()
     no_exceptions(at)
     assert at.number_input(key="num_restarts").value == 256
+    assert metric(at, "Mean gap to LB") == before  # estimated slow: packed on request
+    at.button(key="run_slow").click().run()
     after = metric(at, "Mean gap to LB")
     assert after != before
     at.number_input(key="packs").set_value(16).run()
+    at.button(key="run_slow").click().run()
     no_exceptions(at)
     assert metric(at, "Mean gap to LB") != after
     at.radio(key="section").set_value("Step through a layer").run()
@@ -222,6 +226,7 @@ def test_every_section_runs(section):
 def test_restarts_section_shows_the_kept_candidates_of_the_seed_preset():
     at = fresh().run()
     at.selectbox(key="preset").set_value("restarts-2swap").run()
+    at.button(key="run_slow").click().run()
     at.radio(key="section").set_value("Restarts").run()
     no_exceptions(at)
     assert any("256 restarts, 8 kept" in c.value for c in at.caption)
@@ -268,3 +273,64 @@ def test_a_run_too_big_for_the_app_is_refused_up_front_saying_what_fits(monkeypa
     assert any(e.value.startswith("Packing 58 layers x 288 items into 32 packs") and "the budget is 1 MB" in e.value
                for e in at.error)
     assert not at.metric  # nothing was packed
+
+
+def test_the_heatmap_of_small_data_is_drawn_in_its_open_expander():
+    at = fresh().run()
+    at.selectbox(key="sample").set_value("Teaching: 12 items, 2-swap beats 1-swap").run()
+    no_exceptions(at)
+    assert "heatmap" in [chart.key for chart in at.get("plotly_chart")]
+
+
+def test_a_slow_config_waits_for_run_and_keeps_the_previous_result():
+    at = fresh().run()
+    before = metric(at, "Mean gap to LB")
+    at.selectbox(key="preset").set_value("restarts-1swap").run()
+    no_exceptions(at)
+    # not packed yet: the button, the estimate, and the fast preset's result still on screen
+    assert at.button(key="run_slow").label == "▶ Run"
+    assert any("press Run" in i.value and "preset fast" in i.value for i in at.info)
+    assert metric(at, "Mean gap to LB") == before
+    at.number_input(key="num_restarts").set_value(1024).run()  # another knob, still slow: still waiting
+    assert at.button(key="run_slow")
+    assert metric(at, "Mean gap to LB") == before
+    at.number_input(key="num_refined").set_value(2).run()
+    at.number_input(key="max_iterations").set_value(2).run()
+    at.number_input(key="num_restarts").set_value(2).run()  # now estimated quick: packed at once
+    no_exceptions(at)
+    assert not [b for b in at.button if b.key == "run_slow"]
+    expected = pack(SAMPLE, 32, "restarts-1swap", num_restarts=2, num_refined=2, max_iterations=2)
+    assert metric(at, "Mean gap to LB") != before
+    assert metric(at, "Run time").endswith("ms") and expected.pack_index.shape == SAMPLE.shape
+
+
+def test_run_packs_the_slow_config_and_it_then_follows_like_a_quick_one():
+    at = fresh()
+    at.query_params.update({"preset": "restarts-2swap", "num_restarts": "48"})
+    at.run()
+    no_exceptions(at)
+    assert at.button(key="run_slow") and not at.metric  # nothing packed on this data yet
+    at.button(key="run_slow").click().run()
+    no_exceptions(at)
+    assert not [b for b in at.button if b.key == "run_slow"]
+    expected = pack(SAMPLE, 32, "restarts-2swap", num_restarts=48)
+    from packviz.metrics import layer_metrics
+    gap = float(layer_metrics(expected.pack_loads, expected.weight).gap_to_lower_bound.mean()) * 100
+    assert metric(at, "Mean gap to LB") == f"{gap:.4f}%"
+
+
+def test_presenter_steps_rerun_only_the_step_through_fragment():
+    at = fresh().run()
+    at.radio(key="section").set_value("Step through a layer").run()
+    at.radio(key="view").set_value("Presenter").run()
+    no_exceptions(at)
+    at.button[[b.label for b in at.button].index("Next ›")].click().run()
+    at.button[[b.label for b in at.button].index("Next ›")].click().run()
+    no_exceptions(at)
+    assert at.session_state.step == 2
+    assert at.info[0].value.startswith("Step 2: item")
+    assert at.query_params["step"] == "2"
+    at.number_input(key="layer").set_value(3).run()
+    no_exceptions(at)
+    assert at.query_params["layer"] == "3"
+    assert at.session_state.step == 2  # the step is kept across a layer change

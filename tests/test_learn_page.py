@@ -102,3 +102,15 @@ def test_changing_chapter_resets_the_loads_and_step():
     assert at.session_state.loads == "48,20,77,48,48,68,99,82,34,45,72,36"
     trace = CHAPTER_BY_KEY["two-swap"].run().traces[0]
     assert at.session_state.step == phase_starts(build_frames(trace))["refine"]
+
+
+def test_play_and_pause_from_inside_the_stepping_fragment():
+    at = learn_page(chapter="greedy", step="2")
+    button(at, "play").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state.playing
+    assert button(at, "play").label == "❚❚ Pause"
+    button(at, "play").click().run()
+    assert not at.session_state.playing
+    assert button(at, "play").label == "▶ Play"
+    assert button(at, "next").label == "Next ›"  # the controls stay with the chart
