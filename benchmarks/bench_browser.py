@@ -24,7 +24,7 @@ default sample (58 layers x 288 slots, 32 packs, ``fast`` preset):
 - a layer change in Step through: until the new chart is drawn, and the bytes
   the websocket received meanwhile;
 - the Compare packers page: first result (a table row or a chart point), all
-  results (the run over; a run still going after 30 s counts as never, inf);
+  results (the run over; a run still going after 20 s counts as never, inf);
 - a knob change (seed, iteration cap) on the Overview until the rerun is over
   (or a Run button offered instead).
 
@@ -424,7 +424,7 @@ def number_step(page, label: str, up: bool = True):
 
 
 # a compare run still going after this counts as never done (inf, FAIL)
-COMPARE_TIMEOUT_MS = 30_000
+COMPARE_TIMEOUT_MS = 20_000
 ANIMATION = (".st-key-animation .js-plotly-plot",)
 PRESENTER = (".st-key-presenter .js-plotly-plot",)
 
@@ -555,10 +555,7 @@ def measure_animation(session: Session, reps: int, log) -> list[Row]:
 def measure_knobs(session: Session, reps: int, log) -> list[Row]:
     page = session.page
     session.choose("Overview")
-    options = page.locator('[data-testid="stSidebar"] [data-testid="stExpander"] summary').filter(
-        has_text="Options").first
-    options.click()
-    page.wait_for_timeout(300)
+    open_options(session)
     rows = []
     for label, up, what in (("Random seed", True, "seed +1"), ("Iteration cap", False, "iteration cap -1")):
         times, runs = [], 0
@@ -572,23 +569,38 @@ def measure_knobs(session: Session, reps: int, log) -> list[Row]:
     return rows
 
 
-def measure_compare(browser, url: str, reps: int, log) -> list[Row]:
+def nav_link(page, title: str):
+    return page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first
+
+
+def open_options(session: Session) -> None:
+    """Open the sidebar's Options expander (the knobs), if closed."""
+    page = session.page
+    expander = page.locator('[data-testid="stSidebar"] [data-testid="stExpander"]').filter(has_text="Options").first
+    if not expander.locator("details").first.evaluate("d => d.open"):
+        expander.locator("summary").first.click()
+        page.wait_for_timeout(300)
+
+
+def measure_compare(session: Session, reps: int, log) -> list[Row]:
+    """From Explore, open Compare packers; between repetitions, back on Explore,
+    the seed goes up by one so that every preset really runs again."""
+    page = session.page
     first, everything, counts, progress, offered = [], [], [], 0, 0
     for rep in range(reps):
-        session = Session(browser, url)
-        # a seed not asked for before, so the presets really run
-        session.open(f"?seed={1000 + rep}")
+        if rep:
+            session.click_and_wait(nav_link(page, "Explore"), expect_change=False)
+            open_options(session)
+            session.click_and_wait(number_step(page, "Random seed"), expect_change=False)
         session.settle()
-        page = session.page
-        link = page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Compare packers").first
         before = session.received
         out = page.evaluate("([el, h, t]) => __pv.compare(el, h, t)",
-                            [link.element_handle(), "Compare packers", COMPARE_TIMEOUT_MS])
+                            [nav_link(page, "Compare packers").element_handle(), "Compare packers",
+                             COMPARE_TIMEOUT_MS])
         session.settle()
         toggle = page.locator('[data-testid="stCheckbox"], [data-testid="stToggle"], label').filter(
             has_text="restarts-1swap").first
         slow_offered = toggle.count() > 0
-        session.close()
         log(f"  compare {rep + 1}: {out}, {(session.received - before) / 1e3:.1f} KB, slow preset on request: "
             f"{slow_offered}")
         starts = [t for t in (out["firstRow"], out["firstPoint"]) if t is not None]
@@ -618,10 +630,11 @@ def _in_session(measure: Callable, query: str = "") -> Callable:
 
 
 MEASURE = {
-    "presenter": _in_session(lambda session, reps, log: measure_presenter(session, reps + 2, log)),
+    "presenter": _in_session(lambda session, reps, log: measure_presenter(session, reps + 1, log)),
     # a layer far from the first ones, not traced yet
     "animation": _in_session(measure_animation, "?layer=20"),
-    "compare": measure_compare,
+    # a seed not asked for before, so the presets really run
+    "compare": _in_session(measure_compare, "?seed=1000"),
     "knobs": _in_session(measure_knobs),
 }
 PARTS = ("load", *MEASURE)
