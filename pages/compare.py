@@ -6,6 +6,7 @@ import streamlit as st
 
 from packviz import PRESETS, optimal, pack
 from packviz.compare import compare_presets, layer_steps, merge_results, optimum_rows, solve_layer
+from packviz.cost import estimate_seconds
 from packviz.figures import comparison_figure
 from pages.common import data_sidebar, packer_sidebar, refuse_what_does_not_fit, run_pack
 from ui.router import require_router
@@ -13,9 +14,12 @@ from ui.router import require_router
 require_router()
 
 SOLVER_MAX_VALUES = 1024
-# Quick presets first, so the first rows show within a second or two; the seed's
-# 2048-restart preset only when asked for.
-SLOW = {"restarts-1swap"}
+# Quick presets first, so the first rows show within a second or two. The seed's
+# 2048-restart preset runs only when asked for, and so does any preset that would
+# take the estimated total past AUTO_BUDGET_S (packviz.cost errs long, about 3x:
+# some 5 s of real packing).
+ALWAYS_ON_REQUEST = {"restarts-1swap": "the seed before, 2048 restarts"}
+AUTO_BUDGET_S = 15.0
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -66,9 +70,18 @@ layers, items = data.weight.shape
 st.write(f"Every preset on the loaded data ({layers} x {items}), {packs} packs, "
          f"seed {config.seed}. Gap = max pack load / lower bound - 1; the lower bound is the best of "
          "L0 (mean), L1 and the L_t family (see How it works).")
-order = sorted(PRESETS, key=lambda name: PRESETS[name].config.num_restarts * (2 if name == "best" else 1))
-with_slow = st.toggle("Also run restarts-1swap (the seed before: 2048 restarts, slow)", key="compare_slow")
-names = [name for name in order if with_slow or name not in SLOW]
+estimates = {name: estimate_seconds(layers, items, packs, preset.config) for name, preset in PRESETS.items()}
+order = sorted(PRESETS, key=lambda name: estimates[name])
+slow, budget = [], AUTO_BUDGET_S
+for name in order:
+    if name not in ALWAYS_ON_REQUEST:
+        budget -= estimates[name]
+    if name in ALWAYS_ON_REQUEST or budget < 0:
+        slow.append(name)
+with_slow = st.toggle("Also run the slow presets: " + "; ".join(
+    f"{name} ({ALWAYS_ON_REQUEST[name] + ', ' if name in ALWAYS_ON_REQUEST else ''}"
+    f"roughly {estimates[name]:,.0f} s)" for name in slow), key="compare_slow")
+names = [name for name in order if with_slow or name not in slow]
 configs = {name: PRESETS[name].config.replace(seed=config.seed) for name in names}
 # A long preset runs a few layers at a time: the bar moves, and Stop (here or
 # Streamlit's own) takes effect between steps, keeping the presets already done.

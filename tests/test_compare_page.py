@@ -80,3 +80,24 @@ def test_the_exact_solver_goes_layer_by_layer_and_shows_a_partial_answer():
     assert list(at.dataframe[1].value["layer"]) == [0]
     assert any("Stopped: 1 of 2 layers solved" in c.value for c in at.caption)
     assert set(at.dataframe[2].value["layers_proved"]) == {1}
+
+
+def test_presets_estimated_past_the_budget_wait_for_the_toggle():
+    from packviz.cost import estimate_seconds
+    from packviz.generate import generate
+    from packviz.loaders import LoadedMatrix
+    from packviz.samples import make_dataset
+
+    # 10 layers of 1024 items on 32 packs: best's 2-swaps over 32 items a pack are estimated
+    # far past the budget, the others well within it
+    assert estimate_seconds(10, 1024, 32, PRESETS["best"].config) > 30
+    data = make_dataset(LoadedMatrix(generate("moe", 10, 1024, seed=0), "10 x 1024 generated", "generated"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at.session_state["dataset"] = data
+    at.session_state["packs"] = 32
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert list(at.dataframe[0].value["packer"]) == ["eplb", "fast", "restarts-2swap"]
+    label = at.toggle(key="compare_slow").label
+    assert "best (roughly" in label and "restarts-1swap (the seed before" in label
+    assert "restarts-2swap (" not in label
