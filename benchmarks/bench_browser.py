@@ -190,7 +190,7 @@ PROBE_JS = r"""
   pv.sig = (gd) => (gd && pv.drawn(gd)) ? `${id(gd)}:${id(gd.data)}:${id(gd._fullData)}` : '';
   pv.points = (gd) => (gd && gd.data && gd.data[0] && gd.data[0].x) ? gd.data[0].x.length : 0;
   pv.runButton = () => [...pv.main().querySelectorAll('button')].find(
-    (b) => visible(b) && /^\s*Run\b/.test(b.textContent)) || null;
+    (b) => visible(b) && /^\W*Run\W*$/.test(b.textContent.trim())) || null;
   pv.activate = (el) => {
     if (typeof el.click === 'function') el.click();
     else el.dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true, view: window}));
