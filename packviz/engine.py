@@ -156,6 +156,16 @@ def _run_chunk(
     sorted_units = units.repeat_interleave(restarts, dim=0).gather(1, order)  # the load placed at each step
     if config.start == "snake":
         pack_of_step, rank_of_step = _snake_fill(order, num_packs, recorder)
+    elif config.start == "differencing" and restarts > 1:
+        pack_of_step, rank_of_step = _differencing_fill(sorted_units, num_packs, window)
+        # Restart 0 of every layer is the plain greedy: the anchor of "never worse than the greedy".
+        greedy_rows = torch.arange(num_layers, device=device) * restarts
+        greedy_packs, greedy_ranks = _greedy_fill(sorted_units[greedy_rows], num_packs, window, None)
+        pack_of_step[greedy_rows] = greedy_packs.to(device)
+        rank_of_step[greedy_rows] = greedy_ranks.to(device)
+        if recorder is not None:
+            for index in range(num_items):
+                recorder.on_place(index, pack_of_step[:, index].long())
     else:
         pack_of_step, rank_of_step = _greedy_fill(sorted_units, num_packs, window, recorder)
 
@@ -163,9 +173,16 @@ def _run_chunk(
     greedy_loads = torch.zeros(num_layers * restarts, num_packs, dtype=torch.float64, device=device)
     greedy_loads = greedy_loads.scatter_add_(1, pack_of_step.long(), sorted_units).view(num_layers, restarts, -1)
     pruning_keys = _choice_keys(greedy_loads, config.select_by, window)
-    # Restart 0, the plain greedy, is always refined: no move raises a heaviest
-    # pack, so its refined max load bounds the final choice (never worse than eplb).
-    pruning_keys[:, 0] = -1
+    # No move raises a heaviest pack, so a kept candidate's refined max load is
+    # at most its fill's. Pruned by spread, the greedy (restart 0) is kept
+    # outright; pruned by max load, a fill heavier than the greedy (even within
+    # a tie window) ranks after it, so whatever is kept first is no heavier.
+    # Either way the result is never worse than eplb.
+    if config.select_by == "spread":
+        pruning_keys[:, 0] = -1
+    else:
+        fill_max = greedy_loads.amax(dim=2)
+        pruning_keys = pruning_keys + (fill_max > fill_max[:, :1]).long() * (pruning_keys.amax() + 1)
     kept = torch.sort(pruning_keys, dim=1, stable=True).indices[:, :kept_count]
     selected = (torch.arange(num_layers, device=device).unsqueeze(1) * restarts + kept).reshape(-1)
 
@@ -227,6 +244,9 @@ def _output(weight: torch.Tensor, content_ids: torch.Tensor, recorder: TraceReco
 def noise_scales(config: PackerConfig) -> torch.Tensor:
     """Each restart's noise scale; restart 0 is always the unperturbed greedy."""
     scales = torch.linspace(config.noise_min, config.noise_max, config.num_restarts, dtype=torch.float64)
+    if config.start == "differencing" and config.num_restarts > 1:
+        # restart 0 is the greedy and restart 1 the plain differencing; the noisy ones follow
+        scales = torch.cat([torch.zeros(1, dtype=torch.float64), scales[:-1]])
     scales[0] = 0.0
     return scales
 
@@ -332,6 +352,50 @@ def _snake_fill(
         for index in range(num_items):
             recorder.on_place(index, pack_of_step[:, index].long())
     return pack_of_step, rank_of_step
+
+
+def _differencing_fill(
+    sorted_units: torch.Tensor, num_packs: int, window: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The balanced largest differencing method on every row at once.
+
+    Steps t*m .. t*m+m-1 of a row (its t-th run of m items, heaviest first)
+    start as a partial packing of one item per pack. k - 1 times, the two
+    partial packings with the largest spread (heaviest minus lightest pack;
+    ties to the lower index) merge: the heaviest pack of one takes the
+    lightest of the other, and so on down. Each pack of the last one left
+    holds one item of every run, so the step at t*m + s has rank t.
+    Returns the pack and slot of each step, int32, like the greedy fill.
+    """
+    num_rows, num_items = sorted_units.shape
+    per_pack = num_items // num_packs
+    device = sorted_units.device
+    rows = torch.arange(num_rows, device=device)
+    sums = sorted_units.reshape(num_rows, per_pack, num_packs).clone()
+    # slot[r, t, s]: pack (within its partial packing) of the item at step t*m + s
+    slot = torch.arange(num_packs, device=device).expand(num_rows, per_pack, -1).clone()
+    owner = torch.arange(per_pack, device=device).expand(num_rows, -1).clone()
+    alive = torch.ones(num_rows, per_pack, dtype=torch.bool, device=device)
+    for _ in range(per_pack - 1):
+        # merged rows sit well outside the tie window below every live one
+        spread = torch.where(alive, sums.amax(dim=2) - sums.amin(dim=2), -4.0 * window)
+        ranking = torch.sort(-_tie_keys(spread, window), dim=1, stable=True).indices
+        first, second = ranking[:, 0], ranking[:, 1]
+        sums_a, sums_b = sums[rows, first], sums[rows, second]
+        heaviest_a = torch.sort(-_tie_keys(sums_a, window), dim=1, stable=True).indices
+        lightest_b = torch.sort(_tie_keys(sums_b, window), dim=1, stable=True).indices
+        # the j-th lightest pack of ``second`` joins the j-th heaviest of ``first``
+        joins = torch.empty_like(lightest_b).scatter_(1, lightest_b, heaviest_a)
+        added = torch.empty_like(sums_b).scatter_(1, heaviest_a, sums_b.gather(1, lightest_b))
+        sums[rows, first] = sums_a + added
+        sums[rows, second] = 0.0
+        alive[rows, second] = False
+        moving = (owner == second.unsqueeze(1)).unsqueeze(2)
+        slot = torch.where(moving, joins.gather(1, slot.view(num_rows, -1)).view_as(slot), slot)
+        owner = torch.where(moving.squeeze(2), first.unsqueeze(1), owner)
+    pack_of_step = slot.reshape(num_rows, num_items).to(torch.int32)
+    rank_of_step = (torch.arange(num_items, device=device) // num_packs).to(torch.int32).expand(num_rows, -1)
+    return pack_of_step, rank_of_step.contiguous()
 
 
 def _choice_keys(loads: torch.Tensor, select_by: str, window: float) -> torch.Tensor:
@@ -578,6 +642,16 @@ def _score_pairs(
     per_pack = content_units.shape[2]
     entries_per_block = max(1, REFINE_BLOCK_ELEMENTS // (per_pack * per_pack))
     flat_out = [tensor.view(num_rows * num_pairs, *tensor.shape[2:]) for tensor in out]
+    if num_rows * num_pairs <= entries_per_block:
+        # one block: gathering whole packs is far cheaper than indexing entry by entry
+        def packs_of(pack: torch.Tensor) -> torch.Tensor:
+            return content_units.gather(1, pack.unsqueeze(2).expand(-1, -1, per_pack)).view(-1, per_pack)
+
+        scored = _score_entries(packs_of(pack_a), packs_of(pack_b), difference.reshape(-1), threshold.reshape(-1),
+                                valid.reshape(-1), config, two_swap)
+        for target, values in zip(flat_out, scored):
+            target.copy_(values)
+        return
     for first in range(0, num_rows * num_pairs, entries_per_block):
         entry = torch.arange(first, min(first + entries_per_block, num_rows * num_pairs), device=pack_a.device)
         row, pair = entry // num_pairs, entry % num_pairs
@@ -620,25 +694,28 @@ def _score_entries(
     if two_swap:
         first, second = torch.triu_indices(per_pack, per_pack, offset=1, device=device)
         num_item_pairs = first.numel()
-        # Where 2-swaps are searched: everywhere, or only where no 1-swap helps.
-        searching = (best <= threshold) if config.two_swap_when_stuck else torch.ones_like(is_two)
-        searching &= valid
-        if bool(searching.any()):
-            sums_a = items_a[searching][:, first] + items_a[searching][:, second]
-            sums_b = items_b[searching][:, first] + items_b[searching][:, second]
-            value, flat = _best_exchange(sums_a, sums_b, difference[searching], config.swap_score,
-                                         threshold[searching])
+        if config.two_swap_when_stuck:
+            # only where no 1-swap helps: few entries, so pick them out
+            searching = (best <= threshold) & valid
             best_two = torch.full_like(best, float("-inf"))
-            best_two[searching] = value
             flat_two = torch.zeros(num_entries, dtype=torch.int64, device=device)
-            flat_two[searching] = flat
-            is_two = best_two > best + threshold
-            pair_a, pair_b = flat_two // num_item_pairs, flat_two % num_item_pairs
-            two_slots_a = torch.stack([first[pair_a], second[pair_a]], dim=1)
-            two_slots_b = torch.stack([first[pair_b], second[pair_b]], dim=1)
-            best = torch.where(is_two, best_two, best)
-            slot_a = torch.where(is_two.unsqueeze(1), two_slots_a, slot_a)
-            slot_b = torch.where(is_two.unsqueeze(1), two_slots_b, slot_b)
+            if bool(searching.any()):
+                sums_a = items_a[searching][:, first] + items_a[searching][:, second]
+                sums_b = items_b[searching][:, first] + items_b[searching][:, second]
+                best_two[searching], flat_two[searching] = _best_exchange(
+                    sums_a, sums_b, difference[searching], config.swap_score, threshold[searching])
+        else:
+            value, flat_two = _best_exchange(items_a[:, first] + items_a[:, second],
+                                             items_b[:, first] + items_b[:, second],
+                                             difference, config.swap_score, threshold)
+            best_two = torch.where(valid, value, minus_inf)
+        is_two = best_two > best + threshold
+        pair_a, pair_b = flat_two // num_item_pairs, flat_two % num_item_pairs
+        two_slots_a = torch.stack([first[pair_a], second[pair_a]], dim=1)
+        two_slots_b = torch.stack([first[pair_b], second[pair_b]], dim=1)
+        best = torch.where(is_two, best_two, best)
+        slot_a = torch.where(is_two.unsqueeze(1), two_slots_a, slot_a)
+        slot_b = torch.where(is_two.unsqueeze(1), two_slots_b, slot_b)
     return best, is_two, slot_a, slot_b
 
 

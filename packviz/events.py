@@ -22,14 +22,19 @@ STOP_REASONS = (STOP_NO_MOVE, STOP_LOWER_BOUND, STOP_ITERATION_CAP, STOP_REFINEM
 @dataclass(frozen=True, slots=True)
 class FillStarted:
     """A restart's fill begins: items in ``order`` (heaviest first by the
-    restart's perturbed keys), each to the lightest pack with room (or dealt
-    in snake order when ``snake``)."""
+    restart's perturbed keys), placed by ``rule``: ``greedy`` (each to the
+    lightest pack with room), ``snake`` (dealt 0..m-1, m-1..0, ...) or
+    ``differencing`` (where the merges of the differencing method put it)."""
 
     restart: int
     noise_scale: float
     order: tuple[int, ...]
-    snake: bool = False
+    rule: str = "greedy"
     kind: str = "fill_started"
+
+    @property
+    def snake(self) -> bool:
+        return self.rule == "snake"
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,10 +103,11 @@ CHAPTERS: tuple[Chapter, ...] = (
     ),
     Chapter(
         "paired", "8. packviz's paired moves",
-        "packviz's fast preset pairs the i-th heaviest pack with the i-th lightest and swaps in every pair at once: "
-        "many packs even out per iteration instead of two (the steps of one iteration share its number). Here it "
-        "stops when no pair can improve, with the heaviest pack on LB itself: nothing better exists.",
-        PAIRED_LOADS, 6, "fast", start_phase="refine",
+        "packviz's fast and best presets pair the i-th heaviest pack with the i-th lightest and swap in every pair "
+        "at once: many packs even out per iteration instead of two (the steps of one iteration share its number). "
+        "Here, from the plain greedy fill, it stops when no pair can improve, with the heaviest pack on LB itself: "
+        "nothing better exists.",
+        PAIRED_LOADS, 6, "fast", {"num_restarts": 1}, start_phase="refine",
     ),
 )
 CHAPTER_BY_KEY = {chapter.key: chapter for chapter in CHAPTERS}

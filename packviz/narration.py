@@ -44,6 +44,22 @@ def narrate(trace: LayerTrace, frames: Sequence[Frame], index: int, voice: str =
     return (explore if voice == "explore" else learn)(trace, frames, index)
 
 
+_FILL_RULE_WORDS = {
+    "greedy": "puts each into the lightest pack that still has room",
+    "snake": "deals them to the packs in snake order",
+    "differencing": ("cuts them into rows of one item per pack and merges the two rows of largest spread, "
+                     "heaviest pack with lightest, until one row is left (the differencing method)"),
+}
+
+
+def fill_rule(frames: Sequence[Frame], index: int) -> str:
+    """The rule of the fill that frame ``index`` belongs to."""
+    for frame in reversed(frames[:index + 1]):
+        if isinstance(frame.event, FillStarted):
+            return frame.event.rule
+    return "greedy"
+
+
 def explore(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
     """What happened at this step, in one sentence."""
     frame = frames[index]
@@ -51,15 +67,16 @@ def explore(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
     per_pack = trace.items_per_pack
     if isinstance(event, FillStarted):
         noise = "" if event.noise_scale == 0 else f" (restart {event.restart}, noise up to {event.noise_scale:.0%})"
-        rule = "deals them to the packs in snake order" if event.snake else \
-            "puts each into the lightest pack that still has room"
+        rule = _FILL_RULE_WORDS[event.rule]
         return (f"{trace.num_items} items into {trace.num_packs} packs of {per_pack}: the fill takes them heaviest "
                 f"first{noise} and {rule}.")
     if isinstance(event, Placed):
         if per_pack == 1:
             room = "its own pack"
-        elif trace.config.start == "snake":
+        elif fill_rule(frames, index) == "snake":
             room = "dealt in snake order (0 to m-1, then back)"
+        elif fill_rule(frames, index) == "differencing":
+            room = "where the differencing merges put it"
         else:
             room = "the lightest pack with room"
         return (f"Step {event.step + 1}: item {event.item} (load {fmt(event.load)}) goes to pack {event.pack}, "
@@ -108,9 +125,14 @@ def learn(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
             first = "Every pack is empty, so the first item goes to pack 0. "
         else:
             first = ""
-        if trace.config.start == "snake":
+        if fill_rule(frames, index) == "snake":
             return (f"{first}Item {event.item} (load {fmt(event.load)}) is dealt to pack {event.pack}: snake order "
                     f"deals 0, 1, ..., {trace.num_packs - 1}, then back.")
+        if fill_rule(frames, index) == "differencing":
+            return (f"Item {event.item} (load {fmt(event.load)}) goes to pack {event.pack}, slot {event.rank}: the "
+                    f"differencing method cut the order into rows of {trace.num_packs} items, one per pack, and "
+                    "merged the two rows of largest spread (heaviest pack with lightest) until one row was left; "
+                    "this is where that put the item.")
         counts = before.counts()
         full = [p for p, c in enumerate(counts) if c == trace.items_per_pack]
         room = [p for p, c in enumerate(counts) if c < trace.items_per_pack]

@@ -11,7 +11,8 @@ from packviz.config import PackerConfig
 from packviz.events import Event
 
 # The role of each line; which lines a config shows depends on what it runs.
-RESTARTS, NOISE, SORT, FILL_LOOP, PLACE, PRUNE, REFINE_LOOP, PICK_PACKS, FIND_SWAP, STOP, APPLY, CHOOSE = range(12)
+(RESTARTS, NOISE, SORT, MERGE, FILL_LOOP, PLACE, PRUNE, REFINE_LOOP, PICK_PACKS, FIND_SWAP, STOP, APPLY,
+ CHOOSE) = range(13)
 
 _ROLE_OF_KIND = {
     "fill_started": SORT,
@@ -27,8 +28,11 @@ def _roles(config: PackerConfig) -> list[tuple[int, str]]:
     choose = "the smallest heaviest pack" if config.select_by == "max_load" else "the smallest spread"
     if config.start == "snake":
         place = "deal item to packs 0, 1, ..., m-1, then m-1, ..., 0 (snake order)"
+    elif config.start == "differencing" and config.num_restarts > 1:
+        place = "restart 0: into the lightest pack with room; others: into the pack the merges gave it"
     else:
         place = "put item into the lightest pack that still has room"
+    always = "restart 0 always" if config.select_by == "spread" else "ties go to restart 0"
     if config.num_restarts == 1:
         # one plain fill: no restarts, noise or pruning to explain yet
         roles = [
@@ -45,8 +49,11 @@ def _roles(config: PackerConfig) -> list[tuple[int, str]]:
             (FILL_LOOP, "    for item in order:"),
             (PLACE, f"        {place}"),
             (PRUNE, f"keep the {config.num_refined} restart{'s' if config.num_refined != 1 else ''} with {choose} "
-                    "(pruning; restart 0 always)"),
+                    f"(pruning; {always})"),
         ]
+        if config.start == "differencing":
+            roles.insert(3, (MERGE, "    restarts 1..: rows of m items (one per pack); merge the two rows of "
+                                    "largest spread, heaviest pack with lightest, until one row is left"))
     if not config.refines:
         roles.append((STOP, "no refinement: each kept candidate stays as filled"))
     else:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from packviz.events import Placed, Swapped
-from packviz.narration import fmt, learn
+from packviz.narration import fill_rule, fmt, learn
 from packviz.reference import SwapOption, swap_options
 from packviz.timeline import Frame, state_before
 from packviz.trace import LayerTrace
@@ -48,8 +48,8 @@ def question_for(trace: LayerTrace, frames: Sequence[Frame], index: int) -> Ques
     state = state_before(trace, list(frames), index + 1)
     explanation = learn(trace, frames, index + 1)
     if isinstance(event, Placed):
-        if trace.config.start == "snake":
-            return None
+        if fill_rule(frames, index + 1) != "greedy":
+            return None  # only the greedy's choice can be predicted from the loads on screen
         counts = state.counts()
         open_packs = [p for p, count in enumerate(counts) if count < trace.items_per_pack]
         if len(open_packs) < 2:

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import torch
 
-from packviz.config import PackerConfig
+from packviz.config import PackerConfig, restart_rule
 from packviz.events import (
     STOP_REFINEMENT_OFF,
     Chosen,
@@ -115,7 +115,7 @@ class TraceRecorder:
                              restart: int) -> CandidateTrace:
         scale = self.noise_scales[restart]
         candidate = CandidateTrace(restart=restart, noise_scale=scale)
-        candidate.events.append(FillStarted(restart, scale, tuple(order), self.config.start == "snake"))
+        candidate.events.append(FillStarted(restart, scale, tuple(order), restart_rule(self.config, restart)))
         loads = [0.0] * self.num_packs
         counts = [0] * self.num_packs
         for step, (item, pack) in enumerate(zip(order, packs)):

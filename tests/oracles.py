@@ -100,7 +100,8 @@ def greedy_slack_units(num_restarts: int, num_refined: int, select_by: str, num_
     missing entry is not promised at all.
 
     Every decision is taken on units, where sums are exact. Restart 0 is the
-    plain greedy fill and is always refined; a move is taken only when it
+    plain greedy fill; it is always refined, or (pruned by max load) only
+    fills no heavier than it are kept before it; a move is taken only when it
     gains more than its threshold, so both packs it touches end strictly
     between their old loads: no move raises the heaviest pack or widens the
     spread. No candidate whose heaviest pack outweighs the greedy's is
@@ -124,3 +125,32 @@ TRACED_PRESET_OPTIONS = {
     "best": {},
     "restarts-2swap": {"num_restarts": 16, "num_refined": 8},
 }
+
+
+def differencing_oracle(loads: list[float], num_packs: int) -> list[int]:
+    """The balanced largest differencing method, restated one merge at a time:
+    the pack of each item, for loads sorted heaviest first (ties by index) and
+    compared exactly (fit for whole-number loads)."""
+    order = sorted(range(len(loads)), key=lambda item: (-loads[item], item))
+    # each row: per pack (in that row's numbering) its sum and its items
+    rows = {t: [[loads[item], [item]] for item in order[t * num_packs:(t + 1) * num_packs]]
+            for t in range(len(loads) // num_packs)}
+
+    def row_spread(row: list) -> float:
+        return max(s for s, _ in row) - min(s for s, _ in row)
+
+    while len(rows) > 1:
+        ranked = sorted(rows, key=lambda t: (-row_spread(rows[t]), t))
+        first, second = ranked[0], ranked[1]
+        heavy = sorted(range(num_packs), key=lambda p: (-rows[first][p][0], p))
+        light = sorted(range(num_packs), key=lambda p: (rows[second][p][0], p))
+        for into, taken in zip(heavy, light, strict=True):
+            rows[first][into][0] += rows[second][taken][0]
+            rows[first][into][1] += rows[second][taken][1]
+        del rows[second]
+    (last,) = rows.values()
+    pack_of = [0] * len(loads)
+    for pack, (_, items) in enumerate(last):
+        for item in items:
+            pack_of[item] = pack
+    return pack_of

@@ -243,3 +243,40 @@ def test_the_binary_search_finds_the_best_two_for_two_exchange(kind):
     every = engine._score(moved, difference[:, None, None], kind).reshape(300, -1)
     assert torch.equal(value, every.amax(dim=1))
     assert torch.equal(every.gather(1, flat.unsqueeze(1)).squeeze(1), value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 7), st.data())
+def test_differencing_fill_is_the_differencing_method(num_packs, per_pack, data):
+    from oracles import differencing_oracle
+
+    n = num_packs * per_pack
+    loads = data.draw(st.lists(st.integers(0, 50), min_size=n, max_size=n))
+    weight = torch.tensor([loads], dtype=torch.float64)
+    units = to_units(weight, 1e-12)
+    order = torch.sort(units, dim=1, descending=True, stable=True).indices
+    pack_of_step, rank_of_step = engine._differencing_fill(units.gather(1, order), num_packs,
+                                                           engine.tie_window(n))
+    pack_of = [0] * n
+    for step, item in enumerate(order[0].tolist()):
+        pack_of[item] = int(pack_of_step[0, step])
+    assert pack_of == differencing_oracle([float(v) for v in loads], num_packs)
+    # each pack takes one item of every run of m steps, in step order
+    assert rank_of_step[0].tolist() == [step // num_packs for step in range(n)]
+
+
+def test_differencing_start_keeps_the_greedy_as_restart_zero():
+    weight = torch.tensor([[88.0, 82, 47, 45, 4, 81, 33, 50, 23, 62, 3, 40]])
+    traced = pack(weight, 3, "fast", trace_layers=[0], max_iterations=0, num_refined=2)
+    greedy = pack(weight, 3, "eplb", trace_layers=[0]).traces[0].candidates[0]
+    restarts = {candidate.restart: candidate for candidate in traced.traces[0].candidates}
+    assert [event.rule for event in (restarts[0].events[0], restarts[1].events[0])] == ["greedy", "differencing"]
+    assert restarts[0].placements == greedy.placements
+    # the differencing fill is the even one here: spread 2 against the greedy's 18
+    for restart, spread_after_fill in ((0, 18.0), (1, 2.0)):
+        loads = [sum(weight[0, p.item].item() for p in restarts[restart].placements if p.pack == pack)
+                 for pack in range(3)]
+        assert max(loads) - min(loads) == spread_after_fill
+    # ... and it is the one chosen, refined or not
+    assert traced.traces[0].choice.restart == 1
+    assert float(pack(weight, 3, "fast").pack_loads.max()) <= 187.0
