@@ -166,10 +166,15 @@ def _item_colour(item: int) -> str:
     return PALETTE[item % len(PALETTE)]
 
 
+# Where the animation parks a bar that is not on screen: with bars 0.85 wide, one
+# at -2 ends at -1.575, wholly left of the x range (which starts at -0.6).
+OFF_AXIS = -2
+
+
 def _positions(trace: LayerTrace, frame: Frame, grid: float) -> tuple[list[int], list[float | int]]:
-    """Each item's pack (-1 while unplaced: left of the x range, so not drawn) and
-    the load stacked below it in its pack, rounded to ``grid``."""
-    packs = [-1] * trace.num_items
+    """Each item's pack (OFF_AXIS while unplaced) and the load stacked below it in
+    its pack, rounded to ``grid``."""
+    packs = [OFF_AXIS] * trace.num_items
     bases: list[float | int] = [0] * trace.num_items
     for pack, row in enumerate(frame.slots):
         below = 0.0
@@ -188,10 +193,13 @@ def _on_grid(value: float, grid: float) -> float | int:
     return int(steps * grid) if grid >= 1 else float(f"{steps * grid:.12g}")
 
 
-def _outlines(trace: LayerTrace, frame: Frame, packs: list[int], bases: list[float | int]) -> dict:
+def _outlines(trace: LayerTrace, frame: Frame, packs: list[int], bases: list[float | int], slots: int) -> dict:
+    """The outlined items, padded to ``slots`` bars parked off the axis: a bar that
+    appears during a transition is drawn unstyled (black), one that moves keeps its style."""
     items = frame.highlight
-    return {"x": [packs[i] for i in items], "base": [bases[i] for i in items],
-            "y": [_number(trace.weight[i]) for i in items]}
+    spare = slots - len(items)
+    return {"x": [packs[i] for i in items] + [OFF_AXIS] * spare, "base": [bases[i] for i in items] + [0] * spare,
+            "y": [_number(trace.weight[i]) for i in items] + [0] * spare}
 
 
 def animation_figure(trace: LayerTrace, frames: Sequence[Frame], lower_bound: float,
@@ -214,6 +222,7 @@ def animation_figure(trace: LayerTrace, frames: Sequence[Frame], lower_bound: fl
     grid = 10.0 ** (math.floor(math.log10(y_max)) - 4) if y_max > 0 else 1.0
     width = 0.85  # fixed: the outline trace holds a few bars, and Plotly would size them from their spacing
     packs, bases = _positions(trace, frames[0], grid)
+    slots = max(1, *(len(frame.highlight) for frame in frames))
     items = {
         "type": "bar", "x": packs, "base": bases, "y": [_number(w) for w in trace.weight], "width": width,
         "marker": {"color": [_item_colour(i) for i in range(num_items)], "line": {"width": 0}},
@@ -222,7 +231,7 @@ def animation_figure(trace: LayerTrace, frames: Sequence[Frame], lower_bound: fl
     }
     outlines = {"type": "bar", "width": width, "hoverinfo": "skip", "showlegend": False,
                 "marker": {"color": "rgba(0,0,0,0)", "line": {"width": HIGHLIGHT_WIDTH, "color": "black"}},
-                **_outlines(trace, frames[0], packs, bases)}
+                **_outlines(trace, frames[0], packs, bases, slots)}
     caption = {"type": "scatter", "mode": "text", "x": [0], "y": [0.5], "xaxis": "x2", "yaxis": "y2",
                "text": [_wrap(captions[0])], "textposition": "middle right", "textfont": {"size": 15},
                "hoverinfo": "skip", "showlegend": False, "cliponaxis": False}
@@ -230,7 +239,7 @@ def animation_figure(trace: LayerTrace, frames: Sequence[Frame], lower_bound: fl
     for frame, text in zip(frames, captions):
         packs, bases = _positions(trace, frame, grid)
         frame_dicts.append({"name": str(frame.index), "traces": [0, 1, 2],
-                            "data": [{"x": packs, "base": bases}, _outlines(trace, frame, packs, bases),
+                            "data": [{"x": packs, "base": bases}, _outlines(trace, frame, packs, bases, slots),
                                      {"text": [_wrap(text)]}]})
     mean = sum(trace.weight) / num_packs
     shapes, annotations = [], []

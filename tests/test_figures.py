@@ -18,6 +18,7 @@ from packviz.compare import compare_presets
 from packviz.experts import replicate
 from packviz.figures import (
     HIGHLIGHT_WIDTH,
+    OFF_AXIS,
     animation_figure,
     comparison_figure,
     frame_figure,
@@ -254,11 +255,13 @@ def test_animation_has_one_plotly_frame_per_timeline_frame(shape_name, preset):
                     assert moved["base"][item] == pytest.approx(below, abs=tolerance)
                     below += trace.weight[item]
         placed = {item for row in frame.slots for item in row if item >= 0}
-        assert all(moved["x"][item] == -1 for item in range(trace.num_items) if item not in placed)
+        assert all(moved["x"][item] == OFF_AXIS for item in range(trace.num_items) if item not in placed)
         assert stacked_from_positions(trace, moved) == pytest.approx(list(frame.loads),
                                                                      abs=tolerance * trace.items_per_pack)
-        # the outlines are exactly this frame's placed or moved items, drawn over them
-        assert len(outlined["x"]) == len(frame.highlight)
+        # the outlines are exactly this frame's placed or moved items, drawn over them; as many
+        # bars in every frame (the spare ones parked off the axis), so none appears unstyled mid-animation
+        assert len(outlined["x"]) == len(outlines["x"]) == max(1, *(len(f.highlight) for f in frames))
+        assert all(pack == OFF_AXIS for pack in outlined["x"][len(frame.highlight):])
         for pack, base, load, item in zip(outlined["x"], outlined["base"], outlined["y"], frame.highlight):
             assert (pack, base) == (moved["x"][item], moved["base"][item])
             assert load == pytest.approx(trace.weight[item], abs=BAR_TOLERANCE)
@@ -279,7 +282,7 @@ def test_animation_frames_carry_only_what_moves():
         assert set(moved) == {"x", "base"}
         assert len(moved["x"]) == len(moved["base"]) == trace.num_items
         assert all(isinstance(value, int) for value in moved["x"])
-        assert set(outlined) == {"x", "base", "y"} and len(outlined["x"]) == len(frame.highlight) <= 4
+        assert set(outlined) == {"x", "base", "y"} and len(frame.highlight) <= len(outlined["x"]) <= 4
         assert set(text) == {"text"}
         assert "layout" not in plotly_frame  # a layout change would force a full redraw
     with_labels = len(json.dumps(spec["frames"]))
@@ -294,8 +297,9 @@ def test_animation_plays_without_full_redraws():
     assert play["args"][1]["frame"] == {"duration": 40, "redraw": False}
     assert pause["args"][1]["frame"]["redraw"] is False
     assert all(step["args"][1]["frame"]["redraw"] is False for step in spec["layout"]["sliders"][0]["steps"])
-    # unplaced items park left of the x range, where nothing is drawn
-    assert spec["layout"]["xaxis"]["range"][0] > -1
+    # unplaced items park wholly left of the x range, where nothing is drawn
+    assert OFF_AXIS + spec["data"][0]["width"] / 2 < spec["layout"]["xaxis"]["range"][0]
+    assert OFF_AXIS + spec["data"][1]["width"] / 2 < spec["layout"]["xaxis"]["range"][0]
 
 
 def test_animation_without_captions_has_empty_titles():
