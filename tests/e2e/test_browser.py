@@ -39,9 +39,13 @@ def open_section(page, name: str) -> None:
 
 
 def test_the_app_opens_with_a_chart_and_no_error(page):
-    assert page.locator(".js-plotly-plot").count() >= 2
+    assert page.locator(".js-plotly-plot").count() == 1  # the overview; the heatmap waits for its expander
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.get_by_text("Mean gap to LB").is_visible()
+    page.get_by_text("Loads: 58 layers x 288 items").click()  # opening it draws the heatmap
+    page.locator(".js-plotly-plot").nth(1).wait_for(timeout=120_000)
+    wait_until_idle(page)
+    assert page.locator(".js-plotly-plot >> visible=true").count() == 2
 
 
 def test_play_advances_the_animation(page):
