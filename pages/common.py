@@ -269,7 +269,8 @@ def animation_spec(digest: str, _data: Dataset, config: PackerConfig, num_packs:
 def presenter_figure(digest: str, _data: Dataset, config: PackerConfig, num_packs: int, layer: int,
                      step: int) -> go.Figure:
     story = layer_story(digest, _data, config, num_packs, layer)
-    return lesson_figure(story.trace, story.frames, step, story.bound, story.labels)
+    # kept as its dict: a cached go.Figure would be deep-copied by to_dict on every draw
+    return PrebuiltFigure(lesson_figure(story.trace, story.frames, step, story.bound, story.labels).to_dict())
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
