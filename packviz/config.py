@@ -200,11 +200,11 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "best",
-            "packviz's strongest packer within a third of the seed's time: the greedy, the differencing "
-            "method and six noisy differencing fills, all refined by the best 1-swap or 2-swap of every "
-            "heaviest/lightest pack pair at once.",
-            PackerConfig(num_restarts=8, num_refined=8, one_swap=True, two_swap=True, swap_scope="paired",
-                         two_swap_max_pack_size=None, max_iterations=150, start="differencing",
+            "packviz's strongest packer: the greedy, the differencing method and four noisy differencing "
+            "fills; the four lightest are refined by the best 1-swap or 2-swap of every heaviest/lightest pack "
+            "pair at once, for at most 80 rounds or until the lower bound.",
+            PackerConfig(num_restarts=6, num_refined=4, one_swap=True, two_swap=True, swap_scope="paired",
+                         two_swap_max_pack_size=None, max_iterations=80, start="differencing",
                          select_by="max_load", stop_at_lower_bound=True),
         ),
     )

@@ -22,7 +22,8 @@ placement.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,26 @@ class EngineOutput:
     rank_in_pack: torch.Tensor
     pack_loads: torch.Tensor
     traces: dict[int, LayerTrace]
+
+
+# Below this many (layer, restart, item) cells a CPU run is one thread: its
+# tensors are small, so a second thread only adds hand-over costs, and on a
+# busy machine waiting threads spin and can make it several times slower.
+SINGLE_THREAD_MAX_CELLS = 1 << 20
+
+
+@contextlib.contextmanager
+def threads_for(device: torch.device, cells: int) -> Iterator[None]:
+    """Run the engine on one CPU thread when the work is small (see above)."""
+    before = torch.get_num_threads()
+    if device.type != "cpu" or cells > SINGLE_THREAD_MAX_CELLS or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -80,7 +80,8 @@ def pack(
     started = time.perf_counter()
     if layer_ids is not None and len(layer_ids) != num_layers:
         raise ValueError(f"layer_ids has {len(layer_ids)} entries for {num_layers} layers")
-    output = engine.run(on_device, num_packs, config, trace_layers, layer_ids)
+    with engine.threads_for(device, num_layers * num_items * config.num_restarts):
+        output = engine.run(on_device, num_packs, config, trace_layers, layer_ids)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - started
