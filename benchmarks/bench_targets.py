@@ -18,7 +18,8 @@ verdict on the targets:
 the optimum sits next to the bound; on the loose ones (hot experts and their
 replicas, or whole-number loads whose granularity keeps every packer above
 the bound) the ratio of gaps says little and only "never worse" is asked.
-A gap ratio is taken as 1 where both gaps are below 1e-9 (both on the bound).
+A gap ratio is taken as 0 where the preset's gap is below 1e-9: on the bound,
+nothing can beat it.
 """
 
 from __future__ import annotations
@@ -94,8 +95,9 @@ def mean_gap(weight: torch.Tensor, pack_index: torch.Tensor, num_packs: int) -> 
 
 
 def gap_ratio(gap: float, reference: float) -> float:
-    if gap <= BOTH_ON_BOUND and reference <= BOTH_ON_BOUND:
-        return 1.0
+    """gap / reference; 0 where the gap is on the bound (nothing beats it)."""
+    if gap <= BOTH_ON_BOUND:
+        return 0.0
     return gap / reference if reference > 0 else float("inf")
 
 
