@@ -183,6 +183,12 @@ def test_each_chapter_shows_what_its_text_claims():
     assert max(iterations.count(i) for i in set(iterations)) >= 2
     two = runs["two-swap"].chosen_candidate
     assert two.spread_history[0] == 14 and two.final_spread == 1
+    differencing = runs["differencing"]
+    assert differencing.chosen_candidate.restart == 1 and differencing.chosen_candidate.final_spread == 2
+    assert [c.events[0].rule for c in differencing.candidates if c.restart == 0] == ["greedy"]
+    assert differencing.chosen_candidate.events[0].rule == "differencing"
+    greedy_only = CHAPTER_BY_KEY["differencing"].run(**CHAPTER_BY_KEY["differencing"].compare_options)
+    assert greedy_only.traces[0].chosen_candidate.final_spread == 18
     for key, trace in runs.items():
         assert len(build_frames(trace)) == len(trace.story()), key
 
