@@ -196,7 +196,9 @@ def packer_sidebar(num_items: int) -> tuple[str, PackerConfig, int] | None:
         st.number_input("Noise max", 0.0, 5.0, key="noise_max", step=0.01, format="%.3f")
         st.number_input("Candidates refined", 1, 8192, key="num_refined")
         st.selectbox("Fill", START_KINDS, key="start",
-                     help="greedy: each item into the lightest pack with room; snake: dealt 0..m-1, m-1..0, ...")
+                     help="greedy: each item into the lightest pack with room; snake: dealt 0..m-1, m-1..0, ...; "
+                          "differencing: rows of one item per pack merged, the two of largest spread first "
+                          "(restart 0 stays the greedy)")
         st.checkbox("1-swap refinement", key="one_swap")
         st.checkbox("2-swap refinement", key="two_swap")
         st.checkbox("2-swaps only where no 1-swap helps", key="two_swap_when_stuck")
