@@ -18,8 +18,8 @@ verdict on the targets:
 the optimum sits next to the bound; on the loose ones (hot experts and their
 replicas, or whole-number loads whose granularity keeps every packer above
 the bound) the ratio of gaps says little and only "never worse" is asked.
-A gap ratio is taken as 0 where the preset's gap is below 1e-9: on the bound,
-nothing can beat it.
+A gap below 1e-9 is on the bound: the ratio is 0 where the preset's is
+(nothing beats it) and infinite where only the seed's is.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from packviz.metrics import lower_bound  # noqa: E402
 
 FAST_GAP, FAST_TIME = 1.05, 0.03
 BEST_TIGHT_GAP, BEST_LOOSE_GAP, BEST_TIME = 0.05, 1.0, 0.35
-BOTH_ON_BOUND = 1e-9
+ON_BOUND = 1e-9  # a gap this small is on the bound
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,11 @@ def mean_gap(weight: torch.Tensor, pack_index: torch.Tensor, num_packs: int) -> 
 
 
 def gap_ratio(gap: float, reference: float) -> float:
-    """gap / reference; 0 where the gap is on the bound (nothing beats it)."""
-    if gap <= BOTH_ON_BOUND:
+    """gap / reference; 0 where the gap is on the bound (nothing beats it),
+    infinite where only the reference is."""
+    if gap <= ON_BOUND:
         return 0.0
-    return gap / reference if reference > 0 else float("inf")
+    return gap / reference if reference > ON_BOUND else float("inf")
 
 
 def main() -> int:

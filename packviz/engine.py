@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from packviz.config import PackerConfig
+from packviz.config import PackerConfig, restart_noise_scales
 from packviz.events import STOP_ITERATION_CAP, STOP_LOWER_BOUND, STOP_NO_MOVE
 from packviz.metrics import lower_bounds
 from packviz.recorder import TraceRecorder
@@ -57,6 +57,8 @@ SINGLE_THREAD_MAX_CELLS = 1 << 20
 @contextlib.contextmanager
 def threads_for(device: torch.device, cells: int) -> Iterator[None]:
     """Run the engine on one CPU thread when the work is small (see above)."""
+    # The setting is the process's: a concurrent large run in another thread
+    # runs on one thread too until this one ends.
     before = torch.get_num_threads()
     if device.type != "cpu" or cells > SINGLE_THREAD_MAX_CELLS or before == 1:
         yield
@@ -263,13 +265,8 @@ def _output(weight: torch.Tensor, content_ids: torch.Tensor, recorder: TraceReco
 
 
 def noise_scales(config: PackerConfig) -> torch.Tensor:
-    """Each restart's noise scale; restart 0 is always the unperturbed greedy."""
-    scales = torch.linspace(config.noise_min, config.noise_max, config.num_restarts, dtype=torch.float64)
-    if config.start == "differencing" and config.num_restarts > 1:
-        # restart 0 is the greedy and restart 1 the plain differencing; the noisy ones follow
-        scales = torch.cat([torch.zeros(1, dtype=torch.float64), scales[:-1]])
-    scales[0] = 0.0
-    return scales
+    """Each restart's noise scale; restart 0 is always the unperturbed fill."""
+    return torch.tensor(restart_noise_scales(config), dtype=torch.float64)
 
 
 def _restart_orders(units: torch.Tensor, config: PackerConfig, layer_ids: list[int]) -> torch.Tensor:

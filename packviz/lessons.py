@@ -115,7 +115,8 @@ CHAPTERS: tuple[Chapter, ...] = (
         "The greedy decides one item at a time. The differencing method cuts the sorted items into rows of one "
         "item per pack (here 4 rows of 3) and merges the two rows with the largest spread, the heaviest pack of "
         "one with the lightest of the other, until one row is left. Before any swap it ends with a spread of 2, "
-        "where the greedy's is 18. packviz's fast and best presets fill both ways and refine the lighter.",
+        "where the greedy's is 18. packviz's fast preset fills both ways and refines the lighter (best adds "
+        "noisy differencing fills); this chapter stops before refining.",
         DIFFERENCING_LOADS, 3, "fast", {"num_refined": 2, "max_iterations": 0}, start_phase="final",
         compare_options={"start": "greedy", "num_restarts": 1},
     ),

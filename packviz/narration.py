@@ -152,8 +152,12 @@ def learn(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
             return (f"All {total} restarts are filled at once, and all of them go on to refinement (nothing is "
                     f"pruned here). Spreads after the fill: {listed}.")
         return (f"All {total} restarts are filled at once; only the {len(kept)} with "
-                f"{_select_words(event.select_by)} go on: {listed}{', ...' if len(kept) > 8 else ''}. Restart 0, "
-                "the plain greedy, is always kept, so the result is never worse than it.")
+                f"{_select_words(event.select_by)} go on: {listed}{', ...' if len(kept) > 8 else ''}. "
+                + ("Restart 0, the plain greedy, is always kept, so the result is never worse than it."
+                   if event.select_by == "spread" else
+                   "No fill heavier than restart 0, the plain greedy, goes on before it, so the result is never "
+                   "heavier than the greedy's" + (" (here the greedy itself is not needed)." if 0 not in kept
+                                                 else ".")))
     if isinstance(event, Swapped):
         return _learn_swap(trace, event)
     if isinstance(event, RefinementStopped):
@@ -171,9 +175,9 @@ def learn(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
 def _learn_fill_started(trace: LayerTrace, event: FillStarted) -> str:
     weight = trace.weight
     text = (f"{trace.num_items} items must go into {trace.num_packs} packs, exactly {trace.items_per_pack} each. "
-            "The fill sorts them heaviest first and puts each into the lightest pack that still has room.")
+            f"The fill sorts them heaviest first and {_FILL_RULE_WORDS[event.rule]}.")
     if event.noise_scale == 0:
-        return text + " This is restart 0: the true loads, no noise."
+        return text + f" This is restart {event.restart}: the true loads, no noise."
     inverted = next(((a, b) for a, b in zip(event.order, event.order[1:]) if weight[a] < weight[b]), None)
     text += (f" This is restart {event.restart}: it sorts by load x (1 + U(0,1) x {event.noise_scale:.3g}), a "
              "random nudge of up to " f"{event.noise_scale:.0%}, so each restart tries another order.")

@@ -80,7 +80,10 @@ def pack(
     started = time.perf_counter()
     if layer_ids is not None and len(layer_ids) != num_layers:
         raise ValueError(f"layer_ids has {len(layer_ids)} entries for {num_layers} layers")
-    with engine.threads_for(device, num_layers * num_items * config.num_restarts):
+    # fills, plus the 1-swap grids of the kept candidates (k x k per pack)
+    per_pack = num_items // num_packs
+    cells = num_layers * num_items * (config.num_restarts + min(config.num_refined, config.num_restarts) * per_pack)
+    with engine.threads_for(device, cells):
         output = engine.run(on_device, num_packs, config, trace_layers, layer_ids)
     if device.type == "cuda":
         torch.cuda.synchronize(device)

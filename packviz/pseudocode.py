@@ -7,7 +7,7 @@ one of them, which is what the page highlights as it steps.
 
 from __future__ import annotations
 
-from packviz.config import PackerConfig
+from packviz.config import PackerConfig, restart_noise_scales
 from packviz.events import Event
 
 # The role of each line; which lines a config shows depends on what it runs.
@@ -32,7 +32,8 @@ def _roles(config: PackerConfig) -> list[tuple[int, str]]:
         place = "restart 0: into the lightest pack with room; others: into the pack the merges gave it"
     else:
         place = "put item into the lightest pack that still has room"
-    always = "restart 0 always" if config.select_by == "spread" else "ties go to restart 0"
+    always = "restart 0 always" if config.select_by == "spread" else "none heavier than restart 0 before it"
+    scales = restart_noise_scales(config)
     if config.num_restarts == 1:
         # one plain fill: no restarts, noise or pruning to explain yet
         roles = [
@@ -44,8 +45,10 @@ def _roles(config: PackerConfig) -> list[tuple[int, str]]:
     else:
         roles = [
             (RESTARTS, f"for each restart r = 0 .. {config.num_restarts - 1}, all at once:"),
-            (NOISE, f"    s = noise scale of r, from {config.noise_min:g} to {config.noise_max:g} (restart 0: s = 0)"),
-            (SORT, "    order = items by load x (1 + U(0,1) x s), heaviest first"),
+            (NOISE, f"    s = noise scale of r, from {min(scales[1:]):g} to {max(scales):g} (restart 0: s = 0)"
+             if max(scales) > 0 else "    (no noise: every restart sorts by the true loads)"),
+            (SORT, "    order = items by load x (1 + U(0,1) x s), heaviest first" if max(scales) > 0
+             else "    order = items by load, heaviest first"),
             (FILL_LOOP, "    for item in order:"),
             (PLACE, f"        {place}"),
             (PRUNE, f"keep the {config.num_refined} restart{'s' if config.num_refined != 1 else ''} with {choose} "

@@ -280,3 +280,23 @@ def test_differencing_start_keeps_the_greedy_as_restart_zero():
     # ... and it is the one chosen, refined or not
     assert traced.traces[0].choice.restart == 1
     assert float(pack(weight, 3, "fast").pack_loads.max()) <= 187.0
+
+
+def test_small_cpu_runs_use_one_thread_and_give_the_count_back(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    cpu = torch.device("cpu")
+    with engine.threads_for(cpu, engine.SINGLE_THREAD_MAX_CELLS):
+        pass
+    with engine.threads_for(cpu, engine.SINGLE_THREAD_MAX_CELLS + 1):
+        pass
+    assert seen == [1, 2]  # the small run only, and the count restored after it
+    with pytest.raises(RuntimeError), engine.threads_for(cpu, 10):
+        raise RuntimeError("a failing run")
+    assert seen == [1, 2, 1, 2]
+    with engine.threads_for(torch.device("cuda"), 10):
+        pass
+    assert seen == [1, 2, 1, 2]
+    assert before >= 1

@@ -202,3 +202,26 @@ def test_loads_travel_in_links_and_bad_ones_say_why():
                                  ("1,inf,3", 3, "finite number")):
         with pytest.raises(ValueError, match=re.escape(message)):
             parse_loads(text, packs)
+
+
+def test_the_differencing_chapter_says_how_its_fill_works():
+    trace = CHAPTER_BY_KEY["differencing"].run().traces[0]
+    frames = build_frames(trace)
+    opening = learn(trace, frames, 0)
+    assert "rows of one item per pack" in opening and "This is restart 1" in opening
+    assert "lightest pack that still has room" not in opening
+
+
+def test_pruning_by_max_load_does_not_claim_the_greedy_is_kept():
+    generator = torch.Generator().manual_seed(4)
+    for _ in range(50):
+        weight = torch.randint(1, 100, (1, 24), generator=generator).double()
+        trace = pack(weight, 4, "best", trace_layers=[0]).traces[0]
+        if 0 not in trace.kept_restarts:
+            break
+    else:
+        pytest.fail("no instance where best drops the greedy")
+    frames = build_frames(trace)
+    pruning = next(i for i, f in enumerate(frames) if isinstance(f.event, Pruned))
+    said = learn(trace, frames, pruning)
+    assert "always kept" not in said and "No fill heavier than restart 0" in said and "not needed" in said
