@@ -49,10 +49,8 @@ import dataclasses
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -312,48 +310,18 @@ PROBE_JS = r"""
 # ------------------------------------------------------------ server, browser
 
 
-def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the app did not start on {url}")
-        time.sleep(0.1)
-
-
 @contextlib.contextmanager
 def serve(port: int, threads: int = 0) -> Iterator[tuple[str, float]]:
-    """``streamlit run app.py`` on 127.0.0.1:port; yields the URL and the
-    seconds until its health check answered. threads > 0 caps torch's threads
-    (OMP_NUM_THREADS) in the server."""
-    url = f"http://127.0.0.1:{port}"
+    """The app on 127.0.0.1:port (``scripts.browser.serve_app``); yields the URL
+    and the seconds until its health check answered. threads > 0 caps torch's
+    threads (OMP_NUM_THREADS) in the server."""
+    from scripts.browser import serve_app
+
     env = dict(os.environ)
     if threads > 0:
         env["OMP_NUM_THREADS"] = str(threads)
-    log = open(os.devnull, "wb")  # noqa: SIM115
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    try:
-        _wait_healthy(url, process, 120)
-        yield url, time.perf_counter() - started
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with serve_app(port, env=env, timeout_s=120) as served:
+        yield served
 
 
 class Session:

@@ -35,24 +35,34 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_app(timeout_s: float = 90.0) -> Iterator[str]:
     """Serve app.py on 127.0.0.1 and yield its URL; stop it afterwards."""
-    port = free_port()
+    with serve_app(free_port(), timeout_s=timeout_s) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def serve_app(port: int, env: dict[str, str] | None = None,
+              timeout_s: float = 90.0) -> Iterator[tuple[str, float]]:
+    """``streamlit run app.py`` on 127.0.0.1:port (with ``env``, default this
+    process's); yields the URL and the seconds until its health check answered."""
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
+        started = time.perf_counter()
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
              "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
         )
         try:
             _wait_for_health(url, process, log, timeout_s)
-            yield url
+            yield url, time.perf_counter() - started
         finally:
             process.terminate()
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
 
 
 def _wait_for_health(url: str, process: subprocess.Popen, log, timeout_s: float) -> None:
@@ -67,7 +77,7 @@ def _wait_for_health(url: str, process: subprocess.Popen, log, timeout_s: float)
         if process.poll() is not None or time.monotonic() > deadline:
             log.seek(0)
             raise RuntimeError(f"the app did not start:\n{log.read().decode(errors='replace')[-3000:]}")
-        time.sleep(0.5)
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
