@@ -10,6 +10,7 @@ before it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from packviz.events import (
@@ -53,11 +54,11 @@ _FILL_RULE_WORDS = {
 
 
 def fill_rule(frames: Sequence[Frame], index: int) -> str:
-    """The rule of the fill that frame ``index`` belongs to."""
-    for frame in reversed(frames[:index + 1]):
-        if isinstance(frame.event, FillStarted):
-            return frame.event.rule
-    return "greedy"
+    """The rule of the fill that frame ``index`` belongs to. A story holds one
+    candidate's fill and opens with it, so the search ends at the first frame
+    (captions for every frame would otherwise scan back over all before it)."""
+    opening = (frame.event for frame in itertools.islice(frames, index + 1) if isinstance(frame.event, FillStarted))
+    return next((event.rule for event in opening), "greedy")
 
 
 def explore(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
