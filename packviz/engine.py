@@ -187,8 +187,7 @@ def _run_chunk(
         pack_of_step[greedy_rows] = greedy_packs.to(device)
         rank_of_step[greedy_rows] = greedy_ranks.to(device)
         if recorder is not None:
-            for index in range(num_items):
-                recorder.on_place(index, pack_of_step[:, index].long())
+            _record_fill(recorder, pack_of_step)
     else:
         pack_of_step, rank_of_step = _greedy_fill(sorted_units, num_packs, window, recorder)
 
@@ -205,7 +204,7 @@ def _run_chunk(
         pruning_keys[:, 0] = -1
     else:
         fill_max = greedy_loads.amax(dim=2)
-        pruning_keys = pruning_keys + (fill_max > fill_max[:, :1]).long() * (pruning_keys.amax() + 1)
+        pruning_keys = _ranked_last(pruning_keys, fill_max > fill_max[:, :1])
     kept = torch.sort(pruning_keys, dim=1, stable=True).indices[:, :kept_count]
     selected = (torch.arange(num_layers, device=device).unsqueeze(1) * restarts + kept).reshape(-1)
 
@@ -232,8 +231,7 @@ def _run_chunk(
     # A candidate chosen by spread may still carry a heavier pack than the greedy
     # fill: such candidates rank after every other.
     greedy_max = greedy_loads[:, 0].amax(dim=1, keepdim=True)
-    heavier = final_loads.amax(dim=2) > greedy_max
-    final_keys = final_keys + heavier.long() * (final_keys.amax() + 1)
+    final_keys = _ranked_last(final_keys, final_loads.amax(dim=2) > greedy_max)
     best = final_keys.argmin(dim=1)
     chosen = torch.arange(num_layers, device=device) * kept_count + best
     if recorder is not None:
@@ -367,9 +365,14 @@ def _snake_fill(
     pack_of_step = pack.to(torch.int32).expand(num_rows, -1).contiguous()
     rank_of_step = rank.to(torch.int32).expand(num_rows, -1).contiguous()
     if recorder is not None:
-        for index in range(num_items):
-            recorder.on_place(index, pack_of_step[:, index].long())
+        _record_fill(recorder, pack_of_step)
     return pack_of_step, rank_of_step
+
+
+def _record_fill(recorder: TraceRecorder, pack_of_step: torch.Tensor) -> None:
+    """Hand a fill computed all at once to the recorder, step by step."""
+    for step in range(pack_of_step.shape[1]):
+        recorder.on_place(step, pack_of_step[:, step].long())
 
 
 def _differencing_fill(
@@ -414,6 +417,12 @@ def _differencing_fill(
     pack_of_step = slot.reshape(num_rows, num_items).to(torch.int32)
     rank_of_step = (torch.arange(num_items, device=device) // num_packs).to(torch.int32).expand(num_rows, -1)
     return pack_of_step, rank_of_step.contiguous()
+
+
+def _ranked_last(keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``keys`` with the ``mask``ed entries moved after every other, their own
+    order kept (for candidates heavier than the greedy)."""
+    return keys + mask.long() * (keys.amax() + 1)
 
 
 def _choice_keys(loads: torch.Tensor, select_by: str, window: float) -> torch.Tensor:
