@@ -22,11 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from packviz import pack  # noqa: E402
-from packviz.figures import animation_figure  # noqa: E402
-from packviz.generate import replicate_hot  # noqa: E402
-from packviz.loaders import read_loads  # noqa: E402
+from packviz.data.generators import replicate_hot  # noqa: E402
+from packviz.data.loaders import read_loads  # noqa: E402
 from packviz.metrics import lower_bound  # noqa: E402
-from packviz.timeline import build_frames  # noqa: E402
+from packviz.trace.timeline import build_frames  # noqa: E402
+from packviz.viz.figures import animation_figure  # noqa: E402
 
 
 def rerun_times(section: str, changes: int = 5) -> list[float]:

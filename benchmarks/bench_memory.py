@@ -48,8 +48,9 @@ _PEAK = "print('PEAK', [line.split()[1] for line in open('/proc/self/status') if
 # paths; prints the peak over the run minus the memory before it, in bytes, as JSON.
 _WORKING_MEMORY = """
 import json, sys, time
-from packviz import engine, pack
-from packviz.generate import generate
+from packviz import pack
+from packviz.engine import driver as engine
+from packviz.data.generators import generate
 from packviz.metrics import layer_metrics
 
 def status(key):
@@ -152,7 +153,7 @@ def main() -> int:
             estimate = limits.estimate_memory(count, items, packs, resolve_config(preset)).total_bytes
             label = f"CLI pack {count} x {items} / {packs}, {preset}"
             results.append(_report(label, peak, seconds, estimate))
-    code = ("from packviz.generate import generate\nfrom packviz.metrics import lower_bound\n"
+    code = ("from packviz.data.generators import generate\nfrom packviz.metrics import lower_bound\n"
             f"lower_bound(generate('moe', 20, {items}, seed=1), {packs})")
     peak, seconds, _ = _peak_of(code, args.threads)
     results.append(_report(f"lower_bound 20 x {items} / {packs}", peak, seconds, None))

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from packviz import PRESETS, pack  # noqa: E402
-from packviz.generate import generate, moe, replicate_hot  # noqa: E402
+from packviz.data.generators import generate, moe, replicate_hot  # noqa: E402
 from packviz.metrics import layer_metrics  # noqa: E402
 
 DEFAULT_REFERENCE = ROOT.parent / "shared" / "reference" / "seed-balanced-packing.txt"

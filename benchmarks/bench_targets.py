@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_packer import DEFAULT_REFERENCE, load_reference  # noqa: E402
 
 from packviz import pack  # noqa: E402
-from packviz.generate import generate, moe, replicate_hot  # noqa: E402
+from packviz.data.generators import generate, moe, replicate_hot  # noqa: E402
 from packviz.metrics import lower_bound  # noqa: E402
 
 FAST_GAP, FAST_TIME = 1.05, 0.03

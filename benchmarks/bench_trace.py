@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from packviz import PRESETS, pack
-from packviz.generate import moe, replicate_hot
+from packviz.data.generators import moe, replicate_hot
 
 
 def main() -> int:

@@ -1,9 +1,9 @@
 """packviz: balanced packing for MoE expert placement, seen step by step."""
 
 from packviz.config import DEFAULT_PRESET, PRESETS, PackerConfig, Preset, resolve_config
-from packviz.events import Chosen, FillStarted, Placed, Pruned, RefinementStopped, Swapped
 from packviz.packer import PackResult, pack
-from packviz.trace import CandidateTrace, LayerTrace, replay
+from packviz.trace.events import Chosen, FillStarted, Placed, Pruned, RefinementStopped, Swapped
+from packviz.trace.replay import CandidateTrace, LayerTrace, replay
 
 __all__ = [
     "DEFAULT_PRESET",

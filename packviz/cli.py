@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from packviz.config import DEFAULT_PRESET, OPTION_NAMES, PRESETS, PackerConfig, resolve_config
-from packviz.export import placement_csv, sglang_json, summary_table
-from packviz.generate import GENERATORS, generate
+from packviz.data.generators import GENERATORS, generate
+from packviz.data.loaders import SUFFIXES, read_loads
+from packviz.data.samples import make_dataset
+from packviz.io.export import placement_csv, sglang_json, summary_table
 from packviz.limits import check_fits
-from packviz.loaders import SUFFIXES, read_loads
 from packviz.packer import pack
-from packviz.samples import make_dataset
 from packviz.validate import check_num_packs
 
 

@@ -35,8 +35,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from packviz import engine, metrics
+from packviz import metrics
 from packviz.config import PackerConfig
+from packviz.engine import driver as engine
 
 APP_BUDGET_BYTES = 2 * 1024**3
 

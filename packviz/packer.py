@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from packviz import engine
 from packviz.config import DEFAULT_PRESET, PackerConfig, resolve_config
-from packviz.trace import LayerTrace
+from packviz.engine import driver as engine
+from packviz.trace.replay import LayerTrace
 from packviz.validate import as_weight_matrix, check_num_packs, check_placement
 
 

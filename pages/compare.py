@@ -7,9 +7,11 @@ import streamlit as st
 from packviz import PRESETS, optimal, pack
 from packviz.compare import compare_presets, layer_steps, merge_results, optimum_rows, solve_layer
 from packviz.cost import estimate_seconds
-from packviz.figures import comparison_figure
-from pages.common import data_sidebar, packer_sidebar, refuse_what_does_not_fit, run_pack
+from packviz.viz.figures import comparison_figure
+from ui.caches import run_pack
+from ui.explore_view import refuse_what_does_not_fit
 from ui.router import require_router
+from ui.sidebars import data_sidebar, packer_sidebar
 
 require_router()
 

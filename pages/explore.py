@@ -14,25 +14,14 @@ st.title("packviz: balanced packing, step by step")
 starting = st.empty()
 with starting.container(), st.spinner("Loading the packer…"):
     from packviz.cost import estimate_seconds, is_slow
-    from packviz.export import overview_rows, pack_summary_csv, placement_csv, sglang_json
-    from packviz.figures import overview_figure, restarts_figure
+    from packviz.io.export import overview_rows, pack_summary_csv, placement_csv, sglang_json
     from packviz.metrics import layer_metrics
     from packviz.text import download_name, escape_markdown
-    from packviz.timeline import phase_starts
-    from pages.common import (
-        SECTIONS,
-        animation_spec,
-        data_sidebar,
-        heatmap,
-        layer_story,
-        packer_sidebar,
-        presenter_figure,
-        publish_view,
-        refuse_what_does_not_fit,
-        restore_view,
-        run_pack,
-        run_trace,
-    )
+    from packviz.trace.timeline import phase_starts
+    from packviz.viz.figures import overview_figure, restarts_figure
+    from ui.caches import animation_spec, heatmap, layer_story, presenter_figure, run_pack, run_trace
+    from ui.explore_view import SECTIONS, publish_view, refuse_what_does_not_fit, restore_view
+    from ui.sidebars import data_sidebar, packer_sidebar
 starting.empty()
 
 for problem in restore_view():

@@ -7,15 +7,15 @@ import html
 import streamlit as st
 import torch
 
-from packviz.figures import lesson_figure, restart_multiples_figure
-from packviz.gif import animation_gif
-from packviz.lessons import CHAPTER_BY_KEY, CHAPTERS, Chapter, format_loads, parse_loads
 from packviz.metrics import lower_bound
-from packviz.narration import fmt, learn
 from packviz.packer import PackResult
-from packviz.pseudocode import line_of, lines
-from packviz.quiz import Question, question_for
-from packviz.timeline import build_frames, phase_starts
+from packviz.teach.lessons import CHAPTER_BY_KEY, CHAPTERS, Chapter, format_loads, parse_loads
+from packviz.teach.narration import fmt, learn
+from packviz.teach.pseudocode import line_of, lines
+from packviz.teach.quiz import Question, question_for
+from packviz.trace.timeline import build_frames, phase_starts
+from packviz.viz.figures import lesson_figure, restart_multiples_figure
+from packviz.viz.gif import animation_gif
 from ui.router import require_router
 from ui.state import Param, parse_bool, parse_choice, parse_int, publish, restore, show_bool
 

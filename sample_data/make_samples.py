@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from packviz import pack
 from packviz.cli import write_matrix
-from packviz.generate import drifting_moe, moe
+from packviz.data.generators import drifting_moe, moe
 
 DEEPSEEK_README = [[90, 132, 40, 61, 104, 165, 39, 4, 73, 56, 183, 86],
                    [20, 107, 104, 64, 19, 197, 187, 157, 172, 86, 16, 27]]

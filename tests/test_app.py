@@ -13,12 +13,12 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from packviz import pack
-from packviz.export import check_sglang_map, parse_placement_csv
-from packviz.loaders import read_loads
+from packviz.data.loaders import read_loads
+from packviz.data.samples import DEFAULT_SAMPLE, load_sample
+from packviz.io.export import check_sglang_map, parse_placement_csv
 from packviz.metrics import lower_bound
-from packviz.narration import explore as explore_narration
-from packviz.samples import DEFAULT_SAMPLE, load_sample
-from packviz.timeline import build_frames
+from packviz.teach.narration import explore as explore_narration
+from packviz.trace.timeline import build_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")

@@ -11,8 +11,8 @@ import torch
 
 from packviz import pack
 from packviz.cli import main
-from packviz.export import parse_placement_csv
-from packviz.loaders import read_loads
+from packviz.data.loaders import read_loads
+from packviz.io.export import parse_placement_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,8 +87,8 @@ def test_generate_writes_a_readable_matrix(tmp_path, suffix):
 def test_replicated_loads_name_their_experts_in_the_csv_and_the_sglang_file(tmp_path):
     import json
 
-    from packviz.experts import replicate
-    from packviz.export import check_sglang_map
+    from packviz.data.experts import replicate
+    from packviz.io.export import check_sglang_map
 
     out, sglang = tmp_path / "p.csv", tmp_path / "s.json"
     source = ROOT / "sample_data" / "deepseek_readme.csv"

@@ -7,7 +7,7 @@ import torch
 
 from packviz import PRESETS, pack
 from packviz.compare import STEP_WORK, compare_presets, layer_steps, merge_results, solve_layer, work_per_layer
-from packviz.generate import generate
+from packviz.data.generators import generate
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))

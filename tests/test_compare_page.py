@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from packviz import PRESETS, pack
 from packviz.compare import compare_presets, layer_steps
-from packviz.samples import DEFAULT_SAMPLE, load_sample
+from packviz.data.samples import DEFAULT_SAMPLE, load_sample
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ["eplb", "fast", "best", "restarts-2swap"]
@@ -85,9 +85,9 @@ def test_the_exact_solver_goes_layer_by_layer_and_shows_a_partial_answer():
 
 def test_presets_estimated_past_the_budget_wait_for_the_toggle():
     from packviz.cost import estimate_seconds
-    from packviz.generate import generate
-    from packviz.loaders import LoadedMatrix
-    from packviz.samples import make_dataset
+    from packviz.data.generators import generate
+    from packviz.data.loaders import LoadedMatrix
+    from packviz.data.samples import make_dataset
 
     # 10 layers of 1024 items on 32 packs: best's 2-swaps over 32 items a pack are estimated
     # far past the budget, the others well within it

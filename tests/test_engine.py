@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import packviz
-from packviz import PRESETS, engine, pack, replay
+from packviz import PRESETS, pack, replay
+from packviz.engine import driver as engine
 from packviz.engine import to_units
 from packviz.metrics import layer_metrics
 

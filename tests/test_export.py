@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from packviz import pack
-from packviz.experts import SlotMap, replicate
-from packviz.export import (
+from packviz.data.experts import SlotMap, replicate
+from packviz.data.generators import moe
+from packviz.io.export import (
     check_sglang_map,
     overview_rows,
     pack_summary_csv,
@@ -20,7 +21,6 @@ from packviz.export import (
     placement_csv,
     sglang_json,
 )
-from packviz.generate import moe
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +117,8 @@ def test_item_labels_name_expert_and_replica():
 
 
 def test_overview_rows_show_percent_like_the_charts(replicated):
-    from packviz.figures import overview_figure
     from packviz.metrics import layer_metrics
+    from packviz.viz.figures import overview_figure
 
     _, _, _, result = replicated
     rows = overview_rows(result)
@@ -131,7 +131,7 @@ def test_overview_rows_show_percent_like_the_charts(replicated):
 
 
 def test_a_one_layer_heatmap_has_whole_layer_ticks():
-    from packviz.figures import heatmap_figure
+    from packviz.viz.figures import heatmap_figure
 
     figure = heatmap_figure(torch.ones(1, 6))
     assert list(figure.data[0].y) == [0]

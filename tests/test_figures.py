@@ -15,8 +15,13 @@ from oracles import TRACED_PRESET_OPTIONS
 
 import packviz
 from packviz.compare import compare_presets
-from packviz.experts import replicate
-from packviz.figures import (
+from packviz.data.experts import replicate
+from packviz.data.generators import moe
+from packviz.metrics import layer_metrics, lower_bound
+from packviz.teach.narration import explore
+from packviz.trace.replay import LayerTrace
+from packviz.trace.timeline import Frame, build_frames
+from packviz.viz.figures import (
     HIGHLIGHT_WIDTH,
     OFF_AXIS,
     animation_figure,
@@ -26,11 +31,6 @@ from packviz.figures import (
     overview_figure,
     restarts_figure,
 )
-from packviz.generate import moe
-from packviz.metrics import layer_metrics, lower_bound
-from packviz.narration import explore
-from packviz.timeline import Frame, build_frames
-from packviz.trace import LayerTrace
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
 PRESET_OPTIONS = TRACED_PRESET_OPTIONS

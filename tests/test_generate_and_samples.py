@@ -11,9 +11,9 @@ import torch
 
 from packviz import PRESETS, pack
 from packviz.cli import write_matrix
+from packviz.data.generators import GENERATORS, drifting_moe, generate, replicate_hot
+from packviz.data.loaders import read_loads
 from packviz.eplb import rebalance_experts
-from packviz.generate import GENERATORS, drifting_moe, generate, replicate_hot
-from packviz.loaders import read_loads
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_data"
@@ -122,7 +122,7 @@ def test_regeneration_script_reproduces_the_samples_byte_for_byte(tmp_path):
 
 
 def test_default_pack_count_is_a_deployment_size_not_a_quarter_of_the_items():
-    from packviz.samples import default_pack_count
+    from packviz.data.samples import default_pack_count
 
     assert default_pack_count(4096) == 64
     assert default_pack_count(288) == 32

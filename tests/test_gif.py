@@ -10,8 +10,11 @@ import torch
 from PIL import Image, ImageChops
 
 import packviz
-from packviz import gif, metrics, narration, timeline
-from packviz.events import Placed
+from packviz import metrics
+from packviz.teach import narration
+from packviz.trace import timeline
+from packviz.trace.events import Placed
+from packviz.viz import gif
 
 WEIGHT = torch.tensor([[48, 20, 77, 48, 48, 68, 99, 82, 34, 45, 72, 36]], dtype=torch.float64)
 

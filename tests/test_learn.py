@@ -11,14 +11,14 @@ from hypothesis import strategies as st
 
 from packviz import PRESETS, pack, replay
 from packviz.config import resolve_config
-from packviz.events import EVENT_KINDS, Chosen, FillStarted, Placed, Pruned, RefinementStopped, Swapped
-from packviz.lessons import CHAPTER_BY_KEY, CHAPTERS, TWO_SWAP_LOADS, format_loads, parse_loads
-from packviz.narration import explore, learn
-from packviz.pseudocode import line_of, lines
-from packviz.quiz import describe_trade, question_for
-from packviz.reference import best_option, next_pack, swap_options
-from packviz.state import EventMismatch, PackState
-from packviz.timeline import build_frames, state_before
+from packviz.teach.lessons import CHAPTER_BY_KEY, CHAPTERS, TWO_SWAP_LOADS, format_loads, parse_loads
+from packviz.teach.narration import explore, learn
+from packviz.teach.pseudocode import line_of, lines
+from packviz.teach.quiz import describe_trade, question_for
+from packviz.teach.reference import best_option, next_pack, swap_options
+from packviz.trace.events import EVENT_KINDS, Chosen, FillStarted, Placed, Pruned, RefinementStopped, Swapped
+from packviz.trace.state import EventMismatch, PackState
+from packviz.trace.timeline import build_frames, state_before
 
 SMALL = {"num_restarts": 16, "num_refined": 4}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from packviz.lessons import CHAPTER_BY_KEY, CHAPTERS
-from packviz.narration import learn
-from packviz.timeline import build_frames, phase_starts
+from packviz.teach.lessons import CHAPTER_BY_KEY, CHAPTERS
+from packviz.teach.narration import learn
+from packviz.trace.timeline import build_frames, phase_starts
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 

@@ -13,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from packviz.loaders import LoadError, read_loads
+from packviz.data.loaders import LoadError, read_loads
 
 BAD = Path(__file__).resolve().parent / "bad_inputs"
 MATRIX = torch.tensor([[90.0, 132, 40, 61], [20, 107, 104.5, 64]], dtype=torch.float64)

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from packviz import PRESETS, engine, limits, metrics, pack
+from packviz import PRESETS, limits, metrics, pack
 from packviz.config import DEFAULT_PRESET, resolve_config
-from packviz.generate import generate, moe, replicate_hot
+from packviz.data.generators import generate, moe, replicate_hot
+from packviz.engine import driver as engine
 from packviz.metrics import crowding_bound, lower_bound
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -41,7 +41,7 @@ def test_real_loads_are_scaled_and_a_hint_is_used():
 def test_the_teaching_sample_optimum(tmp_path):
     from pathlib import Path
 
-    from packviz.loaders import read_loads
+    from packviz.data.loaders import read_loads
 
     weight = read_loads(Path(__file__).resolve().parent.parent / "sample_data" / "teaching_12_items.csv").weight
     [result] = solve_optimal(weight, 3, time_limit_s=20)

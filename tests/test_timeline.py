@@ -14,11 +14,11 @@ import torch
 from oracles import TRACED_PRESET_OPTIONS
 
 import packviz
-from packviz.events import Chosen, FillStarted, Placed, Pruned, RefinementStopped, Swapped
-from packviz.generate import moe
-from packviz.narration import explore, learn
-from packviz.timeline import PHASES, Frame, build_frames, phase_starts, state_before
-from packviz.trace import LayerTrace
+from packviz.data.generators import moe
+from packviz.teach.narration import explore, learn
+from packviz.trace.events import Chosen, FillStarted, Placed, Pruned, RefinementStopped, Swapped
+from packviz.trace.replay import LayerTrace
+from packviz.trace.timeline import PHASES, Frame, build_frames, phase_starts, state_before
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
 PRESET_OPTIONS = TRACED_PRESET_OPTIONS

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from packviz import pack
-from packviz.export import parse_placement_csv
-from packviz.generate import replicate_hot
-from packviz.loaders import read_loads
+from packviz.data.generators import replicate_hot
+from packviz.data.loaders import read_loads
+from packviz.io.export import parse_placement_csv
 from scripts.browser import chromium_page, running_app, wait_until_idle
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from packviz.lessons import CHAPTER_BY_KEY
-from packviz.narration import learn
-from packviz.timeline import build_frames
+from packviz.teach.lessons import CHAPTER_BY_KEY
+from packviz.teach.narration import learn
+from packviz.trace.timeline import build_frames
 from scripts.browser import chromium_page, running_app, wait_until_idle
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from packviz.experts import SlotMap, replicate
-from packviz.loaders import LoadedMatrix, read_loads
+from packviz.data.experts import SlotMap, replicate
+from packviz.data.loaders import LoadedMatrix, read_loads
 from packviz.validate import valid_pack_counts
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from packviz.state import PackState
+from packviz.trace.state import PackState
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from packviz.config import PackerConfig, restart_noise_scales
-from packviz.events import STOP_ITERATION_CAP, STOP_LOWER_BOUND, STOP_NO_MOVE
+from packviz.engine.recorder import TraceRecorder
 from packviz.metrics import lower_bounds
-from packviz.recorder import TraceRecorder
-from packviz.trace import LayerTrace
+from packviz.trace.events import STOP_ITERATION_CAP, STOP_LOWER_BOUND, STOP_NO_MOVE
+from packviz.trace.replay import LayerTrace
 
 # Working elements of one chunk of layers (see ``chunk_layers``): layers are
 # packed a chunk at a time, so the engine's memory is fixed whatever the input size.

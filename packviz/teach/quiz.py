@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from packviz.events import Placed, Swapped
-from packviz.narration import fill_rule, fmt, learn
-from packviz.reference import SwapOption, swap_options
-from packviz.timeline import Frame, state_before
-from packviz.trace import LayerTrace
+from packviz.teach.narration import fill_rule, fmt, learn
+from packviz.teach.reference import SwapOption, swap_options
+from packviz.trace.events import Placed, Swapped
+from packviz.trace.replay import LayerTrace
+from packviz.trace.timeline import Frame, state_before
 
 MAX_OPTIONS = 4
 

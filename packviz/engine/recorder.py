@@ -16,7 +16,7 @@ from typing import Protocol
 import torch
 
 from packviz.config import PackerConfig, restart_rule
-from packviz.events import (
+from packviz.trace.events import (
     STOP_REFINEMENT_OFF,
     Chosen,
     FillStarted,
@@ -25,8 +25,8 @@ from packviz.events import (
     RefinementStopped,
     Swapped,
 )
-from packviz.state import PackState
-from packviz.trace import CandidateTrace, LayerTrace
+from packviz.trace.replay import CandidateTrace, LayerTrace
+from packviz.trace.state import PackState
 
 
 class MoveBatch(Protocol):

@@ -8,7 +8,7 @@ import json
 
 import torch
 
-from packviz.experts import SlotMap
+from packviz.data.experts import SlotMap
 from packviz.metrics import layer_metrics
 from packviz.packer import PackResult
 

@@ -4,7 +4,7 @@ A candidate's story is ``FillStarted``, one ``Placed`` per item, then (for
 the layer) ``Pruned``, the candidate's ``Swapped`` moves, ``RefinementStopped``
 with its reason, and the layer's ``Chosen``. Everything that shows a run
 (replay, frames, narration, the quiz) reads these and nothing else; applying
-them to a :class:`packviz.state.PackState` rebuilds the placement.
+them to a :class:`packviz.trace.state.PackState` rebuilds the placement.
 """
 
 from __future__ import annotations

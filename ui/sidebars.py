@@ -1,28 +1,20 @@
-"""Widgets and session state shared by the pages; every computation is a call into packviz."""
+"""The data and packer sidebars the pages share, and the widget state they keep across pages."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from packviz import PRESETS, PackerConfig, pack
+from packviz import PRESETS, PackerConfig
 from packviz.config import SELECT_BY, START_KINDS, SWAP_SCOPES, SWAP_SCORES
-from packviz.figures import PrebuiltFigure, animation_figure, heatmap_figure, lesson_figure
-from packviz.generate import GENERATORS, generate
+from packviz.data.generators import GENERATORS, generate
+from packviz.data.loaders import SUFFIXES, LoadedMatrix, read_loads
+from packviz.data.samples import DEFAULT_SAMPLE, SAMPLES, Dataset, default_pack_count, load_sample, make_dataset
 from packviz.limits import check_fits
-from packviz.loaders import SUFFIXES, LoadedMatrix, read_loads
-from packviz.metrics import lower_bound
-from packviz.narration import explore as explore_narration
-from packviz.packer import PackResult
-from packviz.samples import DEFAULT_SAMPLE, SAMPLES, Dataset, default_pack_count, load_sample, make_dataset
 from packviz.text import escape_markdown
-from packviz.timeline import Frame, build_frames
-from packviz.trace import LayerTrace
 from packviz.validate import valid_pack_counts
-from ui.state import Param, forget, parse_bool, parse_choice, parse_float, parse_int, publish, restore, show_bool
 
 # The app opens on the fast preset so that every change answers within a second.
 APP_PRESET = "fast"
@@ -224,114 +216,3 @@ def packer_sidebar(num_items: int) -> tuple[str, PackerConfig, int] | None:
     base = dataclasses.replace(PRESETS[preset].config, seed=config.seed, device=config.device)
     label = preset if config == base else f"{preset}-custom"
     return (label, config, packs) if ok else None
-
-
-@st.cache_data(show_spinner="Packing…", max_entries=32)
-def run_pack(digest: str, _weight: torch.Tensor, config: PackerConfig, num_packs: int) -> PackResult:
-    del digest  # the cache key: the data's hash stands for the unhashed tensor
-    return pack(_weight, num_packs, config, seed=config.seed)
-
-
-@st.cache_data(show_spinner="Tracing the layer…", max_entries=64)
-def run_trace(digest: str, _weight: torch.Tensor, config: PackerConfig, num_packs: int, layer: int) -> PackResult:
-    del digest
-    return pack(_weight[layer:layer + 1], num_packs, config, seed=config.seed, layer_ids=[layer], trace_layers=[0])
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerStory:
-    """One layer's recorded run, ready to draw: its trace, frames, captions, bound and item labels."""
-
-    trace: LayerTrace
-    frames: list[Frame]
-    captions: list[str]
-    bound: float
-    labels: list[str] | None
-
-
-# cache_resource, not cache_data: the story is read-only, and a step of the
-# presenter must not pay for unpickling hundreds of frames.
-@st.cache_resource(show_spinner="Tracing the layer…", max_entries=16)
-def layer_story(digest: str, _data: Dataset, config: PackerConfig, num_packs: int, layer: int) -> LayerStory:
-    trace = run_trace(digest, _data.weight, config, num_packs, layer).traces[0]
-    frames = build_frames(trace)
-    bound = float(lower_bound(_data.weight[layer:layer + 1], num_packs)[0])
-    captions = [explore_narration(trace, frames, index) for index in range(len(frames))]
-    return LayerStory(trace, frames, captions, bound, _data.slots.item_labels(layer))
-
-
-@st.cache_resource(show_spinner="Drawing the animation…", max_entries=8)
-def animation_spec(digest: str, _data: Dataset, config: PackerConfig, num_packs: int, layer: int,
-                   frame_ms: int) -> go.Figure:
-    story = layer_story(digest, _data, config, num_packs, layer)
-    return animation_figure(story.trace, story.frames, story.bound, story.labels, story.captions, frame_ms=frame_ms)
-
-
-@st.cache_resource(show_spinner=False, max_entries=256)
-def presenter_figure(digest: str, _data: Dataset, config: PackerConfig, num_packs: int, layer: int,
-                     step: int) -> go.Figure:
-    story = layer_story(digest, _data, config, num_packs, layer)
-    # kept as its dict: a cached go.Figure would be deep-copied by to_dict on every draw
-    return PrebuiltFigure(lesson_figure(story.trace, story.frames, step, story.bound, story.labels).to_dict())
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def heatmap(digest: str, _data: Dataset) -> go.Figure:
-    # The figure's JSON once per data set: Plotly validates 16,000 cells in about half a second.
-    return PrebuiltFigure(heatmap_figure(_data.weight, _data.item_names).to_dict())
-
-
-def _knob_param(name: str) -> Param:
-    default = getattr(PRESETS[APP_PRESET].config, name)
-    if isinstance(default, bool):
-        return Param(name, parse_bool, show_bool)
-    if isinstance(default, int):
-        return Param(name, parse_int(0, 1_000_000))
-    if isinstance(default, float):
-        return Param(name, parse_float)
-    choices = {"start": START_KINDS, "swap_scope": SWAP_SCOPES, "swap_score": SWAP_SCORES, "select_by": SELECT_BY}
-    return Param(name, parse_choice(choices[name]))
-
-
-SECTIONS = ["Overview", "Step through a layer", "Restarts", "Export"]
-VIEW_PARAMS = [
-    Param("sample", parse_choice(list(SAMPLES))),
-    Param("preset", parse_choice(list(PRESETS))),
-    Param("packs", parse_int(1, 1 << 20)),
-    Param("seed", parse_int(0, 2**31 - 1)),
-    Param("section", parse_choice(SECTIONS)),
-    Param("layer", parse_int(0, 1 << 20)),
-    Param("view", parse_choice(["Animation", "Presenter"])),
-    Param("step", parse_int(0, 1 << 20)),
-]
-KNOB_PARAMS = [_knob_param(name) for name in KNOBS]
-
-
-def restore_view() -> list[str]:
-    """Explore's state from the URL (a shared link or a reload); see ui.state."""
-    problems = restore(VIEW_PARAMS + KNOB_PARAMS)
-    st.session_state.linked_knobs = [name for name in KNOBS if name in st.query_params]
-    return problems
-
-
-def publish_view() -> None:
-    """Explore's state into the URL: the data when it is a sample, and only the
-    knobs that differ from the preset, so links stay short."""
-    shared = [p for p in VIEW_PARAMS if p.key != "sample" or st.session_state.get("source", "Sample") == "Sample"]
-    if len(shared) < len(VIEW_PARAMS):
-        forget(["sample"])
-    preset = PRESETS.get(st.session_state.get("preset", APP_PRESET), PRESETS[APP_PRESET]).config
-    changed = [p for p in KNOB_PARAMS if st.session_state.get(p.key, getattr(preset, p.key)) != getattr(preset, p.key)]
-    forget([p.key for p in KNOB_PARAMS if p not in changed])
-    publish(shared + changed)
-
-
-def refuse_what_does_not_fit(data: Dataset, config: PackerConfig, packs: int) -> None:
-    """Stop the page with a message saying what fits, before a run that would
-    outgrow the app's memory starts."""
-    layers, items = data.weight.shape
-    problem = check_fits(layers, items, packs, config)
-    if problem:
-        st.error(problem)
-        publish_view()
-        st.stop()

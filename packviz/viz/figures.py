@@ -11,8 +11,8 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from packviz.metrics import LayerMetrics
-from packviz.timeline import Frame
-from packviz.trace import LayerTrace
+from packviz.trace.replay import LayerTrace
+from packviz.trace.timeline import Frame
 
 PALETTE = qualitative.Dark24 + qualitative.Light24
 HIGHLIGHT_WIDTH = 4
@@ -476,7 +476,7 @@ def _swap_arrows(figure: go.Figure, swap, before: Frame, weight: Sequence[float]
 def restart_multiples_figure(trace: LayerTrace, dark: bool | None = None) -> go.Figure:
     """Each kept restart's packs after its fill, side by side, with its noise
     scale and spread: the same items in another order give another spread."""
-    from packviz.state import PackState
+    from packviz.trace.state import PackState
 
     candidates = trace.candidates
     columns = min(len(candidates), 3)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from packviz.events import Event, Placed, Swapped
+from packviz.trace.events import Event, Placed, Swapped
 
 
 class EventMismatch(ValueError):

@@ -152,7 +152,7 @@ def generate(kind: str, layers: int, items: int, seed: int = 0, integer: bool = 
 def replicate_hot(weight: torch.Tensor, num_slots: int) -> torch.Tensor:
     """Split the hottest items into replicas (EPLB's replication step) so that
     ``weight`` [L, n] becomes [L, num_slots] of per-replica loads; the map
-    from slots to experts is ``packviz.experts.replicate``'s second result."""
-    from packviz.experts import replicate
+    from slots to experts is ``packviz.data.experts.replicate``'s second result."""
+    from packviz.data.experts import replicate
 
     return replicate(weight, num_slots)[0]

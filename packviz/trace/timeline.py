@@ -2,7 +2,7 @@
 
 A :class:`Frame` is the state after one event of a candidate's story (see
 ``LayerTrace.story``): the event itself, the slot table and pack loads, and
-the items to mark. Frames hold no words: ``packviz.narration`` says what a
+the items to mark. Frames hold no words: ``packviz.teach.narration`` says what a
 frame shows, in the explorer's voice or the teacher's. Nothing here runs the
 algorithm; every state comes from ``PackState.apply``.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from packviz.events import Event, Placed, Swapped
-from packviz.state import PackState
-from packviz.trace import LayerTrace
+from packviz.trace.events import Event, Placed, Swapped
+from packviz.trace.replay import LayerTrace
+from packviz.trace.state import PackState
 
 PHASE_OF_EVENT = {
     "fill_started": "start",

@@ -38,9 +38,9 @@ from functools import lru_cache
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont, features
 
-from packviz.narration import fmt
-from packviz.timeline import Frame
-from packviz.trace import LayerTrace
+from packviz.teach.narration import fmt
+from packviz.trace.replay import LayerTrace
+from packviz.trace.timeline import Frame
 
 MAX_FRAMES = 400
 """The most frames a GIF holds; longer stories are sampled evenly (first and last kept)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from packviz.events import (
+from packviz.trace.events import (
     STOP_ITERATION_CAP,
     STOP_LOWER_BOUND,
     STOP_NO_MOVE,
@@ -24,8 +24,8 @@ from packviz.events import (
     RefinementStopped,
     Swapped,
 )
-from packviz.timeline import Frame, state_before
-from packviz.trace import LayerTrace
+from packviz.trace.replay import LayerTrace
+from packviz.trace.timeline import Frame, state_before
 
 VOICES = ("explore", "learn")
 

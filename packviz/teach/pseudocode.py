@@ -8,7 +8,7 @@ one of them, which is what the page highlights as it steps.
 from __future__ import annotations
 
 from packviz.config import PackerConfig, restart_noise_scales
-from packviz.events import Event
+from packviz.trace.events import Event
 
 # The role of each line; which lines a config shows depends on what it runs.
 (RESTARTS, NOISE, SORT, MERGE, FILL_LOOP, PLACE, PRUNE, REFINE_LOOP, PICK_PACKS, FIND_SWAP, STOP, APPLY,

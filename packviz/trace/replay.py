@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import torch
 
 from packviz.config import PackerConfig
-from packviz.events import Chosen, Event, FillStarted, Placed, Pruned, RefinementStopped, Swapped
-from packviz.state import PackState
+from packviz.trace.events import Chosen, Event, FillStarted, Placed, Pruned, RefinementStopped, Swapped
+from packviz.trace.state import PackState
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Placements out: CSV and the files serving engines read."""

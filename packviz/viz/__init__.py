@@ -1,0 +1,1 @@
+"""Stage 4, figures: Plotly figures and GIFs drawn from replayed frames."""

@@ -1,0 +1,68 @@
+"""Explore's view in the URL (a shared link or a reload), and its refusal of runs that do not fit."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from packviz import PRESETS, PackerConfig
+from packviz.config import SELECT_BY, START_KINDS, SWAP_SCOPES, SWAP_SCORES
+from packviz.data.samples import SAMPLES, Dataset
+from packviz.limits import check_fits
+from ui.sidebars import APP_PRESET, KNOBS
+from ui.state import Param, forget, parse_bool, parse_choice, parse_float, parse_int, publish, restore, show_bool
+
+
+def _knob_param(name: str) -> Param:
+    default = getattr(PRESETS[APP_PRESET].config, name)
+    if isinstance(default, bool):
+        return Param(name, parse_bool, show_bool)
+    if isinstance(default, int):
+        return Param(name, parse_int(0, 1_000_000))
+    if isinstance(default, float):
+        return Param(name, parse_float)
+    choices = {"start": START_KINDS, "swap_scope": SWAP_SCOPES, "swap_score": SWAP_SCORES, "select_by": SELECT_BY}
+    return Param(name, parse_choice(choices[name]))
+
+
+SECTIONS = ["Overview", "Step through a layer", "Restarts", "Export"]
+VIEW_PARAMS = [
+    Param("sample", parse_choice(list(SAMPLES))),
+    Param("preset", parse_choice(list(PRESETS))),
+    Param("packs", parse_int(1, 1 << 20)),
+    Param("seed", parse_int(0, 2**31 - 1)),
+    Param("section", parse_choice(SECTIONS)),
+    Param("layer", parse_int(0, 1 << 20)),
+    Param("view", parse_choice(["Animation", "Presenter"])),
+    Param("step", parse_int(0, 1 << 20)),
+]
+KNOB_PARAMS = [_knob_param(name) for name in KNOBS]
+
+
+def restore_view() -> list[str]:
+    """Explore's state from the URL (a shared link or a reload); see ui.state."""
+    problems = restore(VIEW_PARAMS + KNOB_PARAMS)
+    st.session_state.linked_knobs = [name for name in KNOBS if name in st.query_params]
+    return problems
+
+
+def publish_view() -> None:
+    """Explore's state into the URL: the data when it is a sample, and only the
+    knobs that differ from the preset, so links stay short."""
+    shared = [p for p in VIEW_PARAMS if p.key != "sample" or st.session_state.get("source", "Sample") == "Sample"]
+    if len(shared) < len(VIEW_PARAMS):
+        forget(["sample"])
+    preset = PRESETS.get(st.session_state.get("preset", APP_PRESET), PRESETS[APP_PRESET]).config
+    changed = [p for p in KNOB_PARAMS if st.session_state.get(p.key, getattr(preset, p.key)) != getattr(preset, p.key)]
+    forget([p.key for p in KNOB_PARAMS if p not in changed])
+    publish(shared + changed)
+
+
+def refuse_what_does_not_fit(data: Dataset, config: PackerConfig, packs: int) -> None:
+    """Stop the page with a message saying what fits, before a run that would
+    outgrow the app's memory starts."""
+    layers, items = data.weight.shape
+    problem = check_fits(layers, items, packs, config)
+    if problem:
+        st.error(problem)
+        publish_view()
+        st.stop()
