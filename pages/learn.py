@@ -9,6 +9,7 @@ import torch
 
 from packviz.metrics import lower_bound
 from packviz.packer import PackResult
+from packviz.teach.chapter_texts import chapter_text
 from packviz.teach.lessons import CHAPTER_BY_KEY, CHAPTERS, Chapter, format_loads, parse_loads
 from packviz.teach.narration import fmt, learn
 from packviz.teach.pseudocode import line_of, lines
@@ -101,10 +102,6 @@ screen = top[3].selectbox("Screen", list(SCREENS), key="screen", label_visibilit
 for problem in problems:
     st.warning(f"Shared link: {problem}.")
 
-if not presenting:
-    st.markdown(chapter.text)
-else:
-    st.caption(chapter.text.split(". ")[0] + ".")
 try:
     parse_loads(st.session_state.loads, chapter.num_packs)
 except ValueError:
@@ -112,6 +109,12 @@ except ValueError:
 
 result = _run(chapter.key, st.session_state.loads)
 trace = result.traces[0]
+compared = _compare(chapter.key, st.session_state.loads).traces[0] if chapter.compare_options else None
+told = chapter_text(chapter.key, trace, compared)
+if not presenting:
+    st.markdown(told.text)
+else:
+    st.caption(told.text)
 frames = build_frames(trace)
 bound = float(lower_bound(torch.tensor([trace.weight], dtype=torch.float64), trace.num_packs)[0])
 chart_height = SCREENS[screen] if screen else 500
@@ -240,8 +243,8 @@ interval = SPEEDS[st.session_state.speed] if st.session_state.playing else None
 st.fragment(run_every=interval)(_step_view)()
 
 st.caption(about_run)
-if chapter.compare_options:
-    other = _compare(chapter.key, st.session_state.loads).traces[0]
+if compared is not None:
+    other = compared
     changes = ", ".join(f"{k}={v}" for k, v in chapter.compare_options.items())
     st.caption(f"The same fill with {changes}: {len(other.chosen_candidate.swaps)} moves, then "
                f"{other.chosen_candidate.stopped.reason}; spread {fmt(other.chosen_candidate.final_spread)} "

@@ -1,7 +1,8 @@
 """The Learn page's chapters, as data: each picks its instance and its packer.
 
-A chapter is a tiny instance, the options that make the point, the phase the
-step-through starts at, and two or three plain sentences. The page runs the
+A chapter is a tiny instance, the options that make the point and the phase the
+step-through starts at; its words are filled from the run on the loads on
+screen (``packviz.teach.chapter_texts``). The page runs the
 real engine on it and shows the recorded events; nothing here is replayed
 by hand.
 """
@@ -31,7 +32,6 @@ SEED_AFTER = "restarts-2swap"
 class Chapter:
     key: str
     title: str
-    text: str
     loads: tuple[float, ...]
     num_packs: int
     preset: str
@@ -52,71 +52,43 @@ class Chapter:
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter(
         "problem", "1. The problem",
-        "An MoE layer has n experts (the items) with loads, the tokens routed to each. They go onto m GPUs (the "
-        "packs), exactly n/m each, and the busiest GPU sets the pace of the whole step. No placement can beat the "
-        "lower bound LB (the dashed orange line), the largest of a few simple bounds such as the average pack. "
-        "Here it is 183: 7 items cannot go 2 per pack into 3 packs, so some pack holds three of the 7 heaviest, "
-        "at least the lightest three of them, 64 + 60 + 59.",
         GREEDY_LOADS, 3, "eplb", view="steps", start_phase="final",
     ),
     Chapter(
         "greedy", "2. Sort, then fill greedily",
-        "DeepSeek's EPLB sorts the items heaviest first and puts each into the lightest pack that still has room. "
-        "Big items go first, while there is still room to even them out; small ones fill the gaps at the end.",
         GREEDY_LOADS, 3, "eplb", start_phase="start",
     ),
     Chapter(
         "restarts", "3. Why noisy restarts",
-        "The greedy order is one guess. Each restart nudges every load by a random factor of up to s (restart 0 "
-        "keeps the true loads) and fills again: a slightly different order can leave a much smaller spread. All "
-        "restarts run at once, as one batch on the GPU.",
         RESTART_LOADS, 4, SEED_AFTER, {"num_restarts": 6, "num_refined": 6, "noise_max": 0.3},
         view="restarts",
     ),
     Chapter(
         "pruning", "4. Pruning",
-        "Refining every restart would cost too much, so only the few with the smallest spread after the fill go "
-        "on. Restart 0, the plain greedy, is always among them, so the answer is never worse than the greedy.",
         RESTART_LOADS, 4, SEED_AFTER, {"num_restarts": 6, "num_refined": 3, "noise_max": 0.3},
         start_phase="prune",
     ),
     Chapter(
         "one-swap", "5. 1-swap: heaviest against lightest",
-        "Take the heaviest pack H and the lightest L, D apart. Trading an item of H for a lighter one of L moves "
-        "d = their difference. If 0 < d < D both packs end between their old loads, and d closest to D/2 evens "
-        "them out best.",
         GREEDY_LOADS, 3, SEED_AFTER, {"num_restarts": 1, "num_refined": 1, "two_swap": False},
         start_phase="refine",
     ),
     Chapter(
         "two-swap", "6. When no 1-swap helps, a 2-swap can",
-        "Here every single trade between the heaviest and lightest pack moves d outside 0 < d < D: 1-swaps are "
-        "stuck. Trading two items for two reaches sums that no single item can, and the spread falls from 14 to 1.",
         TWO_SWAP_LOADS, 3, SEED_AFTER, {"num_restarts": 1, "num_refined": 1},
         start_phase="refine", compare_options={"two_swap": False},
     ),
     Chapter(
         "choice", "7. The final choice",
-        "Each kept candidate is refined on its own. At the end the one with the smallest spread wins; here it is "
-        "not the plain greedy but a noisy restart.",
         RESTART_LOADS, 4, SEED_AFTER, {"num_restarts": 6, "num_refined": 3, "noise_max": 0.3},
         start_phase="final",
     ),
     Chapter(
         "paired", "8. packviz's paired moves",
-        "packviz's fast and best presets pair the i-th heaviest pack with the i-th lightest and swap in every pair "
-        "at once: many packs even out per iteration instead of two (the steps of one iteration share its number). "
-        "Here, from the plain greedy fill, it stops when no pair can improve, with the heaviest pack on LB itself: "
-        "nothing better exists.",
         PAIRED_LOADS, 6, "fast", {"num_restarts": 1}, start_phase="refine",
     ),
     Chapter(
         "differencing", "9. A better start: differencing",
-        "The greedy decides one item at a time. The differencing method cuts the sorted items into rows of one "
-        "item per pack (here 4 rows of 3) and merges the two rows with the largest spread, the heaviest pack of "
-        "one with the lightest of the other, until one row is left. Before any swap it ends with a spread of 2, "
-        "where the greedy's is 18. packviz's fast preset fills both ways and refines the lighter (best adds "
-        "noisy differencing fills); this chapter stops before refining.",
         DIFFERENCING_LOADS, 3, "fast", {"num_refined": 2, "max_iterations": 0}, start_phase="final",
         compare_options={"start": "greedy", "num_restarts": 1},
     ),

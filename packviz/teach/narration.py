@@ -143,22 +143,7 @@ def learn(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
                 f"room{full_words}, it is the lightest, at {fmt(lightest)}. It now holds "
                 f"{fmt(event.pack_load_after)}.")
     if isinstance(event, Pruned):
-        kept = event.kept_restarts
-        total = len(event.restart_spreads)
-        after = "goes on to refinement" if trace.config.refines else "is the answer"
-        if total == 1:
-            return f"A single fill, so there is nothing to prune: it {after}."
-        listed = ", ".join(f"restart {r} ({fmt(event.restart_spreads[r])})" for r in kept[:8])
-        if len(kept) == total:
-            return (f"All {total} restarts are filled at once, and all of them go on to refinement (nothing is "
-                    f"pruned here). Spreads after the fill: {listed}.")
-        return (f"All {total} restarts are filled at once; only the {len(kept)} with "
-                f"{_select_words(event.select_by)} go on: {listed}{', ...' if len(kept) > 8 else ''}. "
-                + ("Restart 0, the plain greedy, is always kept, so the result is never worse than it."
-                   if event.select_by == "spread" else
-                   "No fill heavier than restart 0, the plain greedy, goes on before it, so the result is never "
-                   "heavier than the greedy's" + (" (here the greedy itself is not needed)." if 0 not in kept
-                                                 else ".")))
+        return _learn_pruned(trace, event)
     if isinstance(event, Swapped):
         return _learn_swap(trace, event)
     if isinstance(event, RefinementStopped):
@@ -168,9 +153,65 @@ def learn(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
         return (f"A single candidate, so nothing to choose: this placement is the answer. Its heaviest pack holds "
                 f"{fmt(event.max_load)}, the lightest {fmt(event.max_load - event.spread)}: spread "
                 f"{fmt(event.spread)}.")
-    return (f"Of the {event.num_candidates} refined candidates, restart "
-            f"{event.restart} has {_select_words(event.select_by)}: heaviest pack {fmt(event.max_load)}, spread "
-            f"{fmt(event.spread)}. Its placement is the answer for this layer.")
+    return _learn_chosen(trace, event)
+
+
+def _ties(value: float, other: float) -> bool:
+    # the engine ranks on whole units of 1e-12 of the largest load: nearer than that is a tie
+    return abs(value - other) <= 1e-12 * max(1.0, abs(value), abs(other))
+
+
+def _listed(restarts: Sequence[int], spreads: Sequence[float], limit: int = 8) -> str:
+    named = ", ".join(f"restart {r} ({fmt(spreads[r])})" for r in list(restarts)[:limit])
+    return named + (", ..." if len(restarts) > limit else "")
+
+
+def _learn_pruned(trace: LayerTrace, event: Pruned) -> str:
+    kept = list(event.kept_restarts)
+    spreads = event.restart_spreads
+    total = len(spreads)
+    refines = trace.config.refines
+    go_on = "go on to refinement" if refines else "are kept as candidates (this run does not refine them)"
+    if total == 1:
+        after = "goes on to refinement" if refines else "is the answer"
+        return f"A single fill, so there is nothing to prune: it {after}."
+    if len(kept) == total:
+        return (f"All {total} restarts are filled at once, and all of them {go_on}: nothing is pruned here. "
+                f"Spreads after the fill: {_listed(kept, spreads)}.")
+    dropped = [r for r in range(total) if r not in kept]
+    if event.select_by != "spread":
+        return (f"All {total} restarts are filled at once; only the {len(kept)} with "
+                f"{_select_words(event.select_by)} {go_on}: {_listed(kept, spreads)}. Dropped: "
+                f"{_listed(dropped, spreads)}. No fill heavier than restart 0, the plain greedy, goes on before it, "
+                "so the result is never heavier than the greedy's"
+                + (" (here the greedy itself is not needed)." if 0 not in kept else "."))
+    others = [r for r in kept if r != 0]
+    text = (f"All {total} restarts are filled at once. Restart 0, the plain greedy ({fmt(spreads[0])}), is always "
+            "kept, so the result is never worse than it")
+    if others:
+        text += (f"; of the others, the {len(others)} with the smallest spread {go_on}: "
+                 f"{_listed(others, spreads)}")
+    text += f". Dropped: {_listed(dropped, spreads)}."
+    last = others[-1] if others else None
+    tied = [r for r in dropped if r != 0 and last is not None and _ties(spreads[r], spreads[last])]
+    if tied:
+        text += (f" Restart {_items(tied)} ties with restart {last} at {fmt(spreads[last])}; on a tie the lower "
+                 "restart number goes first.")
+    return text
+
+
+def _learn_chosen(trace: LayerTrace, event: Chosen) -> str:
+    refined = "refined" if trace.config.refines else "kept"
+    finals = {c.restart: c.final_spread for c in trace.candidates}
+    others = [r for r in finals if r != event.restart]
+    text = (f"Of the {event.num_candidates} {refined} candidates, restart {event.restart} has "
+            f"{_select_words(event.select_by)}: heaviest pack {fmt(event.max_load)}, spread {fmt(event.spread)}. ")
+    if others:
+        text += "The others end at spread " + ", ".join(f"{fmt(finals[r])} (restart {r})" for r in others[:7]) + ". "
+    tied = [r for r in others if _ties(finals[r], event.spread)]
+    if tied and event.select_by == "spread":
+        text += (f"Restart {_items(tied)} ties at {fmt(event.spread)}; on a tie the candidate kept first wins. ")
+    return text + "Its placement is the answer for this layer."
 
 
 def _learn_fill_started(trace: LayerTrace, event: FillStarted) -> str:
@@ -218,4 +259,7 @@ def _learn_stop(trace: LayerTrace, frame: Frame, event: RefinementStopped) -> st
         kinds = " or ".join(k for k, on in (("1-swap", config.one_swap), ("2-swap", config.two_swap)) if on)
         return (f"Refinement stops: no {kinds} moves a d with 0 < d < D between the packs it may join, so every "
                 f"trade would leave the spread as wide or wider. Spread {fmt(frame.spread)}.")
+    if config.max_iterations == 0 and (config.one_swap or config.two_swap):
+        return ("Refinement is off here (at most 0 iterations): each kept candidate stays as its fill left it, so "
+                "what is shown is the fill alone.")
     return "This preset does not refine: the fill's placement is the answer."

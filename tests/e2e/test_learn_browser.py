@@ -97,3 +97,18 @@ def test_present_mode_fits_next_and_the_chart_on_a_laptop_screen(fresh_app):
         assert next_box["y"] + next_box["height"] <= 768
         assert chart_box["y"] + chart_box["height"] <= 768
         assert not page.locator('[data-testid="stSidebar"]').is_visible()
+
+
+def test_chapter_words_follow_the_loads_on_screen_and_the_run(fresh_app):
+    """Defects 2 and 3: the text quotes the bound of the edited loads, and a run
+    that does not refine never says it refines."""
+    with chromium_page(width=1366, height=768) as page:
+        open_link(page, f"{fresh_app}/learn?chapter=problem&loads=100,44,70,86,59,64,60,83,66")
+        page.get_by_text("Here it is 211").wait_for(timeout=60_000)
+        assert page.get_by_text("Here it is 183").count() == 0
+        trace = CHAPTER_BY_KEY["differencing"].run().traces[0]
+        pruning = next(i for i, f in enumerate(build_frames(trace)) if f.phase == "prune")
+        open_link(page, f"{fresh_app}/learn?chapter=differencing&step={pruning}")
+        said = narration("differencing", pruning)
+        wait_for_text(page, said)
+        assert "go on to refinement" not in shown(page) and "kept as candidates" in shown(page)
