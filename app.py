@@ -2,9 +2,12 @@
 
 import streamlit as st
 
+from packviz.workers import start_workers
 from ui.router import mark_routed
 
 st.set_page_config(page_title="packviz: balanced packing, step by step", layout="wide")
+# Runs go to worker processes of one thread each (packviz.workers); started once, on the first visit.
+start_workers()
 
 navigation = st.navigation([
     st.Page("pages/explore.py", title="Explore", icon=":material/search:", default=True),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from packviz import PRESETS, optimal, pack
+from packviz import PRESETS, optimal
 from packviz.compare import compare_presets, layer_steps, merge_results, optimum_rows, solve_layer
 from packviz.cost import estimate_seconds
 from packviz.viz.figures import comparison_figure
+from packviz.workers import pack_in_worker
 from ui.caches import run_pack
 from ui.explore_view import refuse_what_does_not_fit
 from ui.router import require_router
@@ -28,7 +29,7 @@ AUTO_BUDGET_S = 15.0
 def pack_layers(digest: str, _weight, config, num_packs: int, start: int, stop: int):
     """One step of a long run: layers start..stop-1, numbered as in the whole."""
     del digest
-    return pack(_weight[start:stop], num_packs, config, seed=config.seed, layer_ids=range(start, stop))
+    return pack_in_worker(_weight[start:stop], num_packs, config, seed=config.seed, layer_ids=range(start, stop))
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)

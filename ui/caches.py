@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from packviz import PackerConfig, pack
+from packviz import PackerConfig
 from packviz.data.samples import Dataset
 from packviz.metrics import lower_bound
 from packviz.packer import PackResult
@@ -16,18 +16,20 @@ from packviz.teach.narration import explore as explore_narration
 from packviz.trace.replay import LayerTrace
 from packviz.trace.timeline import Frame, build_frames
 from packviz.viz.figures import PrebuiltFigure, animation_figure, heatmap_figure, lesson_figure
+from packviz.workers import pack_in_worker
 
 
 @st.cache_data(show_spinner="Packing…", max_entries=32)
 def run_pack(digest: str, _weight: torch.Tensor, config: PackerConfig, num_packs: int) -> PackResult:
     del digest  # the cache key: the data's hash stands for the unhashed tensor
-    return pack(_weight, num_packs, config, seed=config.seed)
+    return pack_in_worker(_weight, num_packs, config, seed=config.seed)
 
 
 @st.cache_data(show_spinner="Tracing the layer…", max_entries=64)
 def run_trace(digest: str, _weight: torch.Tensor, config: PackerConfig, num_packs: int, layer: int) -> PackResult:
     del digest
-    return pack(_weight[layer:layer + 1], num_packs, config, seed=config.seed, layer_ids=[layer], trace_layers=[0])
+    return pack_in_worker(_weight[layer:layer + 1], num_packs, config, seed=config.seed, layer_ids=[layer],
+                          trace_layers=[0])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,74 @@
+"""pack() in worker processes: the same placements and traces as in the calling thread."""
+
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from packviz import pack, resolve_config, workers
+
+
+def _wait_until_ready(timeout_s: float = 60.0) -> None:
+    workers.start_workers()
+    deadline = time.monotonic() + timeout_s
+    while not workers.workers_ready():
+        assert time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def two_workers(monkeypatch):
+    monkeypatch.setenv("PACKVIZ_WORKERS", "2")
+    _wait_until_ready()
+    yield
+    if workers._pool is not None:
+        workers._discard_pool(workers._pool)
+
+
+def _loads(layers: int = 3, items: int = 24, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    # tie-heavy whole numbers: where a thread-count dependence would show first
+    return torch.randint(0, 6, (layers, items), generator=generator).double()
+
+
+def test_a_worker_gives_the_placement_and_trace_of_the_calling_thread(two_workers):
+    weight = _loads()
+    config = resolve_config("best", seed=3)
+    here = pack(weight[1:2], 4, config, seed=3, layer_ids=[1], trace_layers=[0])
+    there = workers.pack_in_worker(weight[1:2], 4, config, seed=3, layer_ids=[1], trace_layers=[0])
+    assert torch.equal(here.pack_index, there.pack_index)
+    assert torch.equal(here.rank_in_pack, there.rank_in_pack)
+    assert here.traces[0] == there.traces[0]
+
+
+def test_runs_go_to_the_workers_once_they_are_warm(two_workers):
+    pids = {workers._pool.submit(os.getpid).result() for _ in range(8)}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+
+def test_a_dead_worker_is_replaced_and_the_run_still_answers(two_workers):
+    weight = _loads(seed=1)
+    config = resolve_config("fast")
+    for pid in {workers._pool.submit(os.getpid).result() for _ in range(4)}:
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    result = workers.pack_in_worker(weight, 4, config)  # answered in this thread while the pool restarts
+    assert torch.equal(result.pack_index, pack(weight, 4, config).pack_index)
+    _wait_until_ready()
+    assert torch.equal(workers.pack_in_worker(weight, 4, config).pack_index, result.pack_index)
+
+
+def test_no_workers_runs_here_on_one_thread(monkeypatch):
+    monkeypatch.setenv("PACKVIZ_WORKERS", "0")
+    before = torch.get_num_threads()
+    try:
+        weight = _loads(seed=2)
+        monkeypatch.setattr(workers, "pack", lambda *args, **kwargs: (os.getpid(), pack(*args, **kwargs)))
+        ran_in, result = workers.pack_in_worker(weight, 6, resolve_config("fast"))
+        assert ran_in == os.getpid()
+        assert torch.get_num_threads() == 1
+        assert torch.equal(result.pack_index, pack(weight, 6, "fast").pack_index)
+    finally:
+        torch.set_num_threads(before)
