@@ -1,4 +1,4 @@
-"""``python -m packviz pack|generate``: the packer and generators from a shell."""
+"""``python -m packviz pack|rebalance|generate``: the packer, EPLB placement and generators from a shell."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, get_args
 import numpy as np
 import torch
 
+from packviz.cli_rebalance import add_rebalance_parser, rebalance_command
 from packviz.config import DEFAULT_PRESET, OPTION_NAMES, PRESETS, PackerConfig, resolve_config
 from packviz.data.generators import GENERATORS, generate
 from packviz.data.loaders import SUFFIXES, read_loads
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
             + (f" (default {field.default})" if field.name == "seed" else ""),
         )
 
+    add_rebalance_parser(commands)
+
     making = commands.add_parser("generate", help="write a generated load matrix",
                                  description="Write a seeded, generated [layers, items] load matrix.")
     making.add_argument("kind", choices=list(GENERATORS),
@@ -114,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "pack":
             return _pack(args)
+        if args.command == "rebalance":
+            return rebalance_command(args)
         return _generate(args)
     except (_UsageError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,0 +1,113 @@
+"""``python -m packviz rebalance``: a whole EPLB plan for a cluster, with the Deploy page's checks and files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from packviz.config import PRESETS
+from packviz.data.loaders import read_loads
+from packviz.eplb.cluster import POLICIES, Cluster, balance, check_plan, place
+from packviz.eplb.moves import DEEPSEEK_V3_EXPERT_BYTES, INTER_NODE_GBPS, INTRA_NODE_GBPS, moves_between
+from packviz.io.deploy import moves_csv, placement_csv, read_plan, sglang_json, trtllm_yaml
+
+
+def _groups(text: str) -> int | None:
+    if text.lower() in {"none", "0"}:
+        return None
+    return int(text)
+
+
+def add_rebalance_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "rebalance",
+        help="place every layer's experts, replicas included, on the GPUs of a cluster",
+        description=(
+            "Replicate the hottest experts of LOADS (one row per MoE layer, one column per logical expert; "
+            "[steps, layers, experts] files are summed over the steps) into --replicas slots and place them on "
+            "--gpus GPUs over --nodes nodes, as DeepSeek's EPLB does, with a packviz preset packing each stage. "
+            "Writes SGLang's --init-expert-location JSON, the placement CSV "
+            "(layer,node,gpu,slot,expert,replica,load), TensorRT-LLM's EPLB YAML and, given --previous, the "
+            "replicas to move from that plan."),
+    )
+    parser.add_argument("loads", help="load file: one row per MoE layer, one column per logical expert")
+    parser.add_argument("--replicas", type=int, required=True, help="physical expert slots per layer (>= experts)")
+    parser.add_argument("--groups", type=_groups, required=True, metavar="G",
+                        help="expert groups (none: a model without groups, placed globally)")
+    parser.add_argument("--nodes", type=int, required=True)
+    parser.add_argument("--gpus", type=int, required=True, help="GPUs in all (EP ranks)")
+    parser.add_argument("--policy", choices=POLICIES, default="auto",
+                        help="hierarchical: expert groups onto nodes first; global: one pool; auto (default): "
+                             "DeepSeek's rule, hierarchical when the groups divide among the nodes")
+    parser.add_argument("--preset", default="eplb", choices=list(PRESETS),
+                        help="the packer of each stage (default eplb: DeepSeek's own greedy)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--previous", metavar="PLAN",
+                        help="the plan in place (.json SGLang map, .csv placement or .yaml TensorRT-LLM): a fresh "
+                             "plan is made and the replicas it moves are listed")
+    parser.add_argument("--sglang", metavar="FILE", help="write SGLang's physical_to_logical_map JSON here")
+    parser.add_argument("--csv", metavar="FILE", help="write the placement CSV here")
+    parser.add_argument("--trtllm", metavar="FILE", help="write TensorRT-LLM's EP load-balancer YAML here")
+    parser.add_argument("--first-layer", type=int, default=0,
+                        help="the model's number of the first MoE layer, for the TensorRT-LLM YAML (default 0)")
+    parser.add_argument("--moves", metavar="FILE", help="with --previous: write the moves CSV here")
+    parser.add_argument("--expert-bytes", type=int, default=DEEPSEEK_V3_EXPERT_BYTES,
+                        help=f"bytes of one expert's weights (default {DEEPSEEK_V3_EXPERT_BYTES:,}: DeepSeek-V3 FP8)")
+    parser.add_argument("--intra-gbps", type=float, default=INTRA_NODE_GBPS, help="intra-node GB/s per GPU")
+    parser.add_argument("--inter-gbps", type=float, default=INTER_NODE_GBPS, help="inter-node GB/s per GPU")
+
+
+def rebalance_command(args: argparse.Namespace) -> int:
+    loaded = read_loads(args.loads)
+    weight = loaded.weight
+    num_layers, num_logical = weight.shape
+    cluster = Cluster(args.replicas, args.groups, args.nodes, args.gpus, args.policy)
+    cluster.check(num_logical)
+    if args.moves and not args.previous:
+        raise ValueError("--moves lists the replicas to move from a plan in place: give it with --previous")
+    previous = None
+    if args.previous:
+        previous = read_plan(args.previous)
+        if tuple(previous.shape) != (num_layers, args.replicas):
+            raise ValueError(f"{args.previous}: the plan is {previous.shape[0]} layers x {previous.shape[1]} slots; "
+                             f"these loads and --replicas need {num_layers} x {args.replicas}")
+        if int(previous.max()) >= num_logical:
+            raise ValueError(f"{args.previous}: names expert {int(previous.max())}, the loads have {num_logical}")
+        problems = check_plan(previous, num_logical, cluster)
+        if not problems.ok:
+            raise ValueError(f"{args.previous}: {problems.sentences()[0]}")
+    plan = place(weight, cluster, args.preset, args.seed).phy2log
+    checks = check_plan(plan, num_logical, cluster)
+    score = balance(weight, plan, cluster)
+    mode = "hierarchical" if cluster.hierarchical else "global"
+    print(loaded.description)
+    print(f"{args.replicas} slots on {args.gpus} GPUs ({cluster.slots_per_gpu} each) over {args.nodes} nodes, "
+          f"{args.groups or 'no'} expert groups, {mode} policy, preset {args.preset}")
+    print(f"balancedness (mean/max) {score.balancedness.mean():.4f}, imbalance ((max-mean)/mean) "
+          f"{score.imbalance.mean():.4%}, bound of the {mode} policy {score.bound_over_mean.mean():.4f}x the mean "
+          f"(means over {num_layers} layers)")
+    for sentence in checks.sentences():
+        print(f"check: {sentence}")
+    written = []
+    if previous is not None:
+        kept = balance(weight, previous, cluster)
+        moves = moves_between(previous, plan, cluster, args.expert_bytes)
+        seconds = moves.transfer_seconds(args.intra_gbps, args.inter_gbps)
+        print(f"previous plan on these loads: balancedness {kept.balancedness.mean():.4f}; the new plan moves "
+              f"{len(moves)} replicas, {moves.intra_bytes / 1e9:.2f} GB within nodes and "
+              f"{moves.inter_bytes / 1e9:.2f} GB between them, about {seconds:.2f} s")
+        if args.moves:
+            Path(args.moves).write_text(moves_csv(moves))
+            written.append(args.moves)
+    if args.sglang:
+        Path(args.sglang).write_text(sglang_json(plan))
+        written.append(args.sglang)
+    if args.csv:
+        Path(args.csv).write_text(placement_csv(plan, weight, cluster))
+        written.append(args.csv)
+    if args.trtllm:
+        Path(args.trtllm).write_text(trtllm_yaml(plan, args.first_layer))
+        written.append(args.trtllm)
+    for path in written:
+        print(f"written: {path}")
+    return 0
