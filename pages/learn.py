@@ -10,12 +10,13 @@ import torch
 from packviz.metrics import lower_bound
 from packviz.packer import PackResult
 from packviz.teach.chapter_texts import chapter_text
+from packviz.teach.lesson_frames import lesson_frames
 from packviz.teach.lessons import CHAPTER_BY_KEY, CHAPTERS, Chapter, format_loads, parse_loads
 from packviz.teach.narration import fmt, learn
 from packviz.teach.pseudocode import line_of, lines
 from packviz.teach.quiz import Question, question_for
 from packviz.trace.timeline import build_frames, phase_starts
-from packviz.viz.figures import lesson_figure, restart_multiples_figure
+from packviz.viz.figures import lesson_step_figure
 from packviz.viz.gif import animation_gif
 from ui.router import require_router
 from ui.state import Param, parse_bool, parse_choice, parse_int, publish, restore, show_bool
@@ -109,13 +110,13 @@ except ValueError:
 
 result = _run(chapter.key, st.session_state.loads)
 trace = result.traces[0]
+frames = lesson_frames(trace)
 compared = _compare(chapter.key, st.session_state.loads).traces[0] if chapter.compare_options else None
 told = chapter_text(chapter.key, trace, compared)
 if not presenting:
     st.markdown(told.text)
 else:
     st.caption(told.text)
-frames = build_frames(trace)
 bound = float(lower_bound(torch.tensor([trace.weight], dtype=torch.float64), trace.num_packs)[0])
 chart_height = SCREENS[screen] if screen else 500
 options = ", ".join(f"{name}={value}" for name, value in chapter.options.items())
@@ -140,14 +141,6 @@ def _loads_editor() -> None:
                 st.rerun()
         st.button("Back to the chapter's loads", key="reset_loads", on_click=_chapter_changed)
 
-
-if chapter.view == "restarts":
-    st.plotly_chart(restart_multiples_figure(trace), width="stretch", key="restarts_multiples")
-    st.info(learn(trace, frames, 0) + " " + learn(trace, frames, phase_starts(frames)["prune"]))
-    st.caption(about_run)
-    _loads_editor()
-    publish(PARAMS)
-    st.stop()
 
 if "step" not in st.session_state or not 0 <= st.session_state.step < len(frames):
     st.session_state.step = phase_starts(frames).get(chapter.start_phase, 0)
@@ -223,7 +216,7 @@ def _step_view() -> None:
     frame = frames[index]
     _controls()
     left, right = st.columns([2.1, 1])
-    left.plotly_chart(lesson_figure(trace, frames, index, bound, height=chart_height), width="stretch",
+    left.plotly_chart(lesson_step_figure(trace, frames, index, bound, height=chart_height), width="stretch",
                       key="lesson_chart")
     restart = trace.chosen_candidate.restart
     shown = f" · restart {restart}" if len(trace.candidates) > 1 or restart else ""

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from packviz.teach.lesson_frames import lesson_frames
 from packviz.teach.lessons import CHAPTER_BY_KEY, CHAPTERS
 from packviz.teach.narration import learn
-from packviz.trace.timeline import build_frames, phase_starts
+from packviz.trace.timeline import phase_starts
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -32,12 +33,9 @@ def test_every_chapter_opens_on_its_own_step(key):
     at = learn_page(chapter=key)
     chapter = CHAPTER_BY_KEY[key]
     trace = chapter.run().traces[0]
-    frames = build_frames(trace)
+    frames = lesson_frames(trace)
     assert at.selectbox(key="chapter").value == key
     assert at.get("plotly_chart")
-    if chapter.view == "restarts":
-        assert learn(trace, frames, phase_starts(frames)["prune"]) in at.info[0].value
-        return
     step = phase_starts(frames)[chapter.start_phase]
     assert at.session_state.step == step
     assert at.info[0].value == learn(trace, frames, step)
@@ -48,7 +46,7 @@ def test_every_chapter_opens_on_its_own_step(key):
 def test_next_and_prev_step_through_the_story_and_the_url_follows():
     at = learn_page(chapter="greedy")
     trace = CHAPTER_BY_KEY["greedy"].run().traces[0]
-    frames = build_frames(trace)
+    frames = lesson_frames(trace)
     button(at, "next").click().run()
     button(at, "next").click().run()
     assert at.session_state.step == 2
@@ -63,7 +61,7 @@ def test_next_and_prev_step_through_the_story_and_the_url_follows():
 def test_a_shared_link_opens_the_same_step_with_its_loads():
     at = learn_page(chapter="two-swap", step="15", loads="48,20,77,48,48,68,99,82,34,45,72,36")
     trace = CHAPTER_BY_KEY["two-swap"].run().traces[0]
-    assert at.info[0].value == learn(trace, build_frames(trace), 15)
+    assert at.info[0].value == learn(trace, lesson_frames(trace), 15)
     edited = learn_page(chapter="greedy", step="0", loads="1,2,3,4,5,6,7,8,90")
     assert "9 items must go into 3 packs" in edited.info[0].value
     assert edited.query_params["loads"] == "1,2,3,4,5,6,7,8,90"
@@ -101,7 +99,7 @@ def test_changing_chapter_resets_the_loads_and_step():
     at.selectbox(key="chapter").set_value("two-swap").run()
     assert at.session_state.loads == "48,20,77,48,48,68,99,82,34,45,72,36"
     trace = CHAPTER_BY_KEY["two-swap"].run().traces[0]
-    assert at.session_state.step == phase_starts(build_frames(trace))["refine"]
+    assert at.session_state.step == phase_starts(lesson_frames(trace))["refine"]
 
 
 def test_play_and_pause_from_inside_the_stepping_fragment():

@@ -36,7 +36,6 @@ class Chapter:
     num_packs: int
     preset: str
     options: dict[str, Any] = field(default_factory=dict)
-    view: str = "steps"  # "steps": step through the story; "restarts": the restarts side by side
     start_phase: str = "start"
     compare_options: dict[str, Any] | None = None  # a second run to set beside this one
 
@@ -52,7 +51,7 @@ class Chapter:
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter(
         "problem", "1. The problem",
-        GREEDY_LOADS, 3, "eplb", view="steps", start_phase="final",
+        GREEDY_LOADS, 3, "eplb", start_phase="final",
     ),
     Chapter(
         "greedy", "2. Sort, then fill greedily",
@@ -61,7 +60,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(
         "restarts", "3. Why noisy restarts",
         RESTART_LOADS, 4, SEED_AFTER, {"num_restarts": 6, "num_refined": 6, "noise_max": 0.3},
-        view="restarts",
+        start_phase="prune",
     ),
     Chapter(
         "pruning", "4. Pruning",

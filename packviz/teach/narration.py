@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+from packviz.teach.differencing import Merged, row_spread, row_sums
 from packviz.trace.events import (
     STOP_ITERATION_CAP,
     STOP_LOWER_BOUND,
@@ -65,6 +66,10 @@ def explore(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
     """What happened at this step, in one sentence."""
     frame = frames[index]
     event = frame.event
+    if isinstance(event, Merged):
+        if event.into is None:
+            return f"The sorted items cut into {len(event.rows)} rows of {trace.num_packs}."
+        return f"Merge {event.stage}: row {event.taken} joins row {event.into}, lightest column with heaviest."
     per_pack = trace.items_per_pack
     if isinstance(event, FillStarted):
         noise = "" if event.noise_scale == 0 else f" (restart {event.restart}, noise up to {event.noise_scale:.0%})"
@@ -118,6 +123,8 @@ def learn(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
     """Why this step happened, with the numbers to check it."""
     frame = frames[index]
     event = frame.event
+    if isinstance(event, Merged):
+        return _learn_merged(trace, event)
     before = state_before(trace, list(frames), index)
     if isinstance(event, FillStarted):
         return _learn_fill_started(trace, event)
@@ -248,7 +255,40 @@ def _learn_swap(trace: LayerTrace, event: Swapped) -> str:
     return text + f"Spread {fmt(event.spread_before)} to {fmt(event.spread_after)}."
 
 
+def _learn_merged(trace: LayerTrace, event: Merged) -> str:
+    weight = trace.weight
+
+    def row_words(row_id: int, row: tuple[tuple[int, ...], ...]) -> str:
+        sums = row_sums(row, weight)
+        return f"row {row_id} ({', '.join(fmt(v) for v in sums)}: spread {fmt(max(sums) - min(sums))})"
+
+    rows = dict(zip(event.row_ids, event.rows))
+    if event.into is None:
+        listed = "; ".join(row_words(r, row) for r, row in list(rows.items())[:6])
+        return (f"The {trace.num_items} items, heaviest first, are cut into {len(rows)} rows of {trace.num_packs}: "
+                f"each row is a partial packing, one item per pack. {listed}"
+                f"{'; ...' if len(rows) > 6 else ''}. Each merge joins the two rows of largest spread.")
+    spread_a, spread_b = event.spreads_before
+    merged = rows[event.into]
+    text = (f"Merge {event.stage}: the two rows of largest spread are row {event.into} ({fmt(spread_a)}) and row "
+            f"{event.taken} ({fmt(spread_b)}). Row {event.taken}'s lightest column joins row {event.into}'s heaviest, "
+            f"its next lightest the next heaviest, and so on, so the big differences cancel: row {event.into} now "
+            f"holds {', '.join(fmt(v) for v in row_sums(merged, weight))}, spread {fmt(row_spread(merged, weight))}.")
+    if len(rows) == 1:
+        text += " One row is left: its columns are the packs."
+    return text
+
+
 def _learn_stop(trace: LayerTrace, frame: Frame, event: RefinementStopped) -> str:
+    text = _learn_stop_reason(trace, frame, event)
+    if trace.choice is not None and trace.choice.num_candidates == 1:
+        # the lesson shows no separate frame for choosing among one candidate
+        text += (f" A single candidate, so this placement is the answer: heaviest pack {fmt(max(frame.loads))}, "
+                 f"spread {fmt(frame.spread)}.")
+    return text
+
+
+def _learn_stop_reason(trace: LayerTrace, frame: Frame, event: RefinementStopped) -> str:
     config = trace.config
     if event.reason == STOP_LOWER_BOUND:
         return ("Refinement stops: the heaviest pack has reached the lower bound, the least any placement can "

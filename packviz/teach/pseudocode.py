@@ -17,6 +17,7 @@ from packviz.trace.events import Event
 _ROLE_OF_KIND = {
     "fill_started": SORT,
     "placed": PLACE,
+    "merged": MERGE,
     "pruned": PRUNE,
     "swapped": FIND_SWAP,
     "refinement_stopped": STOP,
@@ -90,5 +91,7 @@ def lines(config: PackerConfig) -> list[str]:
 
 def line_of(event: Event, config: PackerConfig) -> int:
     """The line (0-based, into ``lines(config)``) that ``event`` executes."""
+    roles = [r for r, _ in _roles(config)]
     role = _ROLE_OF_KIND[event.kind]
-    return [r for r, _ in _roles(config)].index(role)
+    # a merge drawn for a config without a merge line (no restarts) is where its items are placed
+    return roles.index(role if role in roles else PLACE)

@@ -18,6 +18,7 @@ from packviz.trace.state import PackState
 PHASE_OF_EVENT = {
     "fill_started": "start",
     "placed": "fill",
+    "merged": "fill",  # a differencing merge, worked out by packviz.teach.differencing
     "pruned": "prune",
     "swapped": "refine",
     "refinement_stopped": "stop",

@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from packviz.metrics import LayerMetrics
 from packviz.trace.replay import LayerTrace
-from packviz.trace.timeline import Frame
+from packviz.trace.timeline import Frame, build_frames
 
 PALETTE = qualitative.Dark24 + qualitative.Light24
 HIGHLIGHT_WIDTH = 4
@@ -473,7 +473,7 @@ def _swap_arrows(figure: go.Figure, swap, before: Frame, weight: Sequence[float]
             )
 
 
-def restart_multiples_figure(trace: LayerTrace, dark: bool | None = None) -> go.Figure:
+def restart_multiples_figure(trace: LayerTrace, dark: bool | None = None, height: int | None = None) -> go.Figure:
     """Each kept restart's packs after its fill, side by side, with its noise
     scale and spread: the same items in another order give another spread."""
     from packviz.trace.state import PackState
@@ -507,7 +507,134 @@ def restart_multiples_figure(trace: LayerTrace, dark: bool | None = None) -> go.
     figure.update_yaxes(range=[max(0.0, low - 1.5 * margin), high + 0.8 * margin])
     figure.update_annotations(font_size=LESSON_FONT - 2)
     template = None if dark is None else "plotly_dark" if dark else "plotly_white"
-    figure.update_layout(height=260 * rows, template=template, font={"size": LESSON_FONT - 2},
+    figure.update_layout(height=height or 260 * rows, template=template, font={"size": LESSON_FONT - 2},
                          margin={"l": 50, "r": 10, "t": 50, "b": 30},
                          paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
     return figure
+
+
+KEPT_COLOUR, DROPPED_COLOUR, WINNER_COLOUR = "#0072B2", "rgba(150, 150, 150, 0.55)", "#D55E00"
+
+
+def _lesson_layout(figure: go.Figure, dark: bool | None, height: int) -> go.Figure:
+    text_colour = None if dark is None else "#f5f5f5" if dark else "#111111"
+    figure.update_annotations(font_size=LESSON_FONT)
+    figure.update_xaxes(tickfont={"size": LESSON_FONT - 2})
+    figure.update_yaxes(tickfont={"size": LESSON_FONT - 2}, gridcolor="rgba(128,128,128,0.3)")
+    figure.update_layout(height=height, template=None if dark is None else "plotly_dark" if dark else "plotly_white",
+                         font={"size": LESSON_FONT, "color": text_colour}, showlegend=False,
+                         margin={"l": 60, "r": 20, "t": 60, "b": 40},
+                         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
+    return figure
+
+
+def pruning_figure(trace: LayerTrace, dark: bool | None = None, height: int = 500) -> go.Figure:
+    """Every restart's spread after its fill, side by side: the kept ones in
+    blue, the dropped ones grey, the greedy (restart 0) named."""
+    spreads = trace.restart_spreads
+    kept = set(trace.kept_restarts)
+    names = [f"restart {r}" + (" (greedy)" if r == 0 else "") for r in range(len(spreads))]
+    colours = [KEPT_COLOUR if r in kept else DROPPED_COLOUR for r in range(len(spreads))]
+    figure = go.Figure(go.Bar(
+        x=names, y=spreads, marker={"color": colours, "line": {"color": "rgba(128,128,128,0.9)", "width": 1.5}},
+        text=[f"<b>{_short(s)}</b><br>{'kept' if r in kept else 'dropped'}" for r, s in enumerate(spreads)],
+        textposition="outside", cliponaxis=False, textfont={"size": LESSON_FONT},
+        hovertemplate="%{x}<br>spread after the fill %{y:,}<extra></extra>",
+    ))
+    figure.update_yaxes(title_text="spread after the fill", range=[0, 1.35 * max(max(spreads, default=1), 1e-9)])
+    figure.update_layout(title={"text": f"pruning: {len(kept)} of {len(spreads)} restarts kept",
+                                "font": {"size": LESSON_FONT}})
+    return _lesson_layout(figure, dark, height)
+
+
+def candidates_figure(trace: LayerTrace, finals: Sequence[Sequence[float]], dark: bool | None = None,
+                      height: int = 500, lower_bound: float | None = None) -> go.Figure:
+    """Each kept candidate's packs at the end of its refinement, side by side;
+    ``finals[c]`` [m] are candidate c's pack loads. The winner in orange."""
+    candidates = trace.candidates
+    winner = trace.chosen
+    columns = min(len(candidates), 4)
+    rows = -(-len(candidates) // columns)
+    titles = [f"restart {c.restart}: spread {_short(max(f) - min(f))}" + (" (wins)" if i == winner else "")
+              for i, (c, f) in enumerate(zip(candidates, finals))]
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles, shared_yaxes=True,
+                           vertical_spacing=0.2, horizontal_spacing=0.03)
+    for position, loads in enumerate(finals):
+        figure.add_trace(go.Bar(
+            x=[str(p) for p in range(trace.num_packs)], y=list(loads),
+            marker_color=WINNER_COLOUR if position == winner else KEPT_COLOUR,
+            text=[_short(v) for v in loads] if trace.num_packs * columns <= 24 else None,
+            textposition="outside", cliponaxis=False, textfont={"size": LESSON_FONT - 2},
+            hovertemplate="pack %{x}<br>load %{y:,}<extra></extra>",
+        ), row=position // columns + 1, col=position % columns + 1)
+    low = min(min(f) for f in finals)
+    high = max(max(f) for f in finals)
+    margin = max(high - low, 1.0)
+    figure.update_yaxes(range=[max(0.0, low - 1.5 * margin), high + 0.8 * margin])
+    figure.update_xaxes(title_text="pack", title_font={"size": LESSON_FONT - 2})
+    if lower_bound is not None:
+        figure.add_hline(y=lower_bound, line={"dash": "dash", "color": WINNER_COLOUR, "width": 2})
+    return _lesson_layout(figure, dark, height)
+
+
+def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, height: int = 500) -> go.Figure:
+    """One stage of a differencing fill (a ``packviz.teach.differencing.Merged``):
+    every live row side by side, each column its items stacked, the row that
+    just took another outlined."""
+    rows = stage.rows
+    columns = len(rows)
+    titles = []
+    for row_id, row in zip(stage.row_ids, rows):
+        sums = [sum(weight[i] for i in column) for column in row]
+        merged = f" (took row {stage.taken})" if row_id == stage.into else ""
+        titles.append(f"row {row_id}{merged}: spread {_short(max(sums) - min(sums))}")
+    figure = make_subplots(rows=1, cols=columns, subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.03)
+    figure._validate = False
+    depth = max(len(column) for row in rows for column in row)
+    text_fits = sum(len(row) for row in rows) <= 24
+    for position, (row_id, row) in enumerate(zip(stage.row_ids, rows), start=1):
+        just_merged = row_id == stage.into
+        for level in range(depth):
+            items = [column[level] if level < len(column) else -1 for column in row]
+            figure.add_trace(dict(type="bar",
+                x=[str(s) for s in range(len(row))], y=[weight[i] if i >= 0 else 0 for i in items],
+                marker={"color": [item_colour(i) if i >= 0 else "rgba(0,0,0,0)" for i in items],
+                        "line": {"color": ARROW_COLOUR if just_merged else "rgba(128,128,128,0.9)",
+                                 "width": 4 if just_merged else 1.5}},
+                text=[f"{i}: {_short(weight[i])}" if i >= 0 and text_fits else "" for i in items],
+                textposition="inside", insidetextanchor="middle", textangle=0,
+                textfont={"size": LESSON_FONT - 3, "color": "#000000"},
+                hovertemplate="column %{x}<br>load %{y:,}<extra></extra>", showlegend=False,
+            ), row=1, col=position)
+        sums = [sum(weight[i] for i in column) for column in row]
+        figure.add_trace(dict(type="scatter", x=[str(s) for s in range(len(row))], y=sums, mode="text",
+                              text=[f"<b>{_short(v)}</b>" for v in sums], textposition="top center",
+                              textfont={"size": LESSON_FONT - 2}, hoverinfo="skip", showlegend=False,
+                              cliponaxis=False), row=1, col=position)
+    top = max(sum(weight[i] for i in column) for row in rows for column in row)
+    figure.update_yaxes(range=[0, 1.2 * max(top, 1e-9)])
+    figure.update_layout(barmode="stack", bargap=0.2)
+    return _lesson_layout(figure, dark, height)
+
+
+def item_colour(item: int) -> str:
+    """An item's colour in the Learn figures."""
+    return OKABE_ITO[item % len(OKABE_ITO)]
+
+
+def lesson_step_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float,
+                       dark: bool | None = None, height: int = 500) -> go.Figure:
+    """What a Learn step draws: the restarts side by side at pruning, the
+    candidates side by side at the final choice, the rows at a differencing
+    merge, and the packs (``lesson_figure``) everywhere else."""
+    event = frames[index].event
+    if event.kind == "merged":
+        return merge_figure(trace.weight, event, dark, height)
+    if event.kind == "pruned" and len(event.restart_spreads) > 1:
+        if len(trace.candidates) == len(event.restart_spreads) and len(trace.candidates) <= 8:
+            return restart_multiples_figure(trace, dark, height)
+        return pruning_figure(trace, dark, height)
+    if event.kind == "chosen" and len(trace.candidates) > 1:
+        finals = [build_frames(trace, c)[-1].loads for c in range(len(trace.candidates))]
+        return candidates_figure(trace, finals, dark, height, lower_bound)
+    return lesson_figure(trace, frames, index, lower_bound, dark=dark, height=height)

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from packviz.teach.lesson_frames import lesson_frames
 from packviz.teach.lessons import CHAPTER_BY_KEY
 from packviz.teach.narration import learn
-from packviz.trace.timeline import build_frames
 from scripts.browser import chromium_page, running_app, wait_until_idle
 
 
@@ -21,7 +21,7 @@ def fresh_app():
 
 def narration(chapter: str, step: int) -> str:
     trace = CHAPTER_BY_KEY[chapter].run().traces[0]
-    return learn(trace, build_frames(trace), step)
+    return learn(trace, lesson_frames(trace), step)
 
 
 def open_link(page, url: str) -> None:
@@ -107,8 +107,30 @@ def test_chapter_words_follow_the_loads_on_screen_and_the_run(fresh_app):
         page.get_by_text("Here it is 211").wait_for(timeout=60_000)
         assert page.get_by_text("Here it is 183").count() == 0
         trace = CHAPTER_BY_KEY["differencing"].run().traces[0]
-        pruning = next(i for i, f in enumerate(build_frames(trace)) if f.phase == "prune")
+        pruning = next(i for i, f in enumerate(lesson_frames(trace)) if f.phase == "prune")
         open_link(page, f"{fresh_app}/learn?chapter=differencing&step={pruning}")
         said = narration("differencing", pruning)
         wait_for_text(page, said)
         assert "go on to refinement" not in shown(page) and "kept as candidates" in shown(page)
+
+
+def test_pruning_merges_and_the_choice_are_drawn_not_only_told(fresh_app):
+    """Defect 1: the dropped restarts, each differencing merge (on the merge
+    line of the pseudo-code) and the losing candidates appear on the chart."""
+    with chromium_page(width=1366, height=768) as page:
+        trace = CHAPTER_BY_KEY["pruning"].run().traces[0]
+        pruning = next(f.index for f in lesson_frames(trace) if f.phase == "prune")
+        open_link(page, f"{fresh_app}/learn?chapter=pruning&step={pruning}")
+        chart = page.locator(".js-plotly-plot >> visible=true").first
+        chart.get_by_text("dropped").first.wait_for(timeout=60_000)
+        assert chart.get_by_text("dropped", exact=True).count() == 3
+        assert chart.get_by_text("kept", exact=True).count() == 3
+        trace = CHAPTER_BY_KEY["differencing"].run().traces[0]
+        merge = next(f.index for f in lesson_frames(trace) if f.event.kind == "merged" and f.event.into is not None)
+        open_link(page, f"{fresh_app}/learn?chapter=differencing&step={merge}")
+        wait_for_text(page, narration("differencing", merge))
+        marked = page.locator('div[style*="background: rgba(230, 159, 0"]').first
+        assert "merge" in marked.inner_text()
+        assert page.locator(".js-plotly-plot >> visible=true").first.get_by_text("(took row").count() == 1
+        open_link(page, f"{fresh_app}/learn?chapter=choice&step=99")
+        page.locator(".js-plotly-plot >> visible=true").first.get_by_text("(wins)").wait_for(timeout=60_000)
