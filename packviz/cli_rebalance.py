@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from packviz.config import PRESETS
@@ -73,7 +74,8 @@ def rebalance_command(args: argparse.Namespace) -> int:
                              f"these loads and --replicas need {num_layers} x {args.replicas}")
         if int(previous.max()) >= num_logical:
             raise ValueError(f"{args.previous}: names expert {int(previous.max())}, the loads have {num_logical}")
-        problems = check_plan(previous, num_logical, cluster)
+        # the plan in place may follow another policy; it must only serve every expert
+        problems = check_plan(previous, num_logical, dataclasses.replace(cluster, policy="global"))
         if not problems.ok:
             raise ValueError(f"{args.previous}: {problems.sentences()[0]}")
     plan = place(weight, cluster, args.preset, args.seed).phy2log

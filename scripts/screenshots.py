@@ -1,6 +1,6 @@
 """Take the README's screenshots from the running app (headless Chromium).
 
-    python scripts/screenshots.py [--out docs]
+    python scripts/screenshots.py [--out docs] [--only deploy]
 """
 
 from __future__ import annotations
@@ -18,12 +18,28 @@ def section(page, name: str) -> None:
     page.locator('[data-testid="stRadio"]').get_by_text(name, exact=True).click()
 
 
+def deploy(out: Path) -> None:
+    """The Deploy page on the default sample: checks, the placement of layer 0 and its GPU loads."""
+    with running_app() as url, chromium_page(width=1500, height=1400) as page:
+        page.goto(f"{url}/deploy")
+        wait_until_idle(page)
+        page.get_by_text("Checks pass").wait_for(timeout=120_000)
+        page.locator(".js-plotly-plot >> visible=true").first.wait_for(timeout=120_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "deploy.png"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
+    parser.add_argument("--only", choices=["deploy"], help="take only this page's screenshot")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    deploy(out)
+    if args.only == "deploy":
+        print(out / "deploy.png")
+        return 0
     with running_app() as url, chromium_page(width=1500, height=1250) as page:
         page.goto(url)
         wait_until_idle(page)
@@ -69,7 +85,7 @@ def main() -> int:
                 page.locator(".js-plotly-plot >> visible=true").first.wait_for(timeout=120_000)
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(out / f"{name}.png"))
-    for name in ("explore", "step_through", "restarts", "presenter", *learn_views):
+    for name in ("deploy", "explore", "step_through", "restarts", "presenter", *learn_views):
         print(out / f"{name}.png")
     return 0
 

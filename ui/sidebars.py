@@ -9,8 +9,8 @@ import torch
 
 from packviz import PRESETS, PackerConfig
 from packviz.config import SELECT_BY, START_KINDS, SWAP_SCOPES, SWAP_SCORES
-from packviz.data.generators import GENERATORS, generate
-from packviz.data.loaders import SUFFIXES, LoadedMatrix, read_loads
+from packviz.data.generators import GENERATORS, drifting_moe, generate
+from packviz.data.loaders import DEFAULT_MAX_VALUES, SUFFIXES, LoadedMatrix, read_loads
 from packviz.data.samples import DEFAULT_SAMPLE, SAMPLES, Dataset, default_pack_count, load_sample, make_dataset
 from packviz.limits import check_fits
 from packviz.text import escape_markdown
@@ -73,8 +73,12 @@ def _follow_linked_sample() -> None:
 REPLICATE_LABEL = "Replicate hot experts into N slots (0: none)"
 REPLICATE_HELP = ("EPLB's replication step: the expert with the most load per replica gets each extra slot, and "
                   "its replicas share its load. Exports then name each slot's expert and replica.")
+STEPS_LABEL = "Steps (a time axis; 1: none)"
+STEPS_HELP = ("moe loads whose hot experts drift from step to step, for the Deploy page's plan-on-one-window, "
+              "score-on-the-next view; every other page sees their sum.")
 PERSISTENT = (*KNOBS, "preset", "packs", "seed", "device", "source", "sample", "layer", "view", "section",
-              "upload_slots")
+              "upload_slots", "deploy_replicas", "deploy_groups", "deploy_nodes", "deploy_gpus", "deploy_policy",
+              "deploy_preset", "deploy_section", "deploy_layer")
 
 
 def _keep_widget_state() -> None:
@@ -110,6 +114,8 @@ def data_sidebar() -> Dataset:
             for name, (default, low, high) in spec.parameters.items():
                 parameters[name] = st.number_input(name, float(low), float(high), float(default))
             integer = st.checkbox("Whole token counts", value=True)
+            steps = int(st.number_input(STEPS_LABEL, 1, 10_000, 1, help=STEPS_HELP))
+            drift = st.number_input("Drift per step (moe with steps)", 0.0, 1.0, 0.3)
             slots = st.number_input(REPLICATE_LABEL, 0, 65536, 0, help=REPLICATE_HELP)
             if st.form_submit_button("Generate"):
                 try:
@@ -118,9 +124,23 @@ def data_sidebar() -> Dataset:
                     too_big = check_fits(int(layers), int(slots) or int(items), packs_then, PRESETS[APP_PRESET].config)
                     if too_big:
                         raise ValueError(f"not generated: {too_big}")
-                    weight = generate(kind, int(layers), int(items), seed=int(seed), integer=integer, **parameters)
+                    history = None
+                    if steps > 1:
+                        if kind != "moe":
+                            raise ValueError("a time axis (steps > 1) is generated for moe loads only")
+                        if steps * int(layers) * int(items) > DEFAULT_MAX_VALUES:
+                            raise ValueError(f"not generated: {steps} steps x {int(layers)} x {int(items)} is more "
+                                             f"than the limit of {DEFAULT_MAX_VALUES:,} values")
+                        history = drifting_moe(steps, int(layers), int(items), seed=int(seed), integer=integer,
+                                               skew=parameters["skew"], drift=float(drift),
+                                               tokens_per_layer=parameters["tokens_per_layer"])
+                        weight = history.sum(dim=0)
+                    else:
+                        weight = generate(kind, int(layers), int(items), seed=int(seed), integer=integer,
+                                          **parameters)
+                    over = f", summed over {steps} drifting steps" if history is not None else ""
                     loaded = LoadedMatrix(weight, f"{int(layers)} x {int(items)} generated {kind} loads "
-                                          f"(seed {int(seed)})", f"generated-{kind}")
+                                          f"(seed {int(seed)}{over})", f"generated-{kind}", time_axis=history)
                     _set_dataset(make_dataset(loaded, replicate_into=int(slots)), keep_packs=True)
                 except ValueError as error:
                     st.session_state.data_error = str(error)
@@ -134,7 +154,8 @@ def data_sidebar() -> Dataset:
         if wanted is not None and st.session_state.get("upload_id") != wanted:
             st.session_state.upload_id = wanted
             try:
-                _set_dataset(make_dataset(read_loads(upload.getvalue(), upload.name), replicate_into=slots),
+                loaded = read_loads(upload.getvalue(), upload.name, keep_time_axis=True)
+                _set_dataset(make_dataset(loaded, replicate_into=slots),
                              keep_packs=True)
             except ValueError as error:  # LoadError, or slots that cannot hold the experts
                 st.session_state.data_error = str(error)

@@ -106,6 +106,29 @@ def drifting_moe(steps: int, layers: int, items: int, seed: int = 0, integer: bo
     return _finish(torch.stack(out), integer)
 
 
+def drifting_from(weight: torch.Tensor, steps: int, seed: int = 0, drift: float = 0.3,
+                  spread: float = 1.0) -> torch.Tensor:
+    """[steps, layers, items]: a history that starts at ``weight`` [layers, items]
+    and drifts: each item's log-load takes a random walk that renews ``drift``
+    of itself each step (``spread`` its long-run standard deviation), every
+    layer keeping its total. Step 0 is ``weight`` itself."""
+    if not 0 <= drift <= 1:
+        raise ValueError(f"drift must be within [0, 1], got {drift}")
+    if steps < 1:
+        raise ValueError(f"need at least 1 step, got {steps}")
+    weight = torch.as_tensor(weight, dtype=torch.float64)
+    generator = _generator(seed)
+    z = torch.zeros_like(weight)
+    out = [weight]
+    for _ in range(steps - 1):
+        fresh = torch.randn(weight.shape, generator=generator, dtype=torch.float64)
+        z = math.sqrt(1 - drift) * z + math.sqrt(drift) * spread * fresh
+        loads = weight * torch.exp(z)
+        total = loads.sum(dim=1, keepdim=True)
+        out.append(torch.where(total > 0, loads / total.clamp_min(1e-300) * weight.sum(dim=1, keepdim=True), loads))
+    return torch.stack(out)
+
+
 @dataclass(frozen=True)
 class GeneratorSpec:
     name: str

@@ -39,7 +39,10 @@ DEFAULT_SAMPLE = next(iter(SAMPLES))
 
 @dataclass(frozen=True)
 class Dataset:
-    """weight [L, n] float64 per slot; slots maps each slot to its expert."""
+    """weight [L, n] float64 per slot; slots maps each slot to its expert;
+    experts [L, E] the loads per logical expert as loaded (before any
+    replication); steps [S, L, E] the loads step by step where the data has a
+    time axis (an SGLang dump, the drifting generator), else None."""
 
     weight: torch.Tensor
     description: str
@@ -47,6 +50,8 @@ class Dataset:
     digest: str
     default_packs: int
     slots: SlotMap
+    experts: torch.Tensor | None = None
+    steps: torch.Tensor | None = None
 
     @property
     def item_names(self) -> tuple[str, ...] | None:
@@ -69,15 +74,17 @@ def make_dataset(loaded: LoadedMatrix, default_packs: int | None = None,
                         "each slot carries its expert's load / replicas)")
     else:
         weight, slots = loaded.weight, SlotMap.identity(layers, experts, loaded.item_names)
+    steps = loaded.time_axis
     digest = hashlib.sha256(weight.numpy().tobytes() + str(tuple(weight.shape)).encode()
-                            + repr(slots.expert_names).encode()).hexdigest()[:16]
+                            + repr(slots.expert_names).encode()
+                            + (steps.numpy().tobytes() if steps is not None else b"")).hexdigest()[:16]
     packs = default_packs if default_packs and weight.shape[1] % default_packs == 0 else \
         default_pack_count(weight.shape[1])
-    return Dataset(weight, description, loaded.source, digest, packs, slots)
+    return Dataset(weight, description, loaded.source, digest, packs, slots, loaded.weight, steps)
 
 
 def read_sample(label: str) -> LoadedMatrix:
-    return read_loads(SAMPLE_DIR / SAMPLES[label].file_name)
+    return read_loads(SAMPLE_DIR / SAMPLES[label].file_name, keep_time_axis=True)
 
 
 def load_sample(label: str) -> Dataset:

@@ -1,0 +1,147 @@
+"""Figures of a whole EPLB plan: where every replica sits, how loaded each GPU and node is, how plans compare,
+and how a plan holds up on the window after the one it was made from. Pure: tensors in, Plotly figures out.
+
+Shapes: phy2log [layers, num_replicas]; weight [layers, num_logical].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from packviz.eplb.cluster import Cluster, gpu_load, replica_counts
+from packviz.eplb.moves import replica_rank
+from packviz.eplb.over_time import PlannerRun
+from packviz.viz.figures import OKABE_ITO
+
+NODE_COLOURS = OKABE_ITO
+
+
+def placement_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Cluster, layer: int) -> go.Figure:
+    """One layer as nodes -> GPUs -> slots: a column per GPU, a row per slot,
+    each cell the expert id coloured by the slot's load; ``*`` marks an expert
+    with several replicas, a red ring a replica on a GPU that already holds
+    that expert."""
+    experts = phy2log[layer].cpu()
+    counts = replica_counts(phy2log[layer:layer + 1], weight.shape[1])[0]
+    ranks = replica_rank(phy2log[layer:layer + 1])[0]
+    load = (weight[layer].to(torch.float64).cpu() / counts.clamp_min(1))[experts]
+    per_gpu = cluster.slots_per_gpu
+    grid = load.view(cluster.num_gpus, per_gpu).T  # [slot, gpu]
+    ids = experts.view(cluster.num_gpus, per_gpu).T.tolist()
+    many = counts[experts].view(cluster.num_gpus, per_gpu).T.tolist()
+    rank = ranks.view(cluster.num_gpus, per_gpu).T.tolist()
+    text = [[f"{e}*" if n > 1 else str(e) for e, n in zip(row, cnt)] for row, cnt in zip(ids, many)]
+    node = (torch.arange(cluster.num_gpus) // cluster.gpus_per_node).tolist()
+    hover = [[f"node {node[g]}, GPU {g}, slot {s}<br>expert {ids[s][g]}"
+              + (f" (replica {rank[s][g] + 1} of {many[s][g]})" if many[s][g] > 1 else "")
+              + f"<br>load {float(grid[s, g]):,.6g}" for g in range(cluster.num_gpus)] for s in range(per_gpu)]
+    figure = go.Figure(go.Heatmap(
+        z=grid.tolist(), x=list(range(cluster.num_gpus)), y=list(range(per_gpu)), text=text,
+        texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+        colorscale="YlOrRd", colorbar={"title": "slot load", "thickness": 12}, xgap=1, ygap=1,
+    ))
+    duplicate_x, duplicate_y = [], []
+    for g in range(cluster.num_gpus):
+        column = [ids[s][g] for s in range(per_gpu)]
+        for s, expert in enumerate(column):
+            if column.index(expert) < s:
+                duplicate_x.append(g)
+                duplicate_y.append(s)
+    if duplicate_x:
+        figure.add_trace(go.Scatter(x=duplicate_x, y=duplicate_y, mode="markers", name="same-GPU replica",
+                                    marker={"symbol": "circle-open", "size": 26, "color": "#D00000",
+                                            "line": {"width": 2}}, hoverinfo="skip"))
+    for n in range(cluster.num_nodes):
+        first, last = n * cluster.gpus_per_node - 0.5, (n + 1) * cluster.gpus_per_node - 0.5
+        figure.add_vrect(x0=first, x1=last, line={"color": NODE_COLOURS[n % len(NODE_COLOURS)], "width": 2},
+                         fillcolor="rgba(0,0,0,0)", layer="above")
+        figure.add_annotation(x=(first + last) / 2, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
+                              text=f"node {n}", font={"color": NODE_COLOURS[n % len(NODE_COLOURS)]})
+    figure.update_layout(height=120 + 34 * per_gpu, margin={"l": 50, "r": 10, "t": 30, "b": 40},
+                         showlegend=bool(duplicate_x), legend={"orientation": "h", "y": -0.25},
+                         xaxis={"title": "GPU (EP rank)", "tickmode": "linear" if cluster.num_gpus <= 64 else "auto",
+                                "dtick": 1 if cluster.num_gpus <= 32 else 4},
+                         yaxis={"title": "slot", "autorange": "reversed", "tickmode": "linear", "dtick": 1})
+    return figure
+
+
+def gpu_heatmap_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Cluster) -> go.Figure:
+    """Layers x GPUs, each GPU's load over its layer's mean (1 = the mean)."""
+    loads = gpu_load(weight, phy2log, cluster)
+    relative = loads / loads.mean(dim=1, keepdim=True).clamp_min(1e-300)
+    spread = max(float((relative - 1).abs().max()), 1e-6)
+    figure = go.Figure(go.Heatmap(
+        z=relative.tolist(), x=list(range(cluster.num_gpus)), y=list(range(loads.shape[0])),
+        colorscale="RdBu_r", zmid=1.0, zmin=1 - spread, zmax=1 + spread,
+        colorbar={"title": "load / mean", "thickness": 12},
+        hovertemplate="layer %{y}, GPU %{x}<br>%{z:.4f} x the mean<extra></extra>",
+    ))
+    figure.update_layout(height=320, margin={"l": 50, "r": 10, "t": 10, "b": 40},
+                         xaxis={"title": "GPU", "tickformat": "d"},
+                         yaxis={"title": "layer", "autorange": "reversed", "tickformat": "d"})
+    return figure
+
+
+def load_bars_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Cluster, layer: int) -> go.Figure:
+    """One layer's load per GPU (coloured by node) and per node, each with its mean."""
+    loads = gpu_load(weight[layer:layer + 1], phy2log[layer:layer + 1], cluster)[0]
+    nodes = loads.view(cluster.num_nodes, -1).sum(dim=1)
+    node_of = (torch.arange(cluster.num_gpus) // cluster.gpus_per_node).tolist()
+    figure = make_subplots(rows=1, cols=2, column_widths=[0.75, 0.25], subplot_titles=("per GPU", "per node"))
+    figure.add_trace(go.Bar(x=list(range(cluster.num_gpus)), y=loads.tolist(), name="GPU load",
+                            marker_color=[NODE_COLOURS[n % len(NODE_COLOURS)] for n in node_of],
+                            customdata=node_of, hovertemplate="GPU %{x} (node %{customdata})<br>load %{y:,.6g}"
+                                                              "<extra></extra>"), row=1, col=1)
+    figure.add_trace(go.Bar(x=[f"node {n}" for n in range(cluster.num_nodes)], y=nodes.tolist(), name="node load",
+                            marker_color=[NODE_COLOURS[n % len(NODE_COLOURS)] for n in range(cluster.num_nodes)],
+                            hovertemplate="%{x}<br>load %{y:,.6g}<extra></extra>"), row=1, col=2)
+    figure.add_hline(y=float(loads.mean()), line_dash="dash", row=1, col=1, annotation_text="mean")
+    figure.add_hline(y=float(nodes.mean()), line_dash="dash", row=1, col=2, annotation_text="mean")
+    figure.update_xaxes(title_text="GPU", tickformat="d", row=1, col=1)
+    figure.update_layout(height=300, margin={"l": 60, "r": 10, "t": 30, "b": 40}, showlegend=False)
+    return figure
+
+
+def balance_comparison_figure(rows: Sequence[Mapping]) -> go.Figure:
+    """Each plan's imbalance ((max - mean) / mean, mean over layers) and its
+    policy's lower bound, on a log axis: the presets differ by decades."""
+    names = [row["plan"] for row in rows]
+    floor = 1e-7  # a plan on the mean exactly has no place on a log axis; drawn at this floor
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=names, y=[max(row["imbalance"], floor) * 100 for row in rows], name="imbalance",
+                            customdata=[row["imbalance"] * 100 for row in rows],
+                            hovertemplate="%{x}<br>(max - mean) / mean %{customdata:.4g}%<extra></extra>"))
+    figure.add_trace(go.Scatter(x=names, y=[max(row["bound_over_mean"] - 1, floor) * 100 for row in rows],
+                                mode="markers", name="policy's lower bound", marker={"symbol": "line-ew-open",
+                                                                                     "size": 30, "line": {"width": 3}},
+                                customdata=[(row["bound_over_mean"] - 1) * 100 for row in rows],
+                                hovertemplate="%{x}<br>bound %{customdata:.4g}% over the mean<extra></extra>"))
+    figure.update_layout(height=340, margin={"l": 60, "r": 10, "t": 10, "b": 80},
+                         legend={"orientation": "h", "y": 1.08},
+                         yaxis={"title": "(max - mean) / mean (%)", "type": "log", "exponentformat": "power"})
+    return figure
+
+
+def over_time_figure(runs: Mapping[str, PlannerRun]) -> go.Figure:
+    """Per window i, the balancedness (mean / max) on window i + 1 of each
+    planner's plan made on window i."""
+    figure = go.Figure()
+    for index, (name, run) in enumerate(runs.items()):
+        windows = list(range(len(run.plans)))
+        figure.add_trace(go.Scatter(x=windows, y=run.balancedness.tolist(), name=name, mode="lines+markers",
+                                    line={"color": OKABE_ITO[index % len(OKABE_ITO)]},
+                                    hovertemplate=name + ": planned on window %{x}, on the next "
+                                                         "%{y:.5f}<extra></extra>"))
+    first = next(iter(runs.values()))
+    figure.add_trace(go.Scatter(x=list(range(len(first.plans))), y=(1 / first.bound_over_mean).tolist(),
+                                name="best possible (policy's bound)", mode="lines",
+                                line={"dash": "dot", "color": "#777777"},
+                                hovertemplate="bound %{y:.5f}<extra></extra>"))
+    figure.update_layout(height=320, margin={"l": 60, "r": 10, "t": 10, "b": 40}, legend={"orientation": "h"},
+                         xaxis={"title": "planned on window", "tickformat": "d"},
+                         yaxis={"title": "balancedness on the next window (mean / max)"})
+    return figure

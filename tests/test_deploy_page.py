@@ -1,0 +1,127 @@
+"""The Deploy page under Streamlit's AppTest: the engine's plan, its checks, bad shapes, sections and files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import streamlit.testing.v1.app_test as app_test_module
+import torch
+from streamlit.testing.v1 import AppTest
+
+from packviz.data.loaders import read_loads
+from packviz.eplb.cluster import Cluster, balance, place
+from packviz.eplb.moves import moves_between
+from packviz.io.deploy import read_moves_csv, read_placement_csv, read_trtllm_yaml, sglang_json
+from packviz.io.export import check_sglang_map
+from tests.test_app import _downloaded, _RecordingStorage
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERTS = read_loads(ROOT / "sample_data" / "deepseek_v3_58x256.csv").weight
+DEFAULT = Cluster(288, 8, 4, 32)
+
+
+def deploy_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.switch_page("pages/deploy.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def plain(text: str) -> str:
+    return text.replace("\\", "")
+
+
+@pytest.fixture(scope="module")
+def page():
+    return deploy_page()
+
+
+def test_opens_on_deepseek_v3s_cluster_with_the_engines_plan(page):
+    assert [page.number_input(key=k).value for k in ("deploy_replicas", "deploy_groups", "deploy_nodes",
+                                                     "deploy_gpus")] == [288, 8, 4, 32]
+    score = balance(EXPERTS, place(EXPERTS, DEFAULT, "fast").phy2log, DEFAULT)
+    assert metric(page, "Balancedness (mean/max)") == f"{float(score.balancedness.mean()):.4f}"
+    assert metric(page, "Bound of the hierarchical policy") == f"{float(score.bound_over_mean.mean()):.4f}x mean"
+    assert page.success[0].value.startswith("Checks pass: every expert has a slot in each of the 58 layers")
+    assert "every expert group sits on one node" in page.success[0].value
+    assert [c.key for c in page.get("plotly_chart")] == ["deploy_placement", "deploy_bars", "deploy_heatmap"]
+
+
+def test_a_shape_that_cannot_work_says_why_and_keeps_the_plan():
+    at = deploy_page()
+    before = [m.value for m in at.metric]
+    at.number_input(key="deploy_gpus").set_value(30).run()
+    assert not at.exception
+    assert plain(at.error[0].value).startswith("288 slots do not split evenly over 30 GPUs")
+    assert "The last plan that worked stays below" in at.error[0].value
+    assert [m.value for m in at.metric] == before
+    at.number_input(key="deploy_gpus").set_value(32).run()
+    at.number_input(key="deploy_replicas").set_value(200).run()
+    assert plain(at.error[0].value).startswith("200 slots are fewer than the 256 experts")
+    at.number_input(key="deploy_replicas").set_value(288).run()
+    at.radio(key="deploy_policy").set_value("global").run()
+    assert not at.error and metric(at, "Bound of the global policy") == "1.0000x mean"
+
+
+def test_balance_compares_plans_under_both_policies(page):
+    page.radio(key="deploy_section").set_value("Balance").run()
+    page.multiselect(key="deploy_compared").set_value(["eplb", "fast"]).run()
+    assert not page.exception
+    table = page.dataframe[0].value
+    assert list(table["plan"]) == ["no EPLB (hierarchical)", "eplb (hierarchical)", "fast (hierarchical)",
+                                   "no EPLB (global)", "eplb (global)", "fast (global)"]
+    assert table["balancedness"].iloc[2] == pytest.approx(
+        float(balance(EXPERTS, place(EXPERTS, DEFAULT, "fast").phy2log, DEFAULT).balancedness.mean()))
+    assert any("The price of the hierarchy" in m.value for m in page.markdown)
+
+
+def test_over_time_scores_each_plan_on_the_next_window(page):
+    page.radio(key="deploy_section").set_value("Over time").run()
+    page.number_input(key="deploy_sim_steps").set_value(6).run()
+    page.number_input(key="deploy_window").set_value(2).run()
+    assert not page.exception
+    assert page.info[0].value.startswith("This data has no time axis")
+    rows = page.dataframe[0].value
+    assert set(rows["planner"]) == {"kept from window 0", "fresh each window"}
+    assert (rows[rows["planner"] == "kept from window 0"]["replicas moved"] == 0).all()
+    assert (rows[rows["planner"] == "fresh each window"]["replicas moved"] > 0).all()
+
+
+def test_a_dump_with_steps_uses_its_own_time_axis():
+    at = deploy_page()
+    at.selectbox(key="sample").set_value("SGLang expert-distribution dump (8 x 64)").run()
+    at.radio(key="deploy_section").set_value("Over time").run()
+    at.number_input(key="deploy_window").set_value(1).run()
+    assert not at.exception and not at.info
+    assert any("from the data's 4 steps" in m.value for m in at.markdown)
+
+
+def test_exports_are_the_engines_map_and_moves_follow_an_uploaded_plan(monkeypatch):
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", _RecordingStorage)
+    at = deploy_page()
+    at.radio(key="deploy_section").set_value("Export").run()
+    assert not at.exception
+    expected = place(EXPERTS, DEFAULT, "fast").phy2log
+    table = json.loads(_downloaded(at, "SGLang JSON"))["physical_to_logical_map"]
+    check_sglang_map(table, 256, 288)
+    assert torch.equal(torch.tensor(table), expected)
+    phy2log, cluster = read_placement_csv(_downloaded(at, "Placement CSV"))
+    assert torch.equal(phy2log, expected) and (cluster.num_nodes, cluster.num_gpus) == (4, 32)
+    assert torch.equal(read_trtllm_yaml(_downloaded(at, "TensorRT-LLM YAML"))[0], expected)
+    assert torch.equal(torch.tensor(json.loads(_downloaded(at, "logical_count"))["logical_count"]).double(), EXPERTS)
+
+    previous = place(EXPERTS, Cluster(288, 8, 4, 32, "global"), "eplb").phy2log
+    at.file_uploader(key="deploy_previous").upload("old.json", sglang_json(previous).encode(),
+                                                   "application/json").run()
+    assert not at.exception and not at.error
+    moves = read_moves_csv(_downloaded(at, "Moves CSV"), 32)
+    assert moves.rows() == moves_between(previous, expected, DEFAULT).rows()
+    at.file_uploader(key="deploy_previous").upload("bad.json", b'{"physical_to_logical_map": [[0, 1]]}',
+                                                   "application/json").run()
+    assert "the plan is 1 layers x 2 slots" in plain(at.error[0].value)
