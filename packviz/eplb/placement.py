@@ -24,13 +24,22 @@ log2phy [layers, num_logical, max_count] (-1 padded); logcnt [layers, num_logica
 
 from __future__ import annotations
 
+import operator
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from packviz.config import PackerConfig
+from packviz.eplb.replicate import replicate_experts
 from packviz.packer import pack
 from packviz.validate import as_weight_matrix
+
+
+class PlacementShapeError(ValueError, AssertionError):
+    """A cluster shape or argument EPLB cannot place. Both a ValueError (packviz's
+    contract) and an AssertionError (what DeepSeek's asserts raise, and what
+    vLLM's tests expect for an impossible shape)."""
 
 
 class ExpertPlacement(NamedTuple):
@@ -51,29 +60,6 @@ class ExpertPlacement(NamedTuple):
         rank = torch.empty_like(self.phy2log)
         rank[layer_of[present], slots[present]] = ranks[present]
         return rank
-
-
-def replicate_experts(weight: torch.Tensor, num_physical: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Give each extra slot to the expert with the most load per replica
-    (the lowest-numbered expert on a tie).
-
-    Returns phy2log [X, num_physical], replica rank [X, num_physical] and
-    logcnt [X, num_logical].
-    """
-    num_rows, num_logical = weight.shape
-    if num_physical < num_logical:
-        raise ValueError(f"{num_physical} slots cannot hold {num_logical} experts")
-    device = weight.device
-    phy2log = torch.arange(num_physical, dtype=torch.int64, device=device).repeat(num_rows, 1)
-    replica_rank = torch.zeros(num_rows, num_physical, dtype=torch.int64, device=device)
-    logcnt = torch.ones(num_rows, num_logical, dtype=torch.int64, device=device)
-    rows = torch.arange(num_rows, device=device)
-    for slot in range(num_logical, num_physical):
-        hottest = (weight / logcnt).max(dim=-1).indices
-        phy2log[:, slot] = hottest
-        replica_rank[:, slot] = logcnt[rows, hottest]
-        logcnt[rows, hottest] += 1
-    return phy2log, replica_rank, logcnt
 
 
 def _inverse(permutation: torch.Tensor) -> torch.Tensor:
@@ -137,19 +123,97 @@ def gpu_loads(weight: torch.Tensor, phy2log: torch.Tensor, logcnt: torch.Tensor,
     return slot_load.view(weight.shape[0], num_gpus, -1).sum(dim=2)
 
 
+def _whole_number(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` as an int: Python and numpy integers (and 0-d integer tensors)
+    are taken, as DeepSeek's arithmetic takes them; bools and floats are not."""
+    if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
+        raise PlacementShapeError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise PlacementShapeError(f"{name} must be a whole number >= {minimum}, got {value!r}") from None
+    if number < minimum:
+        raise PlacementShapeError(f"{name} must be a whole number >= {minimum}, got {number}")
+    return number
+
+
 def _check_shape(num_logical: int, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int) -> None:
-    for name, value in (("num_replicas", num_replicas), ("num_groups", num_groups), ("num_nodes", num_nodes),
-                        ("num_gpus", num_gpus)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     if num_replicas < num_logical:
-        raise ValueError(f"{num_replicas} replicas cannot hold {num_logical} experts")
+        raise PlacementShapeError(f"{num_replicas} replicas cannot hold {num_logical} experts")
     if num_replicas % num_gpus:
-        raise ValueError(f"{num_replicas} replicas do not split evenly over {num_gpus} GPUs")
+        raise PlacementShapeError(f"{num_replicas} replicas do not split evenly over {num_gpus} GPUs")
     if num_gpus % num_nodes:
-        raise ValueError(f"{num_gpus} GPUs do not split evenly over {num_nodes} nodes")
+        raise PlacementShapeError(f"{num_gpus} GPUs do not split evenly over {num_nodes} nodes")
     if num_logical % num_groups:
-        raise ValueError(f"{num_logical} experts do not split evenly into {num_groups} groups")
+        raise PlacementShapeError(f"{num_logical} experts do not split evenly into {num_groups} groups")
+
+
+def _sixth_argument(value: object) -> tuple[bool | None, torch.Tensor | None]:
+    """SGLang passes ``enable_hierarchical`` (a bool) sixth, vLLM's async worker
+    the previous ``phy2log`` (a tensor). A tensor of any size is a plan, never a
+    switch: a one-element plan must not read as True or False."""
+    if value is None:
+        return None, None
+    if isinstance(value, torch.Tensor):
+        return None, value
+    if isinstance(value, np.ndarray):
+        return None, torch.from_numpy(value)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value), None
+    raise PlacementShapeError(
+        f"the sixth argument is enable_hierarchical (a bool) or the previous phy2log (a tensor), got {value!r}")
+
+
+def check_previous_plan(previous: torch.Tensor, num_layers: int, num_logical: int, num_replicas: int,
+                        num_gpus: int) -> torch.Tensor:
+    """The previous phy2log as an int64 CPU [layers, num_replicas] tensor, or a
+    PlacementShapeError naming what does not fit."""
+    previous = torch.as_tensor(previous)
+    if previous.dtype == torch.bool or previous.is_floating_point() or previous.is_complex():
+        raise PlacementShapeError(f"the previous phy2log must hold expert ids (integers), got dtype {previous.dtype}")
+    if tuple(previous.shape) != (num_layers, num_replicas):
+        raise PlacementShapeError(
+            f"the previous phy2log has shape {tuple(previous.shape)}; this rebalance needs "
+            f"[{num_layers} layers, {num_replicas} replicas]")
+    previous = previous.to(device="cpu", dtype=torch.int64)
+    bad = (previous < 0) | (previous >= num_logical)
+    if bool(bad.any()):
+        layer, slot = (int(v) for v in bad.nonzero()[0])
+        raise PlacementShapeError(
+            f"the previous phy2log names expert {int(previous[layer, slot])} at layer {layer}, slot {slot}; "
+            f"experts are 0..{num_logical - 1}")
+    counts = torch.zeros(num_layers, num_logical, dtype=torch.int64).scatter_add_(
+        1, previous, torch.ones_like(previous))
+    missing = (counts == 0).nonzero()
+    if len(missing):
+        layer, expert = (int(v) for v in missing[0])
+        raise PlacementShapeError(f"the previous phy2log has no replica of expert {expert} at layer {layer}")
+    return previous
+
+
+def placement_from_phy2log(phy2log: torch.Tensor, num_logical: int) -> ExpertPlacement:
+    """log2phy and logcnt for a phy2log [layers, num_replicas]; an expert's
+    replicas are ranked in slot order."""
+    num_layers, num_replicas = phy2log.shape
+    logcnt = torch.zeros(num_layers, num_logical, dtype=torch.int64).scatter_add_(
+        1, phy2log, torch.ones_like(phy2log))
+    # rank of each slot among the slots of its expert: stable sort by expert
+    order = torch.sort(phy2log, dim=1, stable=True).indices
+    sorted_experts = phy2log.gather(1, order)
+    first = torch.cumsum(logcnt, dim=1) - logcnt
+    rank_sorted = torch.arange(num_replicas).expand(num_layers, -1) - first.gather(1, sorted_experts)
+    replica_rank = torch.empty_like(phy2log).scatter_(1, order, rank_sorted)
+    return ExpertPlacement(phy2log, _log2phy(phy2log, replica_rank, logcnt), logcnt)
+
+
+def _log2phy(phy2log: torch.Tensor, replica_rank: torch.Tensor, logcnt: torch.Tensor) -> torch.Tensor:
+    num_layers, num_logical = logcnt.shape
+    max_count = int(logcnt.max())
+    log2phy = torch.full((num_layers, num_logical, max_count), -1, dtype=torch.int64)
+    log2phy.view(num_layers, -1).scatter_(
+        -1, phy2log * max_count + replica_rank,
+        torch.arange(phy2log.shape[1], dtype=torch.int64).expand(num_layers, -1))
+    return log2phy
 
 
 def rebalance_experts(
@@ -157,51 +221,86 @@ def rebalance_experts(
     num_replicas: int,
     num_groups: int | None,
     num_nodes: int,
-    num_gpus: int,
-    enable_hierarchical: bool | None = None,
+    num_gpus: int | None = None,
+    enable_hierarchical: bool | torch.Tensor | None = None,
     *,
     packer: str | PackerConfig = "eplb",
     seed: int = 0,
+    previous: torch.Tensor | None = None,
+    tolerance: float = 0.005,
+    num_ranks: int | None = None,
+    old_global_expert_indices: torch.Tensor | None = None,
 ) -> ExpertPlacement:
     """Place ``num_replicas`` expert replicas on ``num_gpus`` GPUs, per layer.
 
     The positional arguments are DeepSeek's; ``num_groups=None`` (a model
-    without expert groups) packs globally. ``enable_hierarchical`` (SGLang's
-    switch) forces the mode; by default it is hierarchical when the groups
-    divide among the nodes, as in DeepSeek. The tensors come back on
-    ``weight``'s device.
+    without expert groups) packs globally. The sixth is SGLang's
+    ``enable_hierarchical`` when a bool (it forces the mode; by default the
+    placement is hierarchical when the groups divide among the nodes, as in
+    DeepSeek) and the previous plan when a tensor (vLLM's async worker passes
+    its ``phy2log`` [layers, num_replicas] there): then the result is
+    ``replan``'s, within ``tolerance`` of a fresh plan's busiest GPU and moving
+    few replicas. vLLM's keyword names (``num_ranks``,
+    ``old_global_expert_indices``) work too. Integer arguments may be numpy
+    integers. A shape that cannot work raises ``PlacementShapeError``, both a
+    ValueError and an AssertionError. The tensors come back on ``weight``'s
+    device.
     """
     device = weight.device if isinstance(weight, torch.Tensor) else torch.device("cpu")
     weight = as_weight_matrix(weight).cpu()
     num_layers, num_logical = weight.shape
-    if enable_hierarchical is None:
-        enable_hierarchical = num_groups is not None and num_nodes > 0 and num_groups % num_nodes == 0
-    if enable_hierarchical:
+    if num_gpus is None:
+        num_gpus = num_ranks
+    if num_gpus is None:
+        raise PlacementShapeError("num_gpus (vLLM: num_ranks) is missing")
+    hierarchical, previous_from_sixth = _sixth_argument(enable_hierarchical)
+    previous = next((p for p in (previous, old_global_expert_indices, previous_from_sixth) if p is not None), None)
+    num_replicas = _whole_number("num_replicas", num_replicas)
+    num_nodes = _whole_number("num_nodes", num_nodes)
+    num_gpus = _whole_number("num_gpus", num_gpus)
+    if num_groups is not None:
+        num_groups = _whole_number("num_groups", num_groups)
+    if hierarchical is None:
+        hierarchical = num_groups is not None and num_groups % num_nodes == 0
+    if hierarchical:
         if num_groups is None:
-            raise ValueError("hierarchical placement needs num_groups (expert groups to put on nodes)")
+            raise PlacementShapeError("hierarchical placement needs num_groups (expert groups to put on nodes)")
         _check_shape(num_logical, num_replicas, num_groups, num_nodes, num_gpus)
         if num_groups % num_nodes:
-            raise ValueError(f"{num_groups} expert groups do not split evenly over {num_nodes} nodes")
+            raise PlacementShapeError(f"{num_groups} expert groups do not split evenly over {num_nodes} nodes")
         shape = (num_groups, num_nodes)
     else:
         _check_shape(num_logical, num_replicas, 1, 1, num_gpus)
         shape = (1, 1)
-    phy2log, replica_rank, logcnt = _hierarchical(weight, num_replicas, *shape, num_gpus, packer, seed)
 
+    if previous is not None:
+        from packviz.eplb.replan import replan
+
+        previous = check_previous_plan(previous, num_layers, num_logical, num_replicas, num_gpus)
+        placement = replan(weight, previous, *shape, num_gpus, tolerance=tolerance, packer=packer, seed=seed)
+        return ExpertPlacement(*(tensor.to(device) for tensor in placement))
+
+    phy2log, replica_rank, logcnt = fresh_plan(weight, num_replicas, *shape, num_gpus, packer, seed)
+    log2phy = _log2phy(phy2log, replica_rank, logcnt)
+    return ExpertPlacement(phy2log.to(device), log2phy.to(device), logcnt.to(device))
+
+
+def fresh_plan(weight: torch.Tensor, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int,
+               packer: str | PackerConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(phy2log, replica rank, logcnt) planned from scratch on CPU float64
+    weight [L, num_logical], with a checked shape (one group and one node:
+    the global policy). Never heavier on any layer's busiest GPU than
+    DeepSeek's greedy."""
+    phy2log, replica_rank, logcnt = _hierarchical(weight, num_replicas, num_groups, num_nodes, num_gpus, packer,
+                                                  seed)
     if packer != "eplb":
         # Per layer, keep DeepSeek's greedy where it leaves a lighter busiest GPU:
         # a better packer in one stage can still lose in a later one.
-        greedy = _hierarchical(weight, num_replicas, *shape, num_gpus, "eplb", seed)
+        greedy = _hierarchical(weight, num_replicas, num_groups, num_nodes, num_gpus, "eplb", seed)
         mine = gpu_loads(weight, phy2log, logcnt, num_gpus).amax(dim=1)
         theirs = gpu_loads(weight, greedy[0], greedy[2], num_gpus).amax(dim=1)
         use_greedy = (theirs < mine).unsqueeze(1)
         phy2log = torch.where(use_greedy, greedy[0], phy2log)
         replica_rank = torch.where(use_greedy, greedy[1], replica_rank)
         logcnt = torch.where(use_greedy, greedy[2], logcnt)
-
-    max_count = int(logcnt.max())
-    log2phy = torch.full((num_layers, num_logical, max_count), -1, dtype=torch.int64)
-    log2phy.view(num_layers, -1).scatter_(
-        -1, phy2log * max_count + replica_rank,
-        torch.arange(num_replicas, dtype=torch.int64).expand(num_layers, -1))
-    return ExpertPlacement(phy2log.to(device), log2phy.to(device), logcnt.to(device))
+    return phy2log, replica_rank, logcnt
