@@ -1,0 +1,184 @@
+"""replan: within tolerance of a fresh plan on every layer, moving few replicas."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from packviz.eplb import PlacementShapeError, gpu_loads, rebalance_experts
+from packviz.eplb.replan import (
+    balance_moves_curve,
+    count_moves,
+    holdings,
+    keep_slots,
+    plan_moves,
+    renumber_gpus,
+    replan,
+    replan_within_budget,
+)
+
+
+def drifting(seed: int, layers: int, experts: int, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two windows of gamma loads, the second the first times exp(sigma * N(0, 1))."""
+    generator = torch.Generator().manual_seed(seed)
+    base = torch.distributions.Gamma(2.0, 1.0).sample((layers, experts)).double() * 1000
+    noise = torch.randn(layers, experts, generator=generator, dtype=torch.float64)
+    return base, base * torch.exp(sigma * noise)
+
+
+def _peak(weight, placement, num_gpus):
+    return gpu_loads(weight, placement.phy2log, placement.logcnt, num_gpus).amax(dim=1)
+
+
+def _check_valid(placement, num_logical):
+    phy2log, log2phy, logcnt = placement
+    counts = torch.stack([torch.bincount(row, minlength=num_logical) for row in phy2log])
+    assert torch.equal(counts, logcnt) and bool((logcnt >= 1).all())
+    for layer in range(phy2log.shape[0]):
+        for expert in range(num_logical):
+            slots = sorted(s for s in log2phy[layer, expert].tolist() if s >= 0)
+            assert slots == (phy2log[layer] == expert).nonzero().squeeze(1).tolist()
+
+
+def _duplicates(phy2log, num_logical, num_gpus):
+    held = holdings(phy2log, num_logical, num_gpus)
+    return (held - 1).clamp(min=0).sum(dim=(1, 2))
+
+
+def test_count_moves_by_gpu_and_node():
+    previous = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7]])   # 4 GPUs x 2 slots, 2 nodes
+    # GPU 0 keeps 0 and takes 2 (from GPU 1, same node); GPU 3 takes 1 (from node 0)
+    new = torch.tensor([[0, 2, 1, 3, 4, 5, 6, 1]])
+    moves = count_moves(previous, new, num_gpus=4, num_nodes=2)
+    assert moves.total.tolist() == [3] and moves.intra_node.tolist() == [2] and moves.inter_node.tolist() == [1]
+    assert count_moves(previous, previous, 4, 2).total.tolist() == [0]
+
+
+@pytest.mark.parametrize(("groups", "nodes"), [(4, 2), (None, 2), (None, 1)])
+@pytest.mark.parametrize("sigma", [0.1, 0.3])
+def test_within_tolerance_on_every_layer_and_fewer_moves_than_fresh(groups, nodes, sigma):
+    before, after = drifting(0, 6, 64, sigma)
+    previous = rebalance_experts(before, 72, groups, nodes, 8, packer="fast")
+    result = plan_moves(after, previous.phy2log, groups, nodes, 8, packer="fast")
+    assert bool((result.peak <= result.fresh_peak * 1.005 * (1 + 1e-12)).all())
+    assert torch.allclose(result.peak, _peak(after, result.placement, 8))
+    _check_valid(result.placement, 64)
+    fresh = rebalance_experts(after, 72, groups, nodes, 8, packer="fast")
+    fresh_moves = count_moves(previous.phy2log, fresh.phy2log, 8, nodes).total
+    assert int(result.moves.total.sum()) < int(fresh_moves.sum()) // 2
+    assert torch.equal(result.moves.total, result.moves.intra_node + result.moves.inter_node)
+    if nodes == 1:
+        assert int(result.moves.inter_node.sum()) == 0
+    assert torch.equal(result.moves.total, count_moves(previous.phy2log, result.placement.phy2log, 8, nodes).total)
+    # steps never put a second replica of an expert on a GPU
+    assert bool((_duplicates(result.placement.phy2log, 64, 8)
+                 <= torch.maximum(_duplicates(previous.phy2log, 64, 8), _duplicates(fresh.phy2log, 64, 8))).all())
+
+
+def test_unchanged_loads_move_nothing():
+    weight, _ = drifting(1, 4, 64, 0.1)
+    previous = rebalance_experts(weight, 72, 4, 2, 8, packer="fast")
+    result = plan_moves(weight, previous.phy2log, 4, 2, 8, packer="fast")
+    assert result.moves.total.tolist() == [0] * 4
+    assert torch.equal(result.placement.phy2log, previous.phy2log)
+
+
+def test_the_sixth_argument_tensor_replans():
+    before, after = drifting(2, 4, 64, 0.3)
+    previous = rebalance_experts(before, 72, 4, 2, 8, packer="fast").phy2log
+    by_position = rebalance_experts(after, 72, 4, 2, 8, previous, packer="fast")
+    by_name = replan(after, previous, 4, 2, 8, packer="fast")
+    vllm_name = rebalance_experts(after, 72, 4, 2, num_ranks=8, old_global_expert_indices=previous, packer="fast")
+    assert torch.equal(by_position.phy2log, by_name.phy2log) and torch.equal(vllm_name.phy2log, by_name.phy2log)
+    assert int(count_moves(previous, by_position.phy2log, 8, 2).total.sum()) > 0
+
+
+def test_a_one_element_tensor_is_a_plan_not_a_switch():
+    weight = torch.tensor([[5.0]])
+    placement = rebalance_experts(weight, 1, 1, 1, 1, torch.tensor([[0]]))
+    assert placement.phy2log.tolist() == [[0]]
+    for not_a_plan in (torch.tensor([True]), torch.tensor([1])):
+        with pytest.raises(PlacementShapeError, match="previous phy2log"):
+            rebalance_experts(torch.tensor([[5.0, 3.0]]), 2, 1, 1, 1, not_a_plan)
+
+
+@pytest.mark.parametrize(("previous", "message"), [
+    (torch.tensor([[0, 1, 2, 3, 0, 1]]), "has shape"),
+    (torch.tensor([[0, 1, 2, 3, 0, 1, 0, 9]]), "names expert 9 at layer 0, slot 7"),
+    (torch.tensor([[0, 1, 2, 0, 0, 1, 0, 1]]), "no replica of expert 3 at layer 0"),
+    (torch.tensor([[0.0, 1, 2, 3, 0, 1, 0, 1]]), "integers"),
+])
+def test_a_bad_previous_plan_says_what_is_wrong(previous, message):
+    with pytest.raises(PlacementShapeError, match=message):
+        rebalance_experts(torch.tensor([[4, 3, 2, 1]]), 8, 1, 1, 4, previous)
+
+
+def test_budget_caps_moves_and_the_curve_runs_from_kept_to_fresh():
+    before, after = drifting(3, 6, 64, 0.3)
+    previous = rebalance_experts(before, 72, None, 1, 8, packer="fast").phy2log
+    for budget in (0, 1, 3, 8):
+        result = replan_within_budget(after, previous, None, 1, 8, budget, packer="fast")
+        assert bool((result.moves.total <= budget).all())
+        assert bool((result.peak <= result.kept_peak).all())
+        if budget == 0:
+            assert torch.equal(result.placement.phy2log, previous)
+    curve = balance_moves_curve(after, previous, None, 1, 8, [0, 2, 4, 16, 72], packer="fast")
+    assert curve.mean_moves[0] == 0 and curve.mean_ratio[0] > curve.mean_ratio[-1]
+    assert all(m <= b for m, b in zip(curve.mean_moves, curve.budgets))
+    assert curve.mean_ratio[-1] <= 1.01
+    assert len(curve.rows()) == 5
+
+
+def test_renumbering_a_permuted_plan_gives_the_previous_back():
+    previous = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3]])      # 6 GPUs x 2, 2 nodes
+    gpus = previous.view(1, 6, 2)
+    permuted = gpus[:, [4, 3, 5, 1, 0, 2]].flip(2).reshape(1, -1)        # nodes swapped, slots flipped
+    renumbered = renumber_gpus(permuted, previous, 8, 6, 2)
+    assert count_moves(previous, renumbered, 6, 2).total.tolist() == [0]
+    assert torch.equal(keep_slots(renumbered, previous, 2), previous)
+
+
+@st.composite
+def replan_case(draw):
+    nodes = draw(st.sampled_from([1, 2]))
+    gpus = nodes * draw(st.integers(1, 3))
+    groups = nodes * draw(st.integers(1, 2))
+    num_logical = groups * draw(st.integers(1, 4))
+    per_gpu = draw(st.integers(-(-num_logical // gpus), -(-num_logical // gpus) + 2))
+    num_replicas = gpus * per_gpu
+    layers = draw(st.integers(1, 3))
+    family = draw(st.sampled_from(["ties", "zeros", "wide"]))
+    values = {"ties": st.sampled_from([5, 5, 5, 7]), "zeros": st.sampled_from([0, 0, 0, 1, 40]),
+              "wide": st.integers(0, 10**6)}[family]
+    rows = [draw(st.lists(values, min_size=num_logical, max_size=num_logical)) for _ in range(layers)]
+    # any valid previous plan: each expert once, the rest random, shuffled
+    previous = []
+    for _ in range(layers):
+        extra = draw(st.lists(st.integers(0, num_logical - 1), min_size=num_replicas - num_logical,
+                              max_size=num_replicas - num_logical))
+        slots = draw(st.permutations(list(range(num_logical)) + extra))
+        previous.append(list(slots))
+    hierarchical = draw(st.booleans())
+    return rows, previous, groups if hierarchical else None, nodes, gpus
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=replan_case(), tolerance=st.sampled_from([0.0, 0.005, 0.05]), budget=st.sampled_from([None, 0, 1, 3]),
+       packer=st.sampled_from(["eplb", "fast"]))
+def test_replan_is_valid_within_tolerance_and_budget(case, tolerance, budget, packer):
+    rows, previous, groups, nodes, gpus = case
+    weight = torch.tensor(rows, dtype=torch.float64)
+    previous = torch.tensor(previous)
+    num_logical = weight.shape[1]
+    if budget is None:
+        result = plan_moves(weight, previous, groups, nodes, gpus, tolerance=tolerance, packer=packer)
+        assert bool((result.peak <= result.fresh_peak * (1 + tolerance) * (1 + 1e-12) + 1e-9).all())
+    else:
+        result = replan_within_budget(weight, previous, groups, nodes, gpus, budget, packer=packer)
+        assert bool((result.moves.total <= budget).all())
+        assert bool((result.peak <= result.kept_peak + 1e-9).all())
+    _check_valid(result.placement, num_logical)
+    assert torch.equal(result.moves.total, count_moves(previous, result.placement.phy2log, gpus, nodes).total)
+    assert torch.allclose(result.peak, _peak(weight, result.placement, gpus))
