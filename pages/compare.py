@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from packviz import PRESETS, optimal
-from packviz.compare import compare_presets, layer_steps, merge_results, optimum_rows, solve_layer
+from packviz.compare import compare_presets, layer_steps, merge_results, optimum_rows, solve_layer, table_rows
 from packviz.cost import estimate_seconds
 from packviz.viz.figures import comparison_figure
 from packviz.workers import pack_in_worker
@@ -52,9 +52,11 @@ def _stop_solving() -> None:
 
 def show(table, chart, results: dict, done: int) -> None:
     rows = compare_presets(results)
-    table.dataframe(rows, width="stretch", hide_index=True, key=f"compare_table_{done}",
-                    column_config={"mean_gap": st.column_config.NumberColumn("mean gap to LB", format="percent"),
-                                   "max_gap": st.column_config.NumberColumn("max gap to LB", format="percent"),
+    table.dataframe(table_rows(rows), width="stretch", hide_index=True, key=f"compare_table_{done}",
+                    column_config={"mean_gap_pct": st.column_config.NumberColumn("mean gap to LB", format="%.4f%%"),
+                                   "max_gap_pct": st.column_config.NumberColumn("max gap to LB", format="%.4f%%"),
+                                   "mean_max_over_mean": st.column_config.NumberColumn("mean max/mean",
+                                                                                       format="%.6f"),
                                    "seconds": st.column_config.NumberColumn("seconds", format="%.3f"),
                                    "time_vs_baseline": st.column_config.NumberColumn("time / eplb",
                                                                                      format="%.2fx")})

@@ -68,8 +68,8 @@ def test_compare_page_lists_every_preset():
     at.switch_page("pages/compare.py").run()
     table = at.dataframe[0].value
     assert set(table["packer"]) == {"eplb", "fast", "restarts-2swap", "best"}  # the slow one only on request
-    eplb_gap = float(table.loc[table["packer"] == "eplb", "mean_gap"].iloc[0])
-    seed_gap = float(table.loc[table["packer"] == "restarts-2swap", "mean_gap"].iloc[0])
+    eplb_gap = float(table.loc[table["packer"] == "eplb", "mean_gap_pct"].iloc[0])
+    seed_gap = float(table.loc[table["packer"] == "restarts-2swap", "mean_gap_pct"].iloc[0])
     assert seed_gap < eplb_gap
     at.toggle(key="compare_slow").set_value(True).run()
     assert "restarts-1swap" in set(at.dataframe[0].value["packer"])

@@ -33,8 +33,9 @@ def test_presets_run_in_steps_give_the_one_run_rows():
     for name in ("restarts-2swap", "best"):
         expected = compare_presets({name: pack(weight, 32, name, seed=0)})[0]
         row = table.loc[table["packer"] == name].iloc[0]
-        assert row["mean_gap"] == expected["mean_gap"]
-        assert row["max_gap"] == expected["max_gap"]
+        assert row["mean_gap_pct"] == expected["mean_gap"] * 100
+        assert row["max_gap_pct"] == expected["max_gap"] * 100
+        assert row["mean_max_over_mean"] == expected["mean_imbalance"]
     # the run is over: no bar, no Stop left on screen
     assert not at.get("progress")
     assert not [b for b in at.button if b.key in ("compare_stop", "compare_resume")]

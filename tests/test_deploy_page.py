@@ -125,3 +125,10 @@ def test_exports_are_the_engines_map_and_moves_follow_an_uploaded_plan(monkeypat
     at.file_uploader(key="deploy_previous").upload("bad.json", b'{"physical_to_logical_map": [[0, 1]]}',
                                                    "application/json").run()
     assert "the plan is 1 layers x 2 slots" in plain(at.error[0].value)
+
+
+def test_streamlits_own_deploy_button_is_hidden_by_the_apps_config():
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "viewer"

@@ -14,7 +14,7 @@ import torch
 from oracles import TRACED_PRESET_OPTIONS
 
 import packviz
-from packviz.compare import compare_presets
+from packviz.compare import compare_presets, table_rows
 from packviz.data.experts import replicate
 from packviz.data.generators import moe
 from packviz.metrics import layer_metrics, lower_bound
@@ -376,10 +376,30 @@ def test_comparison_figure_has_one_point_per_packer():
     (points,) = comparison_figure(rows).data
     assert list(points.text) == list(PRESET_OPTIONS)
     assert list(points.x) == pytest.approx([row["seconds"] for row in rows])
-    assert list(points.y) == pytest.approx([row["mean_gap"] * 100 for row in rows])
+    positive = [row["mean_gap"] * 100 for row in rows if row["mean_gap"] > 0]
+    floor = min(positive) / 10
+    assert list(points.y) == pytest.approx([max(row["mean_gap"] * 100, floor) for row in rows])
     gaps = {row["packer"]: row["mean_gap"] for row in rows}
     assert gaps["best"] <= gaps["eplb"]
     assert comparison_figure(rows).layout.xaxis.type == "log"
+    assert comparison_figure(rows).layout.yaxis.type == "log"
+
+
+def test_comparison_puts_a_gap_of_zero_below_the_rest_and_says_so():
+    rows = [{"packer": "eplb", "mean_gap": 0.006, "seconds": 0.01},
+            {"packer": "best", "mean_gap": 0.000016, "seconds": 0.3},
+            {"packer": "exact", "mean_gap": 0.0, "seconds": 2.0}]
+    (points,) = comparison_figure(rows).data
+    assert list(points.y) == pytest.approx([0.6, 0.0016, 0.00016])
+    assert list(points.customdata) == ["0.6%", "0.0016%", "0 (on the lower bound)"]
+
+
+def test_table_rows_show_small_gaps_in_percent():
+    rows = [{"packer": "best", "mean_gap": 0.000016, "max_gap": 0.0001, "mean_imbalance": 1.00002,
+             "seconds": 0.3, "time_vs_baseline": 30.0}]
+    (row,) = table_rows(rows)
+    assert row["mean_gap_pct"] == pytest.approx(0.0016) and row["max_gap_pct"] == pytest.approx(0.01)
+    assert row["mean_max_over_mean"] == 1.00002 and "mean_imbalance" not in row
 
 
 # ----- scale

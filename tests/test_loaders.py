@@ -285,3 +285,10 @@ def test_almost_csv_text_only_ever_raises_load_error(text):
         return
     weight = loaded.weight
     assert bool(torch.isfinite(weight).all()) and bool((weight >= 0).all()) and weight.shape[1] >= 2
+
+
+def test_the_description_writes_totals_in_digits():
+    sample = Path(__file__).resolve().parent.parent / "sample_data" / "deepseek_v3_58x256.csv"
+    assert read_loads(sample).description.endswith("whole-number loads, total 30,408,705")
+    assert read_loads(b"0.5,0.25\n", "a.csv").description.endswith("real loads, total 0.75")
+    assert read_loads(b"1234.5,1\n", "a.csv").description.endswith("real loads, total 1,235.50")

@@ -498,8 +498,15 @@ def _describe(weight: torch.Tensor, what: str) -> str:
     integer = bool((weight == weight.round()).all())
     return (
         f"{layers} layer{'s' if layers != 1 else ''} x {items} items from {what}; "
-        f"{'whole-number' if integer else 'real'} loads, total {float(weight.sum()):,.6g}"
+        f"{'whole-number' if integer else 'real'} loads, total {_total(float(weight.sum()), integer)}"
     )
+
+
+def _total(total: float, integer: bool) -> str:
+    """Digits a person reads, never an exponent for a token count: 30,408,705, not 3.04087e+07."""
+    if integer or total >= 1e6:
+        return f"{total:,.0f}"
+    return f"{total:,.2f}" if total >= 100 else f"{total:.6g}"
 
 
 _READERS = {

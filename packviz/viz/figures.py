@@ -317,21 +317,28 @@ def restarts_figure(trace: LayerTrace) -> go.Figure:
 
 
 def comparison_figure(rows: Sequence[dict]) -> go.Figure:
-    """Mean gap to LB against time, one point per packer."""
+    """Mean gap to LB against time, one point per packer, both axes log: the
+    presets differ by decades, and on a linear axis all but the greedy sit on
+    the floor. A packer on the bound (gap 0) is drawn at a floor a decade below
+    the smallest gap and says so."""
     # Labels take turns above, below and beside their point so neighbours do not overlap.
     positions = ["top center", "bottom center", "middle right", "middle left"]
     ordered = sorted(range(len(rows)), key=lambda i: rows[i]["seconds"])
     place = {index: positions[rank % len(positions)] for rank, index in enumerate(ordered)}
+    gaps = [row["mean_gap"] * 100 for row in rows]
+    floor = min([g for g in gaps if g > 0] or [1e-4]) / 10
     figure = go.Figure(go.Scatter(
-        x=[row["seconds"] for row in rows], y=[row["mean_gap"] * 100 for row in rows],
+        x=[row["seconds"] for row in rows], y=[max(g, floor) for g in gaps],
         text=[row["packer"] for row in rows], mode="markers+text",
         textposition=[place[i] for i in range(len(rows))],
-        marker={"size": 14}, hovertemplate="%{text}<br>%{x:.3f} s<br>mean gap %{y:.4f}%<extra></extra>",
+        customdata=[f"{g:.4g}%" if g > 0 else "0 (on the lower bound)" for g in gaps],
+        marker={"size": 14}, hovertemplate="%{text}<br>%{x:.3f} s<br>mean gap %{customdata}<extra></extra>",
     ))
     figure.update_layout(height=380, margin={"l": 60, "r": 30, "t": 20, "b": 50},
                          # one labelled tick a decade: "0.01, 0.1, 1", never "2 3 ... 0.01 2"
                          xaxis={"title": "time (s)", "type": "log", "dtick": 1, "exponentformat": "none"},
-                         yaxis={"title": "mean gap to LB (%)", "ticksuffix": "%", "rangemode": "tozero"})
+                         yaxis={"title": "mean gap to LB (%)", "ticksuffix": "%", "type": "log", "dtick": 1,
+                                "exponentformat": "none"})
     return figure
 
 

@@ -24,6 +24,8 @@ def test_the_downloaded_sglang_json_and_csv_are_the_engines_plan():
         page.goto(f"{url}/deploy")
         wait_until_idle(page)
         page.get_by_text("Checks pass").wait_for(timeout=120_000)
+        # the app's .streamlit/config.toml hides Streamlit's own Deploy button
+        assert page.locator('[data-testid="stAppDeployButton"]').count() == 0
         page.locator('[data-testid="stRadio"]').get_by_text("Export", exact=True).click()
         wait_until_idle(page)
         with page.expect_download() as download_info:
