@@ -25,7 +25,8 @@ from packviz.eplb.cluster import (
     trivial_phy2log,
 )
 from packviz.eplb.moves import moves_between, replica_rank
-from packviz.eplb.over_time import fresh_planner, kept_planner, over_time, windows
+from packviz.eplb.over_time import fresh_planner, kept_planner, over_time, replanning_planner, windows
+from packviz.eplb.replan import replan
 
 ROOT = Path(__file__).resolve().parent.parent
 README = torch.tensor([[90, 132, 40, 61, 104, 165, 39, 4, 73, 56, 183, 86],
@@ -194,3 +195,17 @@ def test_plan_on_one_window_score_on_the_next():
     # a third planner is one more entry
     extra = over_time(history, cluster, {"same as fresh": lambda w, previous: place(w, cluster).phy2log})
     assert torch.equal(extra["same as fresh"].balancedness, fresh.balancedness)
+
+
+def test_the_replanner_is_one_more_entry_and_moves_fewer_replicas():
+    history = windows(drifting_moe(8, 3, 64, seed=5, drift=0.2), 2)
+    cluster = Cluster(72, 8, 2, 8)
+    runs = over_time(history, cluster, {"fresh": fresh_planner(cluster, "fast"),
+                                        "re-plan": replanning_planner(cluster, replan, "fast")})
+    fresh, again = runs["fresh"], runs["re-plan"]
+    assert torch.equal(again.plans[0], fresh.plans[0])  # the first window is planned fresh
+    assert sum(len(m) for m in again.moves[1:]) < sum(len(m) for m in fresh.moves[1:])
+    for plan in again.plans:
+        # every expert keeps a slot; (re-plans may take an expert group across nodes: the check says so)
+        found = check_plan(plan, 64, cluster)
+        assert not found.missing and not found.uneven_gpus

@@ -8,7 +8,7 @@ one entry of a dict, name -> callable, so another strategy (a re-planner
 that keeps most of the previous plan) is one more line:
 
     planners = {"kept": kept_planner(cluster, "fast"), "fresh": fresh_planner(cluster, "fast"),
-                "re-plan": lambda w, prev: replan(w, prev, G, N, P, packer="best")}
+                "re-plan": replanning_planner(cluster, packviz.eplb.replan.replan, "best")}
 
 Shapes: steps [S, layers, num_logical]; windows [W, layers, num_logical].
 """
@@ -22,6 +22,7 @@ import torch
 
 from packviz.eplb.cluster import Cluster, balance, place
 from packviz.eplb.moves import DEEPSEEK_V3_EXPERT_BYTES, Moves, moves_between
+from packviz.eplb.placement import ExpertPlacement
 
 # (loads of one window [layers, num_logical], the plan in place or None at the
 # start) -> the plan for the next window, phy2log [layers, num_replicas]
@@ -51,6 +52,19 @@ def kept_planner(cluster: Cluster, packer: str = "eplb", seed: int = 0) -> Plann
     """Plan once on the first window and keep that plan."""
     def plan(weight: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
         return previous if previous is not None else place(weight, cluster, packer, seed).phy2log.cpu()
+    return plan
+
+
+def replanning_planner(cluster: Cluster, replan: Callable[..., ExpertPlacement], packer: str = "best",
+                       tolerance: float = 0.005, seed: int = 0) -> Planner:
+    """A fresh plan on the first window, then ``replan(weight, previous_phy2log,
+    num_groups, num_nodes, num_gpus, *, tolerance, packer, seed, hierarchical)``
+    from the plan in place on every later one."""
+    def plan(weight: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+        if previous is None:
+            return place(weight, cluster, packer, seed).phy2log.cpu()
+        return replan(weight, previous, cluster.num_groups, cluster.num_nodes, cluster.num_gpus, tolerance=tolerance,
+                      packer=packer, seed=seed, hierarchical=cluster.hierarchical).phy2log.cpu()
     return plan
 
 
