@@ -157,7 +157,9 @@ elif section == "Over time":
                 "generator with steps has one): below, a history that starts at these loads and drifts.")
         cols = st.columns(3)
         total = int(cols[0].number_input("Steps", 4, 200, 16, key="deploy_sim_steps"))
-        drift = float(cols[1].number_input("Drift per step", 0.0, 1.0, 0.05, key="deploy_sim_drift"))
+        # 0.005 a step: over a window of 2 steps each load moves by about exp(0.1 x N(0, 1))
+        drift = float(cols[1].number_input("Drift per step", 0.0, 1.0, 0.005, step=0.005, format="%.3f",
+                                           key="deploy_sim_drift"))
         seed = int(cols[2].number_input("Seed", 0, 2**31 - 1, 0, key="deploy_sim_seed"))
         source = drifting_from(experts, total, seed=seed, drift=drift)
         steps_made = f"{total} drifting steps"

@@ -141,7 +141,8 @@ def over_time_figure(runs: Mapping[str, PlannerRun]) -> go.Figure:
                                 name="best possible (policy's bound)", mode="lines",
                                 line={"dash": "dot", "color": "#777777"},
                                 hovertemplate="bound %{y:.5f}<extra></extra>"))
-    figure.update_layout(height=320, margin={"l": 60, "r": 10, "t": 10, "b": 40}, legend={"orientation": "h"},
+    figure.update_layout(height=340, margin={"l": 60, "r": 10, "t": 40, "b": 40},
+                         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
                          xaxis={"title": "planned on window", "tickformat": "d"},
-                         yaxis={"title": "balancedness on the next window (mean / max)"})
+                         yaxis={"title": "next window's mean / max"})
     return figure
