@@ -132,3 +132,25 @@ def test_streamlits_own_deploy_button_is_hidden_by_the_apps_config():
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["toolbarMode"] == "viewer"
+
+
+def test_generated_moe_loads_with_steps_bring_their_time_axis():
+    from ui.sidebars import STEPS_LABEL
+
+    at = deploy_page()
+    at.radio(key="source").set_value("Generate").run()
+    next(n for n in at.number_input if n.label == "Layers").set_value(3)
+    next(n for n in at.number_input if n.label == STEPS_LABEL).set_value(6)
+    next(b for b in at.button if b.label == "Generate").click().run()
+    assert not at.exception and not at.error
+    assert [at.number_input(key=k).value for k in ("deploy_replicas", "deploy_groups", "deploy_nodes",
+                                                   "deploy_gpus")] == [80, 8, 2, 16]
+    at.radio(key="deploy_section").set_value("Over time").run()
+    at.number_input(key="deploy_window").set_value(2).run()
+    assert not at.exception and not at.info
+    assert any("3 windows of 2 steps from the data's 6 steps" in m.value for m in at.markdown)
+    # other kinds have no drift model: one sentence, the data stays
+    next(s for s in at.selectbox if s.label == "Kind").set_value("uniform")
+    next(b for b in at.button if b.label == "Generate").click().run()
+    assert "generated for moe loads only" in plain(at.sidebar.error[0].value)
+    assert any("from the data's 6 steps" in m.value for m in at.markdown)
