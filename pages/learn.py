@@ -11,7 +11,16 @@ from packviz.metrics import lower_bound
 from packviz.packer import PackResult
 from packviz.teach.chapter_texts import chapter_text
 from packviz.teach.lesson_frames import lesson_frames
-from packviz.teach.lessons import CHAPTER_BY_KEY, CHAPTERS, Chapter, format_loads, parse_loads
+from packviz.teach.lessons import (
+    CHAPTER_BY_KEY,
+    CHAPTERS,
+    MAX_INLINE_ITEMS,
+    Chapter,
+    format_loads,
+    parse_load,
+    parse_loads,
+    random_loads,
+)
 from packviz.teach.narration import fmt, learn
 from packviz.teach.pseudocode import line_of, lines
 from packviz.teach.quiz import Question, question_for
@@ -31,9 +40,14 @@ def _chapter() -> Chapter:
     return CHAPTER_BY_KEY[st.session_state.chapter]
 
 
+def _packs() -> int:
+    return st.session_state.get("packs") or _chapter().num_packs
+
+
 PARAMS = [
     Param("chapter", parse_choice([c.key for c in CHAPTERS])),
-    Param("loads", lambda raw: format_loads(parse_loads(raw, _chapter().num_packs))),
+    Param("packs", parse_int(1, 16)),
+    Param("loads", lambda raw: format_loads(parse_loads(raw, _packs()))),
     Param("step", parse_int(0, 10_000)),
     Param("quiz", parse_bool, show_bool),
     Param("present", parse_bool, show_bool),
@@ -44,6 +58,7 @@ PARAMS = [
 st.session_state.setdefault("chapter", CHAPTERS[0].key)
 problems = restore(PARAMS)
 chapter = _chapter()
+st.session_state.setdefault("packs", chapter.num_packs)
 st.session_state.setdefault("loads", format_loads(chapter.loads))
 st.session_state.setdefault("quiz", False)
 st.session_state.setdefault("present", False)
@@ -53,20 +68,20 @@ st.session_state.setdefault("playing", False)
 
 def _chapter_changed() -> None:
     new = _chapter()
+    st.session_state.packs = new.num_packs
     st.session_state.loads = format_loads(new.loads)
     st.session_state.pop("step", None)
     st.session_state.playing = False
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _run(key: str, loads: str) -> PackResult:
-    chapter = CHAPTER_BY_KEY[key]
-    return chapter.run(parse_loads(loads, chapter.num_packs))
+def _run(key: str, loads: str, packs: int) -> PackResult:
+    return CHAPTER_BY_KEY[key].run(parse_loads(loads, packs), packs)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _lesson_gif(key: str, loads: str, dark: bool) -> bytes:
-    trace = _run(key, loads).traces[0]
+def _lesson_gif(key: str, loads: str, packs: int, dark: bool) -> bytes:
+    trace = _run(key, loads, packs).traces[0]
     frames = build_frames(trace)
     captions = [learn(trace, frames, index) for index in range(len(frames))]
     weight = torch.tensor([trace.weight], dtype=torch.float64)
@@ -74,9 +89,9 @@ def _lesson_gif(key: str, loads: str, dark: bool) -> bytes:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _compare(key: str, loads: str) -> PackResult:
+def _compare(key: str, loads: str, packs: int) -> PackResult:
     chapter = CHAPTER_BY_KEY[key]
-    return chapter.run(parse_loads(loads, chapter.num_packs), **(chapter.compare_options or {}))
+    return chapter.run(parse_loads(loads, packs), packs, **(chapter.compare_options or {}))
 
 
 dark = st.context.theme.type == "dark"
@@ -104,14 +119,16 @@ for problem in problems:
     st.warning(f"Shared link: {problem}.")
 
 try:
-    parse_loads(st.session_state.loads, chapter.num_packs)
+    parse_loads(st.session_state.loads, st.session_state.packs)
 except ValueError:
+    st.session_state.packs = chapter.num_packs
     st.session_state.loads = format_loads(chapter.loads)
 
-result = _run(chapter.key, st.session_state.loads)
+result = _run(chapter.key, st.session_state.loads, st.session_state.packs)
 trace = result.traces[0]
 frames = lesson_frames(trace)
-compared = _compare(chapter.key, st.session_state.loads).traces[0] if chapter.compare_options else None
+compared = _compare(chapter.key, st.session_state.loads, st.session_state.packs).traces[0] \
+    if chapter.compare_options else None
 told = chapter_text(chapter.key, trace, compared)
 if not presenting:
     st.markdown(told.text)
@@ -124,26 +141,58 @@ about_run = (f"{trace.num_items} items into {trace.num_packs} packs of {trace.it
              f"{chapter.preset}{' with ' + options if options else ''}; lower bound LB = {fmt(bound)}.")
 
 
+def _new_instance(kind: str) -> None:
+    """A student's own instance of the size chosen: random loads, or all 0 to type over."""
+    packs, per_pack = st.session_state.new_packs, st.session_state.new_per_pack
+    st.session_state.instances = st.session_state.get("instances", 0) + 1
+    loads = random_loads(packs * per_pack, st.session_state.instances) if kind == "random" else \
+        (0.0,) * (packs * per_pack)
+    st.session_state.packs = packs
+    st.session_state.loads = format_loads(loads)
+    st.session_state.pop("step", None)
+    st.session_state.playing = False
+
+
 def _loads_editor() -> None:
-    """The teacher edits the loads in place; the run follows at once."""
-    with st.expander("Edit the loads", expanded=False):
-        current = parse_loads(st.session_state.loads, chapter.num_packs)
-        edited = st.data_editor({"load": list(current)}, key=f"editor_{chapter.key}", num_rows="fixed",
-                                width="stretch")
+    """The teacher edits the loads in place, item by item; the run follows at
+    at once and the step stays where it was."""
+    with st.expander("Edit the loads, or make your own instance", expanded=False):
+        current = parse_loads(st.session_state.loads, st.session_state.packs)
+        # typed as text, so that a bad cell reaches the message as it was typed
+        edited = st.data_editor(
+            {"item": list(range(len(current))), "load": [format_loads((v,)) for v in current]},
+            key=f"editor_{chapter.key}_{st.session_state.packs}_{hash(st.session_state.loads)}", num_rows="fixed",
+            width="stretch", hide_index=True, disabled=["item"],
+            column_config={"item": st.column_config.NumberColumn("item", width="small"),
+                           "load": st.column_config.TextColumn("load")})
         try:
-            new_loads = format_loads(parse_loads(",".join(str(v) for v in edited["load"]), chapter.num_packs))
-        except (ValueError, TypeError) as error:
-            st.error(f"Not used, the previous loads are kept: {error}")
+            cells = [parse_load(item, str(cell) if cell is not None else "") for item, cell in
+                     enumerate(edited["load"])]
+        except ValueError as error:
+            st.error(f"Not used, the previous loads are kept: {error}.")
         else:
+            new_loads = format_loads(tuple(cells))
             if new_loads != st.session_state.loads:
                 st.session_state.loads = new_loads
-                st.session_state.pop("step", None)
                 st.rerun()
+        size = st.columns([1, 1, 1, 1])
+        size[0].number_input("Packs m", 1, 16, value=st.session_state.packs, key="new_packs")
+        size[1].number_input("Items per pack", 1, 16, value=trace.items_per_pack, key="new_per_pack")
+        too_many = st.session_state.new_packs * st.session_state.new_per_pack > MAX_INLINE_ITEMS
+        size[2].button("Random loads", key="random_loads", on_click=_new_instance, args=("random",),
+                       disabled=too_many, width="stretch")
+        size[3].button("Blank (all 0)", key="blank_loads", on_click=_new_instance, args=("blank",),
+                       disabled=too_many, width="stretch")
+        if too_many:
+            st.caption(f"A lesson takes at most {MAX_INLINE_ITEMS} items.")
         st.button("Back to the chapter's loads", key="reset_loads", on_click=_chapter_changed)
 
 
-if "step" not in st.session_state or not 0 <= st.session_state.step < len(frames):
+if "step" not in st.session_state:
     st.session_state.step = phase_starts(frames).get(chapter.start_phase, 0)
+elif not 0 <= st.session_state.step < len(frames):
+    # edited loads can make a shorter story: keep the step as near as it can be
+    st.session_state.step = len(frames) - 1
 
 
 def _go(index: int) -> None:
@@ -198,7 +247,27 @@ def _controls() -> None:
                        disabled=st.session_state.step >= len(frames) - 1,
                        width="stretch", type="primary")
     controls[4].button("End »", on_click=_go, args=(len(frames) - 1,), key="end", width="stretch")
-    controls[5].select_slider("Speed", list(SPEEDS), key="speed", label_visibility="collapsed")
+    # a button, not a slider or radio: a focused slider or radio takes the arrow keys that step the lesson
+    controls[5].button(f"Speed: {st.session_state.speed} ⟳", key="speed_button", on_click=_next_speed,
+                       width="stretch", help="Time per step when playing: " +
+                       ", ".join(f"{name} {seconds:g} s" for name, seconds in SPEEDS.items()))
+    if len(frames) > 1:
+        # the slider's own key, set from the step each run: the step is the state, the slider a view of it
+        st.session_state.step_pick = st.session_state.step
+        st.slider("Step", 0, len(frames) - 1, key="step_pick", on_change=lambda: _go(st.session_state.step_pick),
+                  label_visibility="collapsed")
+
+
+def _next_speed() -> None:
+    names = list(SPEEDS)
+    st.session_state.speed = names[(names.index(st.session_state.speed) + 1) % len(names)]
+
+
+def _next_chapter() -> None:
+    position = [c.key for c in CHAPTERS].index(chapter.key)
+    st.session_state.chapter = CHAPTERS[position + 1].key
+    _chapter_changed()
+    st.session_state.chapter_moved = True
 
 
 def _step_view() -> None:
@@ -228,6 +297,12 @@ def _step_view() -> None:
     else:
         right.info(learn(trace, frames, index))
     right.html(_pseudocode(line_of(frame.event, trace.config)))
+    following = list(CHAPTERS[[c.key for c in CHAPTERS].index(chapter.key) + 1:])[:1]
+    if index == len(frames) - 1 and following:
+        right.button(f"Next chapter: {following[0].title} ›", key="next_chapter", on_click=_next_chapter,
+                     type="primary")
+    if st.session_state.pop("chapter_moved", False):
+        st.rerun()  # a new chapter redraws the whole page, not only this fragment
     publish(PARAMS)
 
 
@@ -243,8 +318,8 @@ if compared is not None:
                f"{other.chosen_candidate.stopped.reason}; spread {fmt(other.chosen_candidate.final_spread)} "
                f"(here: {fmt(trace.chosen_candidate.final_spread)}).")
 _loads_editor()
-lesson_loads = st.session_state.loads
+lesson_loads, lesson_packs = st.session_state.loads, st.session_state.packs
 st.download_button("Download this lesson as a GIF (for slides)",
-                   data=lambda: _lesson_gif(chapter.key, lesson_loads, dark),
+                   data=lambda: _lesson_gif(chapter.key, lesson_loads, lesson_packs, dark),
                    file_name=f"packviz_{chapter.key}.gif", mime="image/gif", key="download_gif")
 publish(PARAMS)

@@ -197,9 +197,9 @@ def test_loads_travel_in_links_and_bad_ones_say_why():
     loads = (48.0, 20.5, 0.0)
     assert parse_loads(format_loads(loads), 3) == loads
     assert format_loads((48.0, 20.5)) == "48,20.5"
-    for text, packs, message in (("1,2,x", 3, "load 3 ('x') is not a number"), ("1,2", 3, "do not split"),
-                                 ("1,-2,3", 3, "finite number >= 0"), ("1", 1, "2 to 64"),
-                                 ("1,inf,3", 3, "finite number")):
+    for text, packs, message in (("1,2,x", 3, "item 2: 'x' is not a number"), ("1,2", 3, "do not split"),
+                                 ("1,-2,3", 3, "item 1: '-2' is not a finite number >= 0"), ("1", 1, "2 to 64"),
+                                 ("1,inf,3", 3, "finite number"), ("1, ,3", 3, "item 1 has no load")):
         with pytest.raises(ValueError, match=re.escape(message)):
             parse_loads(text, packs)
 

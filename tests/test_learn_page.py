@@ -112,3 +112,31 @@ def test_play_and_pause_from_inside_the_stepping_fragment():
     assert not at.session_state.playing
     assert button(at, "play").label == "▶ Play"
     assert button(at, "next").label == "Next ›"  # the controls stay with the chart
+
+
+def test_a_students_own_instance_of_any_size_travels_in_the_link():
+    at = learn_page(chapter="greedy")
+    at.number_input(key="new_packs").set_value(4).run()
+    at.number_input(key="new_per_pack").set_value(2).run()
+    button(at, "random_loads").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    loads = at.session_state.loads.split(",")
+    assert at.session_state.packs == 4 and len(loads) == 8 and at.query_params["packs"] == "4"
+    assert "8 items must go into 4 packs" in at.info[0].value or at.session_state.step > 0
+    button(at, "blank_loads").click().run()
+    assert at.session_state.loads == "0,0,0,0,0,0,0,0"
+    reopened = learn_page(chapter="greedy", packs="4", loads=at.session_state.loads)
+    assert reopened.session_state.packs == 4 and reopened.session_state.loads == "0,0,0,0,0,0,0,0"
+
+
+def test_the_step_slider_jumps_and_a_chapters_end_offers_the_next_chapter():
+    at = learn_page(chapter="greedy")
+    trace = CHAPTER_BY_KEY["greedy"].run().traces[0]
+    frames = lesson_frames(trace)
+    at.slider(key="step_pick").set_value(5).run()
+    assert at.session_state.step == 5 and at.info[0].value == learn(trace, frames, 5)
+    assert not [b for b in at.button if b.key == "next_chapter"]
+    button(at, "end").click().run()
+    button(at, "next_chapter").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state.chapter == "restarts" and at.query_params["chapter"] == "restarts"

@@ -9,6 +9,7 @@ by hand.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,10 +43,12 @@ class Chapter:
     def config(self, **changes: Any) -> PackerConfig:
         return resolve_config(self.preset, **{**self.options, **changes})
 
-    def run(self, loads: tuple[float, ...] | None = None, **changes: Any) -> PackResult:
-        """The real engine on this chapter's instance (or edited ``loads``), layer 0 traced."""
+    def run(self, loads: tuple[float, ...] | None = None, num_packs: int | None = None,
+            **changes: Any) -> PackResult:
+        """The real engine on this chapter's instance (or edited ``loads`` [n] into
+        ``num_packs`` packs, a student's own), layer 0 traced."""
         weight = torch.tensor([list(loads or self.loads)], dtype=torch.float64)
-        return pack(weight, self.num_packs, self.config(**changes), trace_layers=[0])
+        return pack(weight, num_packs or self.num_packs, self.config(**changes), trace_layers=[0])
 
 
 CHAPTERS: tuple[Chapter, ...] = (
@@ -111,13 +114,25 @@ def parse_loads(text: str, num_packs: int) -> tuple[float, ...]:
         raise ValueError(f"{len(cells)} loads: a lesson takes 2 to {MAX_INLINE_ITEMS}")
     if len(cells) % num_packs:
         raise ValueError(f"{len(cells)} loads do not split evenly into {num_packs} packs")
-    loads = []
-    for position, cell in enumerate(cells, start=1):
-        try:
-            value = float(cell)
-        except ValueError:
-            raise ValueError(f"load {position} ({cell[:20]!r}) is not a number") from None
-        if not 0 <= value < float("inf"):
-            raise ValueError(f"load {position} ({cell[:20]!r}) must be a finite number >= 0")
-        loads.append(value)
-    return tuple(loads)
+    return tuple(parse_load(item, cell) for item, cell in enumerate(cells))
+
+
+def parse_load(item: int, cell: str) -> float:
+    """One load as typed, for item ``item`` (numbered from 0, as on the chart);
+    ValueError names the item and the value."""
+    cell = cell.strip()
+    if not cell:
+        raise ValueError(f"item {item} has no load")
+    try:
+        value = float(cell)
+    except ValueError:
+        raise ValueError(f"item {item}: {cell[:20]!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"item {item}: {cell[:20]!r} is not a finite number >= 0")
+    return value
+
+
+def random_loads(num_items: int, seed: int) -> tuple[float, ...]:
+    """A fresh instance for a student: ``num_items`` whole loads from 1 to 99."""
+    generator = random.Random(seed)
+    return tuple(float(generator.randint(1, 99)) for _ in range(num_items))

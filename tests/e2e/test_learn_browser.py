@@ -134,3 +134,57 @@ def test_pruning_merges_and_the_choice_are_drawn_not_only_told(fresh_app):
         assert page.locator(".js-plotly-plot >> visible=true").first.get_by_text("(took row").count() == 1
         open_link(page, f"{fresh_app}/learn?chapter=choice&step=99")
         page.locator(".js-plotly-plot >> visible=true").first.get_by_text("(wins)").wait_for(timeout=60_000)
+
+
+def _step_in_url(page, step: int) -> None:
+    page.wait_for_function(f"() => new URLSearchParams(window.location.search).get('step') === '{step}'",
+                           timeout=60_000)
+
+
+def _type_load(page, item: int, text: str) -> None:
+    """Type into the load cell of ``item`` in the (canvas-drawn) load table."""
+    grid = page.locator('[data-testid="stDataFrame"]')
+    grid.wait_for()
+    grid.scroll_into_view_if_needed()
+    editor = page.locator("textarea.gdg-input")
+    for _ in range(5):  # the grid draws on a canvas a moment after it appears
+        box = grid.bounding_box()
+        page.mouse.dblclick(box["x"] + box["width"] * 0.75, box["y"] + 35 * (item + 1) + 17)
+        try:
+            editor.wait_for(timeout=3_000)
+            break
+        except Exception:  # not open yet: try again
+            continue
+    editor.fill(text)
+    page.keyboard.press("Enter")
+    wait_until_idle(page)
+
+
+def test_the_controls_keep_the_speed_the_keys_and_the_step(fresh_app):
+    """Defect 4: speed survives a chapter change, the arrow keys step after the
+    speed is touched, editing a load keeps the step, and a bad load names its item."""
+    with chromium_page(width=1366, height=768) as page:
+        open_link(page, f"{fresh_app}/learn?chapter=greedy&step=2&speed=faster")
+        wait_for_text(page, narration("greedy", 2))
+        page.locator('[data-testid="stSelectbox"]').first.click()
+        page.get_by_role("option", name="5. 1-swap: heaviest against lightest").click()
+        wait_until_idle(page)
+        page.wait_for_function("() => window.location.search.includes('chapter=one-swap')", timeout=60_000)
+        assert "speed=faster" in page.url
+        page.get_by_role("button", name="Speed: faster").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Speed: faster").click()  # cycles to slow, and keeps the focus
+        wait_until_idle(page)
+        page.wait_for_function("() => window.location.search.includes('speed=slow')", timeout=60_000)
+        trace = CHAPTER_BY_KEY["one-swap"].run().traces[0]
+        start = next(f.index for f in lesson_frames(trace) if f.phase == "refine")
+        page.keyboard.press("ArrowRight")
+        wait_for_text(page, narration("one-swap", start + 1))
+        _step_in_url(page, start + 1)
+        # edit item 0's load in the table: the step stays
+        page.locator('[data-testid="stExpander"]').get_by_text("Edit the loads").click()
+        _type_load(page, 0, "20")
+        page.wait_for_function("() => window.location.search.includes('loads=20%2C')", timeout=60_000)
+        _step_in_url(page, start + 1)
+        _type_load(page, 2, "abc")
+        page.get_by_text("item 2: 'abc' is not a number").wait_for(timeout=60_000)
+        assert "loads=20%2C" in page.url
