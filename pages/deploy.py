@@ -22,24 +22,31 @@ with starting.container(), st.spinner("Loading the planner…"):
     from packviz.text import escape_markdown
     from packviz.viz.deploy import balance_comparison_figure, over_time_figure
     from ui import deploy_caches as caches
+    from ui.deploy_view import SECTIONS, publish_view, restore_view
     from ui.sidebars import data_sidebar
 starting.empty()
 
-SECTIONS = ("Placement", "Balance", "Over time", "Export")
 PLANNERS = ("eplb", *[name for name in PRESETS if name != "eplb"])
 DEFAULT_COMPARED = ("eplb", "fast", "best")
 POLICY_WORDS = {"auto": "auto (DeepSeek's rule)", "hierarchical": "hierarchical", "global": "global"}
 
+for problem in restore_view():
+    st.warning(f"Shared link: {problem}.")
 data = data_sidebar()
 experts = data.experts if data.experts is not None else data.weight
 num_layers, num_logical = experts.shape
 
-# A new number of experts brings a cluster that fits it; any other change keeps the user's cluster.
+# A new number of experts brings a cluster that fits it; any other change keeps the user's cluster,
+# and so does a link's on the first visit.
 if st.session_state.get("deploy_experts") != num_logical:
+    first_visit = "deploy_experts" not in st.session_state
     start = default_cluster(num_logical)
-    st.session_state.update(deploy_experts=num_logical, deploy_replicas=start.num_replicas,
-                            deploy_groups=start.num_groups or 0, deploy_nodes=start.num_nodes,
-                            deploy_gpus=start.num_gpus)
+    defaults = {"deploy_replicas": start.num_replicas, "deploy_groups": start.num_groups or 0,
+                "deploy_nodes": start.num_nodes, "deploy_gpus": start.num_gpus}
+    for key, value in defaults.items():
+        if not (first_visit and key in st.session_state):
+            st.session_state[key] = value
+    st.session_state.deploy_experts = num_logical
 st.session_state.setdefault("deploy_policy", "auto")
 st.session_state.setdefault("deploy_preset", "fast")
 
@@ -62,6 +69,10 @@ with st.sidebar.expander("Moving weights (estimates)"):
     intra = st.number_input("Intra-node GB/s per GPU", 0.001, 1e5, INTRA_NODE_GBPS, key="deploy_intra")
     inter = st.number_input("Inter-node GB/s per GPU", 0.001, 1e5, INTER_NODE_GBPS, key="deploy_inter")
 expert_bytes = round(expert_mb * 1e6)
+# the layer widget only exists in Placement: a layer beyond this data's is the last one
+if st.session_state.get("deploy_layer", 0) >= num_layers:
+    st.session_state.deploy_layer = num_layers - 1
+publish_view()
 
 cluster = Cluster(replicas, groups or None, nodes, gpus, policy)
 problem = cluster.problem(num_logical)

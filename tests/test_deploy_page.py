@@ -154,3 +154,19 @@ def test_generated_moe_loads_with_steps_bring_their_time_axis():
     next(b for b in at.button if b.label == "Generate").click().run()
     assert "generated for moe loads only" in plain(at.sidebar.error[0].value)
     assert any("from the data's 6 steps" in m.value for m in at.markdown)
+
+
+def test_a_link_opens_the_same_cluster_and_section_and_the_url_follows():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.switch_page("pages/deploy.py")
+    at.query_params.update({"deploy_gpus": "16", "deploy_policy": "global", "deploy_section": "Export",
+                            "deploy_nodes": "nine"})
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="deploy_gpus").value == 16 and at.radio(key="deploy_policy").value == "global"
+    assert at.number_input(key="deploy_nodes").value == 4  # refused: the default stays
+    assert any("deploy_nodes='nine' was ignored" in w.value for w in at.warning)
+    assert at.radio(key="deploy_section").value == "Export"
+    assert "16 GPUs (18 each)" in next(m.value for m in at.markdown if "MoE layers" in m.value)
+    at.number_input(key="deploy_gpus").set_value(8).run()
+    assert list(at.query_params["deploy_gpus"]) == ["8"]
