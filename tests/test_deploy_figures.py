@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from packviz.data.generators import drifting_from
@@ -39,7 +40,10 @@ def test_heatmap_and_bars_show_the_gpu_loads():
     loads = gpu_load(WEIGHT, plan, CLUSTER)
     heat = gpu_heatmap_figure(plan, WEIGHT, CLUSTER).data[0]
     assert torch.allclose(torch.tensor(heat.z, dtype=torch.float64), loads / loads.mean(dim=1, keepdim=True))
-    bars = load_bars_figure(plan, WEIGHT, CLUSTER, 1).data
+    figure = load_bars_figure(plan, WEIGHT, CLUSTER, 1)
+    bars = figure.data
+    assert [shape.y0 for shape in figure.layout.shapes] == pytest.approx([float(loads[1].mean()),
+                                                                         float(loads[1].sum() / 2)])
     assert torch.allclose(torch.tensor(bars[0].y, dtype=torch.float64), loads[1])
     assert torch.allclose(torch.tensor(bars[1].y, dtype=torch.float64), loads[1].view(2, 4).sum(dim=1))
 

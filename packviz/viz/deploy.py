@@ -55,13 +55,17 @@ def placement_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Clust
         figure.add_trace(go.Scatter(x=duplicate_x, y=duplicate_y, mode="markers", name="same-GPU replica",
                                     marker={"symbol": "circle-open", "size": 26, "color": "#D00000",
                                             "line": {"width": 2}}, hoverinfo="skip"))
+    # one frame and one label per node, set at once (Plotly validates each add_* call's whole layout)
+    shapes, labels = [], []
     for n in range(cluster.num_nodes):
         first, last = n * cluster.gpus_per_node - 0.5, (n + 1) * cluster.gpus_per_node - 0.5
-        figure.add_vrect(x0=first, x1=last, line={"color": NODE_COLOURS[n % len(NODE_COLOURS)], "width": 2},
-                         fillcolor="rgba(0,0,0,0)", layer="above")
-        figure.add_annotation(x=(first + last) / 2, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
-                              text=f"node {n}", font={"color": NODE_COLOURS[n % len(NODE_COLOURS)]})
-    figure.update_layout(height=120 + 34 * per_gpu, margin={"l": 50, "r": 10, "t": 30, "b": 40},
+        colour = NODE_COLOURS[n % len(NODE_COLOURS)]
+        shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": first, "x1": last, "y0": 0, "y1": 1,
+                       "line": {"color": colour, "width": 2}, "fillcolor": "rgba(0,0,0,0)", "layer": "above"})
+        labels.append({"x": (first + last) / 2, "y": 1.0, "yref": "paper", "yanchor": "bottom", "showarrow": False,
+                       "text": f"node {n}", "font": {"color": colour}})
+    figure.update_layout(shapes=shapes, annotations=labels, height=120 + 34 * per_gpu,
+                         margin={"l": 50, "r": 10, "t": 30, "b": 40},
                          showlegend=bool(duplicate_x), legend={"orientation": "h", "y": -0.25},
                          xaxis={"title": "GPU (EP rank)", "tickmode": "linear" if cluster.num_gpus <= 64 else "auto",
                                 "dtick": 1 if cluster.num_gpus <= 32 else 4},
@@ -91,7 +95,8 @@ def load_bars_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Clust
     loads = gpu_load(weight[layer:layer + 1], phy2log[layer:layer + 1], cluster)[0]
     nodes = loads.view(cluster.num_nodes, -1).sum(dim=1)
     node_of = (torch.arange(cluster.num_gpus) // cluster.gpus_per_node).tolist()
-    figure = make_subplots(rows=1, cols=2, column_widths=[0.75, 0.25], subplot_titles=("per GPU", "per node"))
+    figure = make_subplots(rows=1, cols=2, column_widths=[0.75, 0.25],
+                           subplot_titles=("per GPU (dashed: the mean)", "per node"))
     figure.add_trace(go.Bar(x=list(range(cluster.num_gpus)), y=loads.tolist(), name="GPU load",
                             marker_color=[NODE_COLOURS[n % len(NODE_COLOURS)] for n in node_of],
                             customdata=node_of, hovertemplate="GPU %{x} (node %{customdata})<br>load %{y:,.6g}"
@@ -99,10 +104,12 @@ def load_bars_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Clust
     figure.add_trace(go.Bar(x=[f"node {n}" for n in range(cluster.num_nodes)], y=nodes.tolist(), name="node load",
                             marker_color=[NODE_COLOURS[n % len(NODE_COLOURS)] for n in range(cluster.num_nodes)],
                             hovertemplate="%{x}<br>load %{y:,.6g}<extra></extra>"), row=1, col=2)
-    figure.add_hline(y=float(loads.mean()), line_dash="dash", row=1, col=1, annotation_text="mean")
-    figure.add_hline(y=float(nodes.mean()), line_dash="dash", row=1, col=2, annotation_text="mean")
-    figure.update_xaxes(title_text="GPU", tickformat="d", row=1, col=1)
-    figure.update_layout(height=300, margin={"l": 60, "r": 10, "t": 30, "b": 40}, showlegend=False)
+    # the means as shapes set at once: add_hline per subplot validates the whole layout each time
+    means = [{"type": "line", "xref": f"{axis} domain", "x0": 0, "x1": 1, "yref": axis.replace("x", "y"),
+              "y0": value, "y1": value, "line": {"dash": "dash", "color": "#444444", "width": 1.5}}
+             for axis, value in (("x", float(loads.mean())), ("x2", float(nodes.mean())))]
+    figure.update_layout(height=300, margin={"l": 60, "r": 10, "t": 30, "b": 40}, showlegend=False, shapes=means,
+                         xaxis={"title": "GPU", "tickformat": "d"})
     return figure
 
 
