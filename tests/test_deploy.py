@@ -209,3 +209,35 @@ def test_the_replanner_is_one_more_entry_and_moves_fewer_replicas():
         # every expert keeps a slot; (re-plans may take an expert group across nodes: the check says so)
         found = check_plan(plan, 64, cluster)
         assert not found.missing and not found.uneven_gpus
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3), st.integers(0, 2**31 - 1),
+       st.sampled_from([(12, 16, 4, 2, 8), (8, 12, 2, 2, 4), (16, 20, 4, 4, 4), (6, 9, 3, 3, 3), (12, 12, 6, 3, 6)]),
+       st.sampled_from(["auto", "global"]), st.sampled_from(["eplb", "fast"]),
+       st.sampled_from(["ties", "zeros", "spread"]))
+def test_every_engine_plan_passes_the_checks(layers, seed, shape, policy, preset, family):
+    experts, slots, groups, nodes, gpus = shape
+    cluster = Cluster(slots, groups, nodes, gpus, policy)
+    generator = torch.Generator().manual_seed(seed)
+    if family == "ties":
+        weight = torch.randint(1, 3, (layers, experts), generator=generator).double() * 5
+    elif family == "zeros":
+        weight = torch.randint(0, 2, (layers, experts), generator=generator).double() * 100
+    else:
+        weight = torch.rand(layers, experts, generator=generator, dtype=torch.float64) ** 4 * 1e6
+    plan = place(weight, cluster, preset).phy2log
+    checks = check_plan(plan, experts, cluster)
+    assert checks.ok, checks.sentences()
+    assert torch.allclose(gpu_load(weight, plan, cluster).sum(dim=1), weight.sum(dim=1))
+    assert bool((balance(weight, plan, cluster).bound <= gpu_load(weight, plan, cluster).amax(dim=1) * (1 + 1e-9)
+                 + 1e-9).all())
+
+
+def test_a_model_without_groups_is_placed_globally():
+    weight = torch.rand(2, 384, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 1e4
+    cluster = Cluster(416, None, 4, 32)  # Kimi-K2-like: 384 experts, 32 redundant, no expert groups
+    assert not cluster.hierarchical and cluster.problem(384) is None
+    plan = place(weight, cluster, "fast").phy2log
+    assert plan.shape == (2, 416) and check_plan(plan, 384, cluster).ok
+    assert float(balance(weight, plan, cluster).bound_over_mean.max()) == 1.0
