@@ -101,6 +101,8 @@ def _number(value: float | None, unit: str) -> str:
         return f"{value:.3f} s"
     if unit == "KB":
         return f"{value:,.1f} KB"
+    if unit == "x":
+        return f"{value:.2f}x"
     return f"{value:.1f} {unit}"
 
 
@@ -310,18 +312,35 @@ PROBE_JS = r"""
 # ------------------------------------------------------------ server, browser
 
 
+FLOOR_APP = ROOT / "benchmarks" / "floor_app.py"
+
+
 @contextlib.contextmanager
-def serve(port: int, threads: int = 0) -> Iterator[tuple[str, float]]:
-    """The app on 127.0.0.1:port (``scripts.browser.serve_app``); yields the URL
-    and the seconds until its health check answered. threads > 0 caps torch's
-    threads (OMP_NUM_THREADS) in the server."""
+def serve(port: int, threads: int = 0, script: Path = ROOT / "app.py") -> Iterator[tuple[str, float]]:
+    """The app (or ``script``) on 127.0.0.1:port (``scripts.browser.serve_app``);
+    yields the URL and the seconds until its health check answered. threads > 0
+    caps torch's threads (OMP_NUM_THREADS) in the server."""
     from scripts.browser import serve_app
 
     env = dict(os.environ)
     if threads > 0:
         env["OMP_NUM_THREADS"] = str(threads)
-    with serve_app(port, env=env, timeout_s=120) as served:
+    with serve_app(port, env=env, timeout_s=120, script=script) as served:
         yield served
+
+
+@contextlib.contextmanager
+def busy_core() -> Iterator[None]:
+    """Another process keeping one core busy (a Python loop) meanwhile."""
+    import subprocess
+
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        burner.kill()
+        burner.wait()
 
 
 class Session:
@@ -599,6 +618,102 @@ def measure_compare(session: Session, reps: int, log) -> list[Row]:
     ]
 
 
+# ------------------------------------------------------ against the floor
+
+FLOOR_CHART = (".st-key-floor_chart .js-plotly-plot",)
+LEARN_CHART = (".st-key-lesson_chart .js-plotly-plot",)
+# what each app figure may cost, as a multiple of the floor's
+RATIO_TARGETS = {"first chart": 1.2, "presenter Next": 1.25, "Learn Next": 1.25, "Compare": 2.0}
+
+
+def next_clicks(session: Session, clicks: int, selectors: Sequence[str], log, what: str) -> float:
+    """Median seconds from a click on "Next ›" to the new chart (or, where no
+    chart changes, to the end of the run)."""
+    times = []
+    for click in range(clicks):
+        keyed = session.page.locator(".st-key-next button")
+        button = keyed.first if keyed.count() else session.page.get_by_role("button", name="Next ›").first
+        out = session.click_and_wait(button, selectors, expect_change=bool(selectors))
+        log(f"  {what} Next {click + 1}: {out}")
+        times.append((out["chart"] if out["chart"] is not None else out["idle"]) / 1e3)
+    return statistics.median(times)
+
+
+def floor_once(browser, port: int, threads: int, clicks: int, log) -> dict[str, float]:
+    """The floor page on a fresh server: its first chart, and Next."""
+    with serve(port, threads, FLOOR_APP) as (url, _):
+        session = Session(browser, url)
+        try:
+            marks = session.open()
+            log(f"  floor first visit: {marks}")
+            return {"first chart": marks["chart"] / 1e3,
+                    "Next": next_clicks(session, clicks, FLOOR_CHART, log, "floor")}
+        finally:
+            session.close()
+
+
+def app_once(browser, port: int, threads: int, clicks: int, seed: int, log) -> dict[str, float]:
+    """The app on a fresh server: Explore's first chart, presenter Next, Learn's
+    Next, and Compare (from Explore) until every default preset is shown."""
+    with serve(port, threads) as (url, _):
+        session = Session(browser, url)
+        try:
+            marks = session.open()
+            log(f"  app first visit: {marks}")
+            found = {"first chart": marks["chart"] / 1e3}
+        finally:
+            session.close()
+        session = Session(browser, url)
+        try:
+            session.open(f"?seed={seed}")
+            session.choose("Step through a layer")
+            session.choose("Presenter")
+            found["presenter Next"] = next_clicks(session, clicks, PRESENTER, log, "presenter")
+            session.settle()
+            out = session.page.evaluate("([el, h, t]) => __pv.compare(el, h, t)",
+                                        [nav_link(session.page, "Compare packers").element_handle(),
+                                         "Compare packers", 120_000])
+            log(f"  compare: {out}")
+            found["Compare"] = out["idle"] / 1e3 if out["idle"] is not None else float("inf")
+        finally:
+            session.close()
+        session = Session(browser, url)
+        try:
+            session.open("learn?chapter=greedy&step=0")  # a chapter that has steps after its first
+            found["Learn Next"] = next_clicks(session, clicks, LEARN_CHART, log, "Learn")
+        finally:
+            session.close()
+        return found
+
+
+def measure_floor(browser, port: int, threads: int, reps: int, busy: bool, log) -> list[Row]:
+    """Floor and app in the same run, alternating, quiet and (with busy) beside a
+    process that keeps one core busy; each app figure as a ratio to the floor's
+    figure of the same repetition (Compare: to the floor's first chart)."""
+    rows = []
+    for condition in ("quiet", "busy") if busy else ("quiet",):
+        with busy_core() if condition == "busy" else contextlib.nullcontext():
+            floors, apps = [], []
+            for rep in range(reps):
+                print(f"  {condition}, repetition {rep + 1}: floor, then app", flush=True)
+                floors.append(floor_once(browser, port, threads, reps + 1, log))
+                apps.append(app_once(browser, port, threads, reps + 1, 5000 + rep + 100 * (condition == "busy"),
+                                     log))
+        floor_of = {"first chart": "first chart", "presenter Next": "Next", "Learn Next": "Next",
+                    "Compare": "first chart"}
+        rows.append(Row(f"floor ({condition}): first chart after the server is up",
+                        [f["first chart"] for f in floors], None,
+                        note=f"floor Next (fragment redraw): {statistics.median(f['Next'] for f in floors):.3f} s; "
+                             "app, median s: " + ", ".join(f"{what} {statistics.median(a[what] for a in apps):.3f}"
+                                                           for what in floor_of)))
+        rows.append(Row(f"floor ({condition}): Next", [f["Next"] for f in floors], None))
+        for what, reference in floor_of.items():
+            label = f"{what} (against the floor's first chart)" if what == "Compare" else what
+            rows.append(Row(f"ratio to floor ({condition}): {label}",
+                            [a[what] / f[reference] for a, f in zip(apps, floors)], RATIO_TARGETS[what], unit="x"))
+    return rows
+
+
 def _in_session(measure: Callable, query: str = "") -> Callable:
     def run(browser, url: str, reps: int, log) -> list[Row]:
         session = Session(browser, url)
@@ -619,7 +734,7 @@ MEASURE = {
     "compare": _in_session(measure_compare, "?seed=1000"),
     "knobs": _in_session(measure_knobs),
 }
-PARTS = ("load", *MEASURE)
+PARTS = ("floor", "load", *MEASURE)
 
 
 # -------------------------------------------------------------------- main
@@ -635,6 +750,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0,
                         help="cap torch's threads in the server (OMP_NUM_THREADS); default: as `make run` serves")
     parser.add_argument("--verbose", action="store_true", help="print every repetition's raw figures")
+    parser.add_argument("--busy", action="store_true",
+                        help="floor part: also measure beside a process that keeps one core busy")
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)")
     args = parser.parse_args(argv)
@@ -659,10 +776,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
+            if "floor" in parts:
+                print("floor and app, fresh servers ...", flush=True)
+                rows += measure_floor(browser, port, args.threads, reps, args.busy, log)
             if "load" in parts:
                 print("first visits ...", flush=True)
                 rows += measure_loads(browser, port, args.threads, cold, reps, log)
-            if parts - {"load"}:
+            if parts - {"load", "floor"}:
                 with serve(port, args.threads) as (url, _):
                     warmup = Session(browser, url)  # the server's first run, not measured again
                     warmup.open()
@@ -673,7 +793,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                             rows += MEASURE[part](browser, url, reps, log)
         finally:
             browser.close()
-    order = ["first visit: something", "first visit: first chart", "first visit: page", "later visit: something",
+    order = ["floor (quiet): first", "floor (quiet): Next", "ratio to floor (quiet)", "floor (busy): first",
+             "floor (busy): Next", "ratio to floor (busy)",
+             "first visit: something", "first visit: first chart", "first visit: page", "later visit: something",
              "later visit: first", "presenter Next", "animation playback, 288 items, default",
              "animation playback, 288 items, fastest", "layer change, Animation",
              "layer change, Presenter", "Compare packers: first", "Compare packers: all", "knob change (seed",

@@ -13,13 +13,15 @@ busy core costs about what it costs on a quiet one.
     pack_in_worker(weight, num_packs, config, **pack_arguments) -> PackResult
         ``packviz.pack(weight, num_packs, config, ...)`` run in a worker; the same
         placement (the engine is deterministic whatever the thread count)
-    start_workers() -> None
-        starts the pool and warms each worker in the background (importing torch
-        takes a second or two); until they are warm, runs go in the calling thread
+    start_workers(after_s=0.0) -> None
+        starts the pool (after ``after_s`` seconds, in the background) and warms
+        each worker (importing torch takes a second or two of a core); until they
+        are warm, runs go in the calling thread
     use_one_thread_here() -> None
         one intra-op thread for this process (process-wide in torch)
 
 ``PACKVIZ_WORKERS=0`` runs everything in the calling thread (on one intra-op thread).
+The pages start the workers once their first run is over (``start_workers(after_s)``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from packviz.packer import PackResult, pack
 _lock = threading.Lock()
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
 _warm: list[concurrent.futures.Future] = []
+_timer: threading.Timer | None = None
 
 
 def worker_count() -> int:
@@ -67,9 +70,21 @@ def _warm_up() -> int:
     return os.getpid()
 
 
-def start_workers() -> None:
-    """Start the worker pool (once per process) and warm every worker in the background."""
-    global _pool
+def start_workers(after_s: float = 0.0) -> None:
+    """Start the worker pool (once per process) and warm every worker in the background.
+
+    after_s: start it that many seconds from now, from a timer thread. The app's
+    first page asks for a delay: spawning the workers imports torch twice more, which
+    would take cores from the browser drawing that page's first charts.
+    """
+    global _pool, _timer
+    if after_s > 0:
+        with _lock:
+            if _pool is None and _timer is None and worker_count() > 0:
+                _timer = threading.Timer(after_s, start_workers)
+                _timer.daemon = True
+                _timer.start()
+        return
     with _lock:
         if _pool is not None or worker_count() == 0:
             return

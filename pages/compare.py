@@ -9,7 +9,7 @@ from packviz.compare import compare_presets, layer_steps, merge_results, optimum
 from packviz.cost import estimate_seconds
 from packviz.viz.figures import comparison_figure
 from packviz.workers import pack_in_worker
-from ui.caches import run_pack
+from ui.caches import run_pack, start_packing_workers
 from ui.explore_view import refuse_what_does_not_fit
 from ui.router import require_router
 from ui.sidebars import data_sidebar, packer_sidebar
@@ -167,3 +167,6 @@ if optimal.available():
                            "proved bound": o.bound, "seconds": round(o.seconds, 2)} for o in solved],
                          hide_index=True, width="stretch")
             st.dataframe(optimum_rows(results, solved), hide_index=True, width="stretch")
+
+# The workers that pack for every session start once this first run is drawn (packviz.workers).
+start_packing_workers()

@@ -19,7 +19,15 @@ with starting.container(), st.spinner("Loading the packer…"):
     from packviz.text import download_name, escape_markdown
     from packviz.trace.timeline import phase_starts
     from packviz.viz.figures import overview_figure, restarts_figure
-    from ui.caches import animation_spec, heatmap, layer_story, presenter_figure, run_pack, run_trace
+    from ui.caches import (
+        animation_spec,
+        heatmap,
+        layer_story,
+        presenter_figure,
+        run_pack,
+        run_trace,
+        start_packing_workers,
+    )
     from ui.explore_view import SECTIONS, publish_view, refuse_what_does_not_fit, restore_view
     from ui.sidebars import data_sidebar, packer_sidebar
 starting.empty()
@@ -170,3 +178,6 @@ else:
                        mime="application/json", key="download_sglang")
 
 publish_view()
+
+# The workers that pack for every session start once this first run is drawn (packviz.workers).
+start_packing_workers()

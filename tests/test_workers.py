@@ -72,3 +72,17 @@ def test_no_workers_runs_here_on_one_thread(monkeypatch):
         assert torch.equal(result.pack_index, pack(weight, 6, "fast").pack_index)
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_delayed_start_starts_the_pool_later_and_once(monkeypatch):
+    monkeypatch.setenv("PACKVIZ_WORKERS", "1")
+    monkeypatch.setattr(workers, "_timer", None)
+    assert workers._pool is None
+    workers.start_workers(after_s=0.3)
+    workers.start_workers(after_s=0.3)  # a second page's run asks again: still one timer
+    assert workers._pool is None and workers._timer is not None
+    _wait_until_ready()
+    try:
+        assert workers._pool._max_workers == 1
+    finally:
+        workers._discard_pool(workers._pool)

@@ -16,7 +16,16 @@ from packviz.teach.narration import explore as explore_narration
 from packviz.trace.replay import LayerTrace
 from packviz.trace.timeline import Frame, build_frames
 from packviz.viz.figures import PrebuiltFigure, animation_figure, heatmap_figure, lesson_figure
-from packviz.workers import pack_in_worker
+from packviz.workers import pack_in_worker, start_workers
+
+# When a page's first run ends the browser is still drawing its charts; the workers
+# (each imports torch, a second or two of a core) start this much later.
+WORKER_START_DELAY_S = 5.0
+
+
+def start_packing_workers() -> None:
+    """Start the processes that pack for every session (packviz.workers), once, soon."""
+    start_workers(after_s=WORKER_START_DELAY_S)
 
 
 @st.cache_data(show_spinner="Packing…", max_entries=32)
