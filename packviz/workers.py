@@ -27,9 +27,13 @@ The pages start the workers once their first run is over (``start_workers(after_
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
+import sys
 import threading
+import types
+from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -64,6 +68,20 @@ def _start_worker() -> None:
     use_one_thread_here()
 
 
+@contextlib.contextmanager
+def _bare_main() -> Iterator[None]:
+    """A spawned child imports its parent's ``__main__`` again. Under Streamlit that
+    module is the page script being run, which must not run in a worker: while the
+    children start, ``__main__`` is an empty module."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 def _warm_up() -> int:
     # The first run pays for torch's lazy set-up (kernels, allocator); pay it now.
     pack(torch.arange(8, dtype=torch.float64).reshape(1, 8), 2, "fast")
@@ -92,7 +110,8 @@ def start_workers(after_s: float = 0.0) -> None:
         _pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=worker_count(), mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker)
-        _warm[:] = [_pool.submit(_warm_up) for _ in range(worker_count())]
+        with _bare_main():  # the children start on these first submissions
+            _warm[:] = [_pool.submit(_warm_up) for _ in range(worker_count())]
 
 
 def workers_ready() -> bool:

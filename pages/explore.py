@@ -14,15 +14,15 @@ st.title("packviz: balanced packing, step by step")
 starting = st.empty()
 with starting.container(), st.spinner("Loading the packer…"):
     from packviz.cost import estimate_seconds, is_slow
-    from packviz.io.export import overview_rows, pack_summary_csv, placement_csv, sglang_json
-    from packviz.metrics import layer_metrics
+    from packviz.io.export import pack_summary_csv, placement_csv, sglang_json
     from packviz.text import download_name, escape_markdown
     from packviz.trace.timeline import phase_starts
-    from packviz.viz.figures import overview_figure, restarts_figure
+    from packviz.viz.figures import restarts_figure
     from ui.caches import (
         animation_spec,
         heatmap,
         layer_story,
+        overview,
         presenter_figure,
         run_pack,
         run_trace,
@@ -77,7 +77,8 @@ else:
     st.session_state.shown_run = (data.digest, config, packs, label)
 
 result = run_pack(data.digest, data.weight, config, packs)
-metrics = layer_metrics(result.pack_loads, result.weight)
+summary = overview(data.digest, data, config, packs)
+metrics = summary.metrics
 
 cols = st.columns(5)
 cols[0].metric("Mean gap to LB", f"{float(metrics.gap_to_lower_bound.mean()) * 100:.4f}%")
@@ -152,8 +153,8 @@ def restarts() -> None:
 
 
 if section == "Overview":
-    st.plotly_chart(overview_figure(metrics), width="stretch", key="overview")
-    st.dataframe(overview_rows(result), width="stretch", hide_index=True, height=260,
+    st.plotly_chart(summary.figure, width="stretch", key="overview")
+    st.dataframe(summary.rows, width="stretch", hide_index=True, height=260,
                  column_config={"gap to LB (%)": st.column_config.NumberColumn(format="%.4f%%"),
                                 "max/mean - 1 (%)": st.column_config.NumberColumn(format="%.4f%%")})
 

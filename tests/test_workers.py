@@ -2,7 +2,9 @@
 
 import os
 import signal
+import sys
 import time
+import types
 
 import pytest
 import torch
@@ -21,6 +23,8 @@ def _wait_until_ready(timeout_s: float = 60.0) -> None:
 @pytest.fixture
 def two_workers(monkeypatch):
     monkeypatch.setenv("PACKVIZ_WORKERS", "2")
+    if workers._pool is not None:  # one a page test started, with the default count
+        workers._discard_pool(workers._pool)
     _wait_until_ready()
     yield
     if workers._pool is not None:
@@ -84,5 +88,24 @@ def test_a_delayed_start_starts_the_pool_later_and_once(monkeypatch):
     _wait_until_ready()
     try:
         assert workers._pool._max_workers == 1
+    finally:
+        workers._discard_pool(workers._pool)
+
+
+def test_workers_start_where_main_is_a_script_that_must_not_run_again(monkeypatch, tmp_path):
+    # Under Streamlit, __main__ is the page script: a spawned child would run it again.
+    ran = tmp_path / "ran"
+    script = tmp_path / "page.py"
+    script.write_text(f"open({str(ran)!r}, 'w').close()\nraise SystemExit('a page must not run in a worker')\n")
+    page = types.ModuleType("__main__")
+    page.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", page)
+    monkeypatch.setenv("PACKVIZ_WORKERS", "1")
+    if workers._pool is not None:
+        workers._discard_pool(workers._pool)
+    _wait_until_ready()
+    try:
+        assert not ran.exists()
+        assert sys.modules["__main__"] is page
     finally:
         workers._discard_pool(workers._pool)

@@ -10,12 +10,13 @@ import torch
 
 from packviz import PackerConfig
 from packviz.data.samples import Dataset
-from packviz.metrics import lower_bound
+from packviz.io.export import overview_rows
+from packviz.metrics import LayerMetrics, layer_metrics, lower_bound
 from packviz.packer import PackResult
 from packviz.teach.narration import explore as explore_narration
 from packviz.trace.replay import LayerTrace
 from packviz.trace.timeline import Frame, build_frames
-from packviz.viz.figures import PrebuiltFigure, animation_figure, heatmap_figure, lesson_figure
+from packviz.viz.figures import PrebuiltFigure, animation_figure, heatmap_figure, lesson_figure, overview_figure
 from packviz.workers import pack_in_worker, start_workers
 
 # When a page's first run ends the browser is still drawing its charts; the workers
@@ -39,6 +40,25 @@ def run_trace(digest: str, _weight: torch.Tensor, config: PackerConfig, num_pack
     del digest
     return pack_in_worker(_weight[layer:layer + 1], num_packs, config, seed=config.seed, layer_ids=[layer],
                           trace_layers=[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Overview:
+    """What Explore's overview shows of one run: per-layer metrics, their chart (a
+    ready dict) and the table rows."""
+
+    metrics: LayerMetrics
+    figure: go.Figure
+    rows: list[dict]
+
+
+# Once per run however many sessions show it: a room opening the default view
+# pays for the metrics, the figure and the table once, not once a person.
+@st.cache_resource(show_spinner=False, max_entries=32)
+def overview(digest: str, _data: Dataset, config: PackerConfig, num_packs: int) -> Overview:
+    result = run_pack(digest, _data.weight, config, num_packs)
+    metrics = layer_metrics(result.pack_loads, result.weight)
+    return Overview(metrics, PrebuiltFigure(overview_figure(metrics).to_dict()), overview_rows(result))
 
 
 @dataclasses.dataclass(frozen=True)
