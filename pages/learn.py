@@ -33,7 +33,9 @@ from ui.state import Param, parse_bool, parse_choice, parse_int, publish, restor
 require_router()
 
 SPEEDS = {"slow": 2.0, "normal": 1.0, "fast": 0.5, "faster": 0.25}
-SCREENS = {"laptop 1366 x 768": 360, "projector 1920 x 1080": 560}
+# the chart's height in present mode: what is left of the screen under the controls
+SCREENS = {"laptop 1366 x 768": 470, "projector 1920 x 1080": 720}
+PRESENT_FONT = 20  # px: read from the back of a room
 
 
 def _chapter() -> Chapter:
@@ -94,16 +96,22 @@ def _compare(key: str, loads: str, packs: int) -> PackResult:
     return chapter.run(parse_loads(loads, packs), packs, **(chapter.compare_options or {}))
 
 
-dark = st.context.theme.type == "dark"
+# the browser's theme when it has said (st.context), else the server's configured one
+dark = (st.context.theme.type or st.get_option("theme.base")) == "dark"
 presenting = st.session_state.present
 if presenting:
     # Our own fixed CSS (never user text): the room sees the lesson, not the app's chrome.
     st.html("""<style>
       [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header {display: none !important;}
       .block-container {padding-top: 0.6rem !important; padding-bottom: 0 !important; max-width: 100% !important;}
-      .stMarkdown p, .stMarkdown li {font-size: 1.35rem !important; line-height: 1.4;}
+      .stMarkdown p, .stMarkdown li {font-size: 1.3rem !important; line-height: 1.35;}
       .stButton button p {font-size: 1.25rem !important;}
-      [data-testid="stAlert"] p {font-size: 1.25rem !important;}
+      [data-testid="stAlert"] p {font-size: 1.25rem !important; line-height: 1.35;}
+      [data-testid="stAlert"] > div {padding: 0.5rem 0.75rem !important;}
+      [data-testid="stRadio"] label p, [data-testid="stCaptionContainer"],
+      [data-testid="stCaptionContainer"] p, [data-testid="stExpander"] summary p {font-size: 1.25rem !important;}
+      [data-testid="stVerticalBlock"] {gap: 0.45rem !important;}
+      [data-testid="stSlider"] {padding-top: 0 !important; margin-top: -0.4rem;}
     </style>""")
 else:
     st.title("Learn balanced packing")
@@ -133,7 +141,9 @@ told = chapter_text(chapter.key, trace, compared)
 if not presenting:
     st.markdown(told.text)
 else:
-    st.caption(told.text)
+    # the whole text, a click away: the chart, narration and Next keep the screen
+    with st.expander(f"About this chapter: {chapter.title}"):
+        st.markdown(told.text)
 bound = float(lower_bound(torch.tensor([trace.weight], dtype=torch.float64), trace.num_packs)[0])
 chart_height = SCREENS[screen] if screen else 500
 options = ", ".join(f"{name}={value}" for name, value in chapter.options.items())
@@ -209,14 +219,28 @@ def _toggle_play() -> None:
 PSEUDOCODE = lines(trace.config)
 
 
+# Lines of pseudo-code shown around the current one when presenting: the whole
+# algorithm does not fit beside the chart at 20 px, the line being run must.
+PRESENT_CONTEXT = 1
+
+
 def _pseudocode(current: int) -> str:
     """Our own fixed pseudo-code as HTML (no user text), the current line marked."""
     marked = "background: rgba(230, 159, 0, 0.35); font-weight: 700; border-left: 4px solid #E69F00;"
     rows = []
-    for number, text in enumerate(PSEUDOCODE):
-        style = marked if number == current else "border-left: 4px solid transparent;"
-        rows.append(f'<div style="{style} padding: 1px 6px; white-space: pre-wrap;">{html.escape(text)}</div>')
-    size = "0.9rem" if presenting else "0.85rem"
+    shown = range(len(PSEUDOCODE))
+    if presenting:
+        shown = range(max(0, current - PRESENT_CONTEXT), min(len(PSEUDOCODE), current + PRESENT_CONTEXT + 1))
+    plain = "border-left: 4px solid transparent;"
+    if shown.start > 0:
+        rows.append(f'<div style="{plain} padding: 0 6px; opacity: 0.6;">⋮</div>')
+    for number in shown:
+        style = marked if number == current else plain
+        text = html.escape(PSEUDOCODE[number])
+        rows.append(f'<div style="{style} padding: 1px 6px; white-space: pre-wrap;">{text}</div>')
+    if shown.stop < len(PSEUDOCODE):
+        rows.append(f'<div style="{plain} padding: 0 6px; opacity: 0.6;">⋮</div>')
+    size = f"{PRESENT_FONT}px" if presenting else "0.85rem"
     return (f'<div style="font-family: monospace; font-size: {size}; line-height: 1.45; '
             f'text-indent: 0;">{"".join(rows)}</div>')
 
@@ -284,8 +308,10 @@ def _step_view() -> None:
     index = st.session_state.step
     frame = frames[index]
     _controls()
-    left, right = st.columns([2.1, 1])
-    left.plotly_chart(lesson_step_figure(trace, frames, index, bound, height=chart_height), width="stretch",
+    # presenting, the narration and pseudo-code at 20 px need a wider column than at a desk
+    left, right = st.columns([1.5, 1.2] if presenting else [2.1, 1])
+    left.plotly_chart(lesson_step_figure(trace, frames, index, bound, height=chart_height,
+                                         font=PRESENT_FONT + 2 if presenting else None), width="stretch",
                       key="lesson_chart")
     restart = trace.chosen_candidate.restart
     shown = f" · restart {restart}" if len(trace.candidates) > 1 or restart else ""

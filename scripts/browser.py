@@ -81,14 +81,16 @@ def _wait_for_health(url: str, process: subprocess.Popen, log, timeout_s: float)
 
 
 @contextlib.contextmanager
-def chromium_page(width: int = 1500, height: int = 1100) -> Iterator[object]:
-    """A Playwright page in headless Debian Chromium (no browser download)."""
+def chromium_page(width: int = 1500, height: int = 1100, color_scheme: str = "light") -> Iterator[object]:
+    """A Playwright page in headless Debian Chromium (no browser download);
+    ``color_scheme`` "dark" is a browser that prefers dark (Streamlit follows it)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+            context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True,
+                                          color_scheme=color_scheme)
             page = context.new_page()
             page.set_default_timeout(90_000)
             yield page

@@ -1,6 +1,6 @@
 """Take the README's screenshots from the running app (headless Chromium).
 
-    python scripts/screenshots.py [--out docs] [--only deploy]
+    python scripts/screenshots.py [--out docs] [--only deploy|learn]
 """
 
 from __future__ import annotations
@@ -32,10 +32,14 @@ def deploy(out: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
-    parser.add_argument("--only", choices=["deploy"], help="take only this page's screenshot")
+    parser.add_argument("--only", choices=["deploy", "learn"], help="take only this page's screenshots")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.only == "learn":
+        for path in learn(out):
+            print(path)
+        return 0
     deploy(out)
     if args.only == "deploy":
         print(out / "deploy.png")
@@ -72,22 +76,31 @@ def main() -> int:
             wait_until_idle(page)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "presenter.png"), full_page=True)
-    learn_views = {
-        "learn": ("chapter=two-swap&step=14", 1920, 1080),
-        "learn_present": ("chapter=two-swap&step=14&present=1", 1366, 768),
-        "learn_predict": ("chapter=greedy&step=3&quiz=1", 1366, 768),
+    learned = learn(out)
+    for name in ("deploy", "explore", "step_through", "restarts", "presenter"):
+        print(out / f"{name}.png")
+    for path in learned:
+        print(path)
+    return 0
+
+
+def learn(out: Path) -> list[Path]:
+    """The Learn page: a desk view, present mode on a laptop in light and dark, and Predict."""
+    views = {
+        "learn": ("chapter=two-swap&step=13", 1920, 1080, "light"),
+        "learn_present": ("chapter=two-swap&step=13&present=1", 1366, 768, "light"),
+        "learn_present_dark": ("chapter=differencing&step=3&present=1", 1366, 768, "dark"),
+        "learn_predict": ("chapter=greedy&step=3&quiz=1", 1366, 768, "light"),
     }
     with running_app() as url:
-        for name, (query, width, height) in learn_views.items():
-            with chromium_page(width=width, height=height) as page:
+        for name, (query, width, height, scheme) in views.items():
+            with chromium_page(width=width, height=height, color_scheme=scheme) as page:
                 page.goto(f"{url}/learn?{query}")
                 wait_until_idle(page)
                 page.locator(".js-plotly-plot >> visible=true").first.wait_for(timeout=120_000)
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(out / f"{name}.png"))
-    for name in ("deploy", "explore", "step_through", "restarts", "presenter", *learn_views):
-        print(out / f"{name}.png")
-    return 0
+    return [out / f"{name}.png" for name in views]
 
 
 if __name__ == "__main__":

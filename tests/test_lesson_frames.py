@@ -91,3 +91,19 @@ def test_the_restarts_chapter_steps_like_the_others():
     frames = lesson_frames(trace)
     kinds = [f.event.kind for f in frames]
     assert kinds[0] == "fill_started" and "swapped" in kinds and kinds[-1] == "chosen"
+
+
+def test_every_item_of_a_lesson_has_its_own_colour_and_moved_items_a_non_black_outline():
+    from packviz.viz.figures import ARROW_COLOUR, item_colour
+
+    for num_items in (8, 12, 24, 64):
+        colours = [item_colour(i, num_items) for i in range(num_items)]
+        assert len(set(colours)) == num_items
+    trace = CHAPTER_BY_KEY["paired"].run().traces[0]
+    frames = lesson_frames(trace)
+    swap = next(f for f in frames if f.phase == "refine")
+    figure = lesson_step_figure(trace, frames, swap.index, 100.0)
+    outlines = {colour for bar in figure.data if bar.type == "bar" and bar.marker.line.color is not None
+                and not isinstance(bar.marker.line.color, str) for colour, width in
+                zip(bar.marker.line.color, bar.marker.line.width) if width >= 4}
+    assert outlines == {ARROW_COLOUR}

@@ -355,11 +355,12 @@ def _short(value: float) -> str:
 
 def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float,
                   item_labels: Sequence[str] | None = None, dark: bool | None = None,
-                  height: int = 600) -> go.Figure:
+                  height: int = 600, font: int | None = None) -> go.Figure:
     """One step for a room. Below: each pack's items stacked from 0, labelled
     with item and load, the pack total on top. Above: each pack's distance from
     the mean, zoomed so that a spread of 1 in 200 shows. For a swap, the packs
     before the move (arrows to where the moved items go) beside the packs after."""
+    size = font or LESSON_FONT
     frame = frames[index]
     swap = frame.event if frame.phase == "refine" else None
     before = frames[index - 1] if swap is not None and index > 0 else None
@@ -380,7 +381,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     # marks below read on either background.
     text_colour = None if dark is None else "#f5f5f5" if dark else "#111111"
     outline = "rgba(128, 128, 128, 0.9)"
-    mark = "#000000"  # thick outlines sit on the bright segment colours
+    # moved items: a thick magenta outline, outside the item colours and legible on light and dark
+    mark = ARROW_COLOUR
     arrow = ARROW_COLOUR
     heavy, light = "#D55E00", "#3D9BE0"  # a blue that reads on dark backgrounds too
     moved = set(frame.highlight)
@@ -398,7 +400,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
                 x=packs, y=deviation, marker={"color": [heavy if d > 0 else light for d in deviation]},
                 text=[f"{d:+,.1f}".removesuffix(".0") if roomy else "" for d in deviation],
                 textposition="outside",
-                textfont={"size": LESSON_FONT - 2, "color": text_colour}, cliponaxis=False,
+                textfont={"size": size - 2, "color": text_colour}, cliponaxis=False, constraintext="none",
                 hovertemplate="%{x}<br>load - mean %{y:,.4g}<extra></extra>", showlegend=False,
             ), row=1, col=column)
         for rank in range(trace.items_per_pack):
@@ -407,10 +409,10 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
                 x=packs, y=[weight[i] if i >= 0 else 0 for i in items],
                 text=[f"{i}: {_short(weight[i])}" if i >= 0 else "" for i in items],
                 textposition="inside", insidetextanchor="middle", textangle=0,
-                textfont={"size": LESSON_FONT - 2, "color": "#000000"},
+                textfont={"size": size - 2, "color": "#000000"},
                 customdata=[_item_label(i, item_labels) for i in items],
                 hovertemplate="%{x}<br>%{customdata}<br>load %{y:,}<extra></extra>",
-                marker={"color": [OKABE_ITO[i % len(OKABE_ITO)] if i >= 0 else "rgba(0,0,0,0)" for i in items],
+                marker={"color": [item_colour(i, trace.num_items) if i >= 0 else "rgba(0,0,0,0)" for i in items],
                         "line": {"color": [mark if i in moved else outline for i in items],
                                  "width": [5 if i in moved else 1.5 for i in items]}},
                 showlegend=False,
@@ -418,7 +420,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         figure.add_trace(dict(type="scatter",
             x=packs, y=list(panel.loads), mode="text",
             text=[f"<b>{_short(v)}</b>" if roomy else "" for v in panel.loads],
-            textposition="top center", textfont={"size": LESSON_FONT, "color": text_colour}, hoverinfo="skip",
+            textposition="top center", textfont={"size": size, "color": text_colour}, hoverinfo="skip",
             showlegend=False, cliponaxis=False,
         ), row=stack_row, col=column)
         lines = [(stack_row, lower_bound, heavy), (stack_row, mean, light)]
@@ -435,23 +437,27 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     for value, label, colour, shift in ((lower_bound, "LB", heavy, 10), (mean, "mean", light, -10)):
         figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=value, yref=y_ref, yshift=shift,
                               text=f"{label} {_short(value)}", showarrow=False,
-                              font={"color": colour, "size": LESSON_FONT - 2})
+                              font={"color": colour, "size": size - 2})
     if before is not None:
         _swap_arrows(figure, swap, before, weight, arrow)
     y_max = 1.15 * max(lower_bound, *(max(f.loads) for f in frames))
     if full:
         figure.update_yaxes(range=[-1.6 * reach, 1.6 * reach], title_text="vs mean", row=1, col=1)
     figure.update_yaxes(range=[0, y_max], title_text="load", row=stack_row, col=1)
-    figure.update_yaxes(tickfont={"size": LESSON_FONT - 2}, title_font={"size": LESSON_FONT},
+    figure.update_yaxes(tickfont={"size": size - 2}, title_font={"size": size},
                         gridcolor="rgba(128,128,128,0.3)", zerolinecolor="rgba(128,128,128,0.6)")
-    figure.update_xaxes(tickfont={"size": LESSON_FONT})
-    figure.update_annotations(selector={"text": "before the swap"}, font_size=LESSON_FONT)
-    figure.update_annotations(selector={"text": "after the swap"}, font_size=LESSON_FONT)
+    figure.update_xaxes(tickfont={"size": size})
+    if trace.num_packs * len(panels) > 8:
+        # "pack 0 pack 1 ..." would run together: the numbers, under one axis title
+        figure.update_xaxes(tickvals=packs, ticktext=[str(p) for p in range(trace.num_packs)])
+        figure.update_xaxes(title_text="pack", title_font={"size": size - 2}, row=stack_row)
+    figure.update_annotations(selector={"text": "before the swap"}, font_size=size)
+    figure.update_annotations(selector={"text": "after the swap"}, font_size=size)
     figure.update_layout(
         barmode="relative", bargap=0.25, height=height,
         template=None if dark is None else "plotly_dark" if dark else "plotly_white",
-        font={"size": LESSON_FONT, "color": text_colour}, margin={"l": 80, "r": 95, "t": 40, "b": 40},
-        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", uniformtext={"minsize": 11, "mode": "hide"},
+        font={"size": size, "color": text_colour}, margin={"l": 80, "r": 95, "t": 40, "b": 40},
+        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
     )
     return figure
 
@@ -480,9 +486,11 @@ def _swap_arrows(figure: go.Figure, swap, before: Frame, weight: Sequence[float]
             )
 
 
-def restart_multiples_figure(trace: LayerTrace, dark: bool | None = None, height: int | None = None) -> go.Figure:
+def restart_multiples_figure(trace: LayerTrace, dark: bool | None = None, height: int | None = None,
+                             font: int | None = None) -> go.Figure:
     """Each kept restart's packs after its fill, side by side, with its noise
     scale and spread: the same items in another order give another spread."""
+    size = font or LESSON_FONT
     from packviz.trace.state import PackState
 
     candidates = trace.candidates
@@ -512,9 +520,9 @@ def restart_multiples_figure(trace: LayerTrace, dark: bool | None = None, height
     high = max(max(state.loads) for state in states)
     margin = max(high - low, 1.0)
     figure.update_yaxes(range=[max(0.0, low - 1.5 * margin), high + 0.8 * margin])
-    figure.update_annotations(font_size=LESSON_FONT - 2)
+    figure.update_annotations(font_size=size - 2)
     template = None if dark is None else "plotly_dark" if dark else "plotly_white"
-    figure.update_layout(height=height or 260 * rows, template=template, font={"size": LESSON_FONT - 2},
+    figure.update_layout(height=height or 260 * rows, template=template, font={"size": size - 2},
                          margin={"l": 50, "r": 10, "t": 50, "b": 30},
                          paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
     return figure
@@ -523,21 +531,23 @@ def restart_multiples_figure(trace: LayerTrace, dark: bool | None = None, height
 KEPT_COLOUR, DROPPED_COLOUR, WINNER_COLOUR = "#0072B2", "rgba(150, 150, 150, 0.55)", "#D55E00"
 
 
-def _lesson_layout(figure: go.Figure, dark: bool | None, height: int) -> go.Figure:
+def _lesson_layout(figure: go.Figure, dark: bool | None, height: int, size: int) -> go.Figure:
     text_colour = None if dark is None else "#f5f5f5" if dark else "#111111"
-    figure.update_annotations(font_size=LESSON_FONT)
-    figure.update_xaxes(tickfont={"size": LESSON_FONT - 2})
-    figure.update_yaxes(tickfont={"size": LESSON_FONT - 2}, gridcolor="rgba(128,128,128,0.3)")
+    figure.update_annotations(font_size=size)
+    figure.update_xaxes(tickfont={"size": size - 2})
+    figure.update_yaxes(tickfont={"size": size - 2}, gridcolor="rgba(128,128,128,0.3)")
     figure.update_layout(height=height, template=None if dark is None else "plotly_dark" if dark else "plotly_white",
-                         font={"size": LESSON_FONT, "color": text_colour}, showlegend=False,
+                         font={"size": size, "color": text_colour}, showlegend=False,
                          margin={"l": 60, "r": 20, "t": 60, "b": 40},
                          paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
     return figure
 
 
-def pruning_figure(trace: LayerTrace, dark: bool | None = None, height: int = 500) -> go.Figure:
+def pruning_figure(trace: LayerTrace, dark: bool | None = None, height: int = 500,
+                   font: int | None = None) -> go.Figure:
     """Every restart's spread after its fill, side by side: the kept ones in
     blue, the dropped ones grey, the greedy (restart 0) named."""
+    size = font or LESSON_FONT
     spreads = trace.restart_spreads
     kept = set(trace.kept_restarts)
     names = [f"restart {r}" + (" (greedy)" if r == 0 else "") for r in range(len(spreads))]
@@ -545,19 +555,20 @@ def pruning_figure(trace: LayerTrace, dark: bool | None = None, height: int = 50
     figure = go.Figure(go.Bar(
         x=names, y=spreads, marker={"color": colours, "line": {"color": "rgba(128,128,128,0.9)", "width": 1.5}},
         text=[f"<b>{_short(s)}</b><br>{'kept' if r in kept else 'dropped'}" for r, s in enumerate(spreads)],
-        textposition="outside", cliponaxis=False, textfont={"size": LESSON_FONT},
+        textposition="outside", cliponaxis=False, textfont={"size": size},
         hovertemplate="%{x}<br>spread after the fill %{y:,}<extra></extra>",
     ))
     figure.update_yaxes(title_text="spread after the fill", range=[0, 1.35 * max(max(spreads, default=1), 1e-9)])
     figure.update_layout(title={"text": f"pruning: {len(kept)} of {len(spreads)} restarts kept",
-                                "font": {"size": LESSON_FONT}})
-    return _lesson_layout(figure, dark, height)
+                                "font": {"size": size}})
+    return _lesson_layout(figure, dark, height, size)
 
 
 def candidates_figure(trace: LayerTrace, finals: Sequence[Sequence[float]], dark: bool | None = None,
-                      height: int = 500, lower_bound: float | None = None) -> go.Figure:
+                      height: int = 500, lower_bound: float | None = None, font: int | None = None) -> go.Figure:
     """Each kept candidate's packs at the end of its refinement, side by side;
     ``finals[c]`` [m] are candidate c's pack loads. The winner in orange."""
+    size = font or LESSON_FONT
     candidates = trace.candidates
     winner = trace.chosen
     columns = min(len(candidates), 4)
@@ -571,23 +582,25 @@ def candidates_figure(trace: LayerTrace, finals: Sequence[Sequence[float]], dark
             x=[str(p) for p in range(trace.num_packs)], y=list(loads),
             marker_color=WINNER_COLOUR if position == winner else KEPT_COLOUR,
             text=[_short(v) for v in loads] if trace.num_packs * columns <= 24 else None,
-            textposition="outside", cliponaxis=False, textfont={"size": LESSON_FONT - 2},
+            textposition="outside", cliponaxis=False, textfont={"size": size - 2},
             hovertemplate="pack %{x}<br>load %{y:,}<extra></extra>",
         ), row=position // columns + 1, col=position % columns + 1)
     low = min(min(f) for f in finals)
     high = max(max(f) for f in finals)
     margin = max(high - low, 1.0)
     figure.update_yaxes(range=[max(0.0, low - 1.5 * margin), high + 0.8 * margin])
-    figure.update_xaxes(title_text="pack", title_font={"size": LESSON_FONT - 2})
+    figure.update_xaxes(title_text="pack", title_font={"size": size - 2})
     if lower_bound is not None:
         figure.add_hline(y=lower_bound, line={"dash": "dash", "color": WINNER_COLOUR, "width": 2})
-    return _lesson_layout(figure, dark, height)
+    return _lesson_layout(figure, dark, height, size)
 
 
-def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, height: int = 500) -> go.Figure:
+def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, height: int = 500,
+                 font: int | None = None) -> go.Figure:
     """One stage of a differencing fill (a ``packviz.teach.differencing.Merged``):
     every live row side by side, each column its items stacked, the row that
     just took another outlined."""
+    size = font or LESSON_FONT
     rows = stage.rows
     columns = len(rows)
     titles = []
@@ -605,43 +618,49 @@ def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, heigh
             items = [column[level] if level < len(column) else -1 for column in row]
             figure.add_trace(dict(type="bar",
                 x=[str(s) for s in range(len(row))], y=[weight[i] if i >= 0 else 0 for i in items],
-                marker={"color": [item_colour(i) if i >= 0 else "rgba(0,0,0,0)" for i in items],
+                marker={"color": [item_colour(i, len(weight)) if i >= 0 else "rgba(0,0,0,0)" for i in items],
                         "line": {"color": ARROW_COLOUR if just_merged else "rgba(128,128,128,0.9)",
                                  "width": 4 if just_merged else 1.5}},
                 text=[f"{i}: {_short(weight[i])}" if i >= 0 and text_fits else "" for i in items],
                 textposition="inside", insidetextanchor="middle", textangle=0,
-                textfont={"size": LESSON_FONT - 3, "color": "#000000"},
+                textfont={"size": size - 3, "color": "#000000"},
                 hovertemplate="column %{x}<br>load %{y:,}<extra></extra>", showlegend=False,
             ), row=1, col=position)
         sums = [sum(weight[i] for i in column) for column in row]
         figure.add_trace(dict(type="scatter", x=[str(s) for s in range(len(row))], y=sums, mode="text",
                               text=[f"<b>{_short(v)}</b>" for v in sums], textposition="top center",
-                              textfont={"size": LESSON_FONT - 2}, hoverinfo="skip", showlegend=False,
+                              textfont={"size": size - 2}, hoverinfo="skip", showlegend=False,
                               cliponaxis=False), row=1, col=position)
     top = max(sum(weight[i] for i in column) for row in rows for column in row)
     figure.update_yaxes(range=[0, 1.2 * max(top, 1e-9)])
     figure.update_layout(barmode="stack", bargap=0.2)
-    return _lesson_layout(figure, dark, height)
+    return _lesson_layout(figure, dark, height, size)
 
 
-def item_colour(item: int) -> str:
-    """An item's colour in the Learn figures."""
-    return OKABE_ITO[item % len(OKABE_ITO)]
+def item_colour(item: int, num_items: int = len(OKABE_ITO)) -> str:
+    """An item's colour in the Learn figures: Okabe and Ito's eight while they
+    suffice, else a hue of its own per item (golden-angle steps, three
+    lightnesses), so no two items of a lesson share a colour. Light enough for
+    black labels."""
+    if num_items <= len(OKABE_ITO):
+        return OKABE_ITO[item % len(OKABE_ITO)]
+    hue = (item * 137.508) % 360
+    return f"hsl({hue:.1f}, 70%, {(62, 72, 54)[item % 3]}%)"
 
 
 def lesson_step_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float,
-                       dark: bool | None = None, height: int = 500) -> go.Figure:
+                       dark: bool | None = None, height: int = 500, font: int | None = None) -> go.Figure:
     """What a Learn step draws: the restarts side by side at pruning, the
     candidates side by side at the final choice, the rows at a differencing
     merge, and the packs (``lesson_figure``) everywhere else."""
     event = frames[index].event
     if event.kind == "merged":
-        return merge_figure(trace.weight, event, dark, height)
+        return merge_figure(trace.weight, event, dark, height, font)
     if event.kind == "pruned" and len(event.restart_spreads) > 1:
         if len(trace.candidates) == len(event.restart_spreads) and len(trace.candidates) <= 8:
-            return restart_multiples_figure(trace, dark, height)
-        return pruning_figure(trace, dark, height)
+            return restart_multiples_figure(trace, dark, height, font)
+        return pruning_figure(trace, dark, height, font)
     if event.kind == "chosen" and len(trace.candidates) > 1:
         finals = [build_frames(trace, c)[-1].loads for c in range(len(trace.candidates))]
-        return candidates_figure(trace, finals, dark, height, lower_bound)
-    return lesson_figure(trace, frames, index, lower_bound, dark=dark, height=height)
+        return candidates_figure(trace, finals, dark, height, lower_bound, font)
+    return lesson_figure(trace, frames, index, lower_bound, dark=dark, height=height, font=font)

@@ -188,3 +188,44 @@ def test_the_controls_keep_the_speed_the_keys_and_the_step(fresh_app):
         _type_load(page, 2, "abc")
         page.get_by_text("item 2: 'abc' is not a number").wait_for(timeout=60_000)
         assert "loads=20%2C" in page.url
+
+
+def _bottom(locator) -> float:
+    box = locator.bounding_box()
+    return box["y"] + box["height"]
+
+
+def _font_px(locator) -> float:
+    return float(locator.evaluate("e => parseFloat(getComputedStyle(e).fontSize)"))
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_present_mode_fits_a_laptop_with_type_a_room_can_read(fresh_app, scheme):
+    """Defect 5: at 1366 x 768 every part of a step (chart, narration, the
+    highlighted line, Next) is on screen, type is 20 px or more, and a moved
+    item's outline is not black (it vanished on dark)."""
+    steps = {"restarts": None, "choice": None, "paired": None, "differencing": None, "two-swap": None}
+    for key in steps:
+        trace = CHAPTER_BY_KEY[key].run().traces[0]
+        frames = lesson_frames(trace)
+        # the step with the longest narration: the hardest to fit
+        steps[key] = max(range(len(frames)), key=lambda i, t=trace, f=frames: len(learn(t, f, i)))
+    with chromium_page(width=1366, height=768, color_scheme=scheme) as page:
+        for key, step in steps.items():
+            open_link(page, f"{fresh_app}/learn?chapter={key}&step={step}&present=1")
+            wait_for_text(page, narration(key, step))
+            alert = page.locator('[data-testid="stAlert"]').first
+            marked = page.locator('div[style*="background: rgba(230, 159, 0"]').first
+            chart = page.locator(".js-plotly-plot >> visible=true").first
+            next_button = page.get_by_role("button", name=re.compile("^Next"))
+            for part in (alert, marked, chart, next_button.first):
+                assert _bottom(part) <= 768, (key, step, part)
+            assert _font_px(marked) >= 20 and _font_px(alert.locator("p").first) >= 20, key
+            assert chart.bounding_box()["height"] >= 400, key  # the chart takes the room it has
+        two_swap = CHAPTER_BY_KEY["two-swap"].run().traces[0]
+        swap = next(f.index for f in lesson_frames(two_swap) if f.phase == "refine")
+        open_link(page, f"{fresh_app}/learn?chapter=two-swap&step={swap}&present=1")
+        strokes = page.locator(".js-plotly-plot >> visible=true").first.locator("g.point path").evaluate_all(
+            "paths => paths.map(p => [getComputedStyle(p).stroke, parseFloat(getComputedStyle(p).strokeWidth)])")
+        thick = {stroke for stroke, width in strokes if width >= 4}
+        assert thick and "rgb(0, 0, 0)" not in thick, thick
