@@ -31,7 +31,14 @@ import numpy as np
 import torch
 
 from packviz.config import PackerConfig
-from packviz.eplb.replicate import replicate_experts
+from packviz.engine.driver import threads_for
+from packviz.eplb.replicate import (
+    joint_replicate,
+    replicate_experts,
+    same_pack_duplicates,
+    slot_order_ranks,
+    spread_duplicates,
+)
 from packviz.packer import pack
 from packviz.validate import as_weight_matrix
 
@@ -81,9 +88,13 @@ def _hierarchical(
     num_gpus: int,
     packer: str | PackerConfig,
     seed: int,
+    max_duplicates: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """DeepSeek's three stages on CPU float64 weight [L, num_logical]:
-    (phy2log, replica rank, logcnt)."""
+    (phy2log, replica rank, logcnt). With ``max_duplicates`` [L, num_nodes]
+    stages 2 and 3 are one: replica counts chosen with the packing
+    (``joint_replicate``), each node's plan putting at most that many replicas
+    beside one of their own expert on a GPU."""
     num_layers, num_logical = weight.shape
     group_size = num_logical // num_groups
     groups_per_node = num_groups // num_nodes
@@ -98,11 +109,16 @@ def _hierarchical(
 
     # 2. replicas within each node
     node_load = weight.gather(-1, mlog2log).view(-1, num_logical // num_nodes)
-    phy2mlog, replica_rank, mlogcnt = replicate_experts(node_load, num_physical // num_nodes)
-
-    # 3. replicas onto the node's GPUs
-    replica_load = (node_load / mlogcnt).gather(-1, phy2mlog)
-    gpu_pack, gpu_rank = _pack(replica_load, num_gpus // num_nodes, packer, seed)
+    if max_duplicates is None:
+        phy2mlog, replica_rank, mlogcnt = replicate_experts(node_load, num_physical // num_nodes)
+        # 3. replicas onto the node's GPUs
+        replica_load = (node_load / mlogcnt).gather(-1, phy2mlog)
+        gpu_pack, gpu_rank = _pack(replica_load, num_gpus // num_nodes, packer, seed)
+    else:
+        # 2 and 3 together: counts chosen with the packing
+        phy2mlog, replica_rank, mlogcnt, gpu_pack, gpu_rank = joint_replicate(
+            node_load, num_physical // num_nodes, num_gpus // num_nodes, packer, seed,
+            max_duplicates=max_duplicates.reshape(-1))
     phy2pphy = gpu_pack * slots_per_gpu + gpu_rank
     pphy2phy = _inverse(phy2pphy)
 
@@ -289,18 +305,48 @@ def fresh_plan(weight: torch.Tensor, num_replicas: int, num_groups: int, num_nod
                packer: str | PackerConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(phy2log, replica rank, logcnt) planned from scratch on CPU float64
     weight [L, num_logical], with a checked shape (one group and one node:
-    the global policy). Never heavier on any layer's busiest GPU than
-    DeepSeek's greedy."""
+    the global policy). ``eplb`` is DeepSeek's greedy; any other packer
+    chooses the replica counts with the packing. Per layer never heavier on
+    the busiest GPU than DeepSeek's greedy, and never more replicas beside one
+    of their own expert on a GPU than it places."""
+    with threads_for(torch.device("cpu"), weight.numel() * num_replicas // max(num_gpus, 1)):
+        return _fresh_plan(weight, num_replicas, num_groups, num_nodes, num_gpus, packer, seed)
+
+
+def _fresh_plan(weight: torch.Tensor, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int,
+                packer: str | PackerConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    greedy = _hierarchical(weight, num_replicas, num_groups, num_nodes, num_gpus, "eplb", seed)
+    if packer == "eplb":
+        return greedy
+    num_logical = weight.shape[1]
+    greedy_waste = gpu_duplicates(greedy[0], num_logical, num_gpus, per_node=num_nodes)       # [L, nodes]
     phy2log, replica_rank, logcnt = _hierarchical(weight, num_replicas, num_groups, num_nodes, num_gpus, packer,
-                                                  seed)
-    if packer != "eplb":
-        # Per layer, keep DeepSeek's greedy where it leaves a lighter busiest GPU:
-        # a better packer in one stage can still lose in a later one.
-        greedy = _hierarchical(weight, num_replicas, num_groups, num_nodes, num_gpus, "eplb", seed)
-        mine = gpu_loads(weight, phy2log, logcnt, num_gpus).amax(dim=1)
-        theirs = gpu_loads(weight, greedy[0], greedy[2], num_gpus).amax(dim=1)
-        use_greedy = (theirs < mine).unsqueeze(1)
-        phy2log = torch.where(use_greedy, greedy[0], phy2log)
-        replica_rank = torch.where(use_greedy, greedy[1], replica_rank)
-        logcnt = torch.where(use_greedy, greedy[2], logcnt)
+                                                  seed, max_duplicates=greedy_waste)
+    theirs = gpu_loads(weight, greedy[0], greedy[2], num_gpus).amax(dim=1)
+    # layers wasting more slots than the greedy: spread the copies (the peak may
+    # rise, never past the greedy's)
+    over = (gpu_duplicates(phy2log, num_logical, num_gpus).squeeze(1) > greedy_waste.sum(dim=1)).nonzero().squeeze(1)
+    if len(over):
+        phy2log, replica_rank = phy2log.clone(), replica_rank.clone()
+        phy2log[over] = spread_duplicates(weight[over], phy2log[over], logcnt[over], num_gpus, num_nodes,
+                                          ceiling=theirs[over])
+        replica_rank[over] = slot_order_ranks(phy2log[over], num_logical)
+    # Per layer, keep DeepSeek's greedy where it leaves a lighter busiest GPU (a
+    # better packer in one stage can still lose in a later one) or wastes fewer slots.
+    mine = gpu_loads(weight, phy2log, logcnt, num_gpus).amax(dim=1)
+    more_waste = gpu_duplicates(phy2log, num_logical, num_gpus).squeeze(1) > greedy_waste.sum(dim=1)
+    use_greedy = ((theirs < mine) | more_waste).unsqueeze(1)
+    phy2log = torch.where(use_greedy, greedy[0], phy2log)
+    replica_rank = torch.where(use_greedy, greedy[1], replica_rank)
+    logcnt = torch.where(use_greedy, greedy[2], logcnt)
     return phy2log, replica_rank, logcnt
+
+
+def gpu_duplicates(phy2log: torch.Tensor, num_logical: int, num_gpus: int, per_node: int = 1) -> torch.Tensor:
+    """[L, per_node]: replicas that share a GPU with another replica of their
+    expert, in each of ``per_node`` equal blocks of GPUs (nodes)."""
+    num_layers, num_replicas = phy2log.shape
+    gpu = (torch.arange(num_replicas) // (num_replicas // num_gpus)).expand(num_layers, -1)
+    rows = same_pack_duplicates(phy2log.reshape(num_layers * per_node, -1),
+                                gpu.reshape(num_layers * per_node, -1), num_logical)
+    return rows.view(num_layers, per_node)
