@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import random
 
 import streamlit as st
 import torch
@@ -22,6 +23,7 @@ from packviz.teach.lessons import (
     random_loads,
 )
 from packviz.teach.narration import fmt, learn
+from packviz.teach.practice import Practice, fresh_question, lesson_recap
 from packviz.teach.pseudocode import line_of, lines
 from packviz.teach.quiz import Question, question_for
 from packviz.trace.timeline import build_frames, phase_starts
@@ -88,6 +90,16 @@ def _lesson_gif(key: str, loads: str, packs: int, dark: bool) -> bytes:
     captions = [learn(trace, frames, index) for index in range(len(frames))]
     weight = torch.tensor([trace.weight], dtype=torch.float64)
     return animation_gif(trace, frames, captions, float(lower_bound(weight, trace.num_packs)[0]), dark=dark)
+
+
+@st.cache_data(show_spinner=False)
+def _recap() -> list[str]:
+    return lesson_recap()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _practice_question(seed: int) -> Practice:
+    return fresh_question(seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -207,7 +219,6 @@ elif not 0 <= st.session_state.step < len(frames):
 
 def _go(index: int) -> None:
     st.session_state.step = max(0, min(index, len(frames) - 1))
-    st.session_state.pop("answer", None)
 
 
 def _toggle_play() -> None:
@@ -245,18 +256,25 @@ def _pseudocode(current: int) -> str:
             f'text-indent: 0;">{"".join(rows)}</div>')
 
 
+def _ask(place, question: Question, asked: str, book: str, label: str) -> None:
+    """A question with Reveal: once revealed the answer is locked, scored once
+    in ``book`` (asked -> (choice, right)), and told why."""
+    place.markdown(f"**{label}:** {question.prompt}")
+    answers = st.session_state.setdefault(book, {})
+    revealed = answers.get(asked)
+    choice = place.radio("Your answer", question.options, index=None, key=f"guess_{book}_{asked}",
+                         label_visibility="collapsed", horizontal=len(question.options) <= 6,
+                         disabled=revealed is not None)
+    if revealed is None and place.button("Reveal", key=f"reveal_{book}", disabled=choice is None):
+        answers[asked] = (choice, question.is_right(choice))
+        st.rerun()  # redraw with the answer locked
+    if revealed is not None:
+        (place.success if revealed[1] else place.error)(question.verdict(revealed[0]))
+        place.caption(f"Score: {sum(right for _, right in answers.values())} of {len(answers)}")
+
+
 def _question_widget(place, question: Question) -> None:
-    place.markdown(f"**Predict:** {question.prompt}")
-    choice = place.radio("Your answer", question.options, index=None, key=f"guess_{st.session_state.step}",
-                         label_visibility="collapsed", horizontal=len(question.options) <= 6)
-    if place.button("Reveal", key="reveal", disabled=choice is None):
-        st.session_state.answer = (st.session_state.step, choice)
-    answer = st.session_state.get("answer")
-    if answer and answer[0] == st.session_state.step:
-        if question.is_right(answer[1]):
-            place.success(f"Right: {answer[1]}. {question.explanation}")
-        else:
-            place.error(f"Not this time: the answer is {question.answer}. {question.explanation}")
+    _ask(place, question, f"{chapter.key}:{st.session_state.loads}:{st.session_state.step}", "predicted", "Predict")
 
 
 def _controls() -> None:
@@ -327,6 +345,8 @@ def _step_view() -> None:
     if index == len(frames) - 1 and following:
         right.button(f"Next chapter: {following[0].title} ›", key="next_chapter", on_click=_next_chapter,
                      type="primary")
+    elif index == len(frames) - 1:
+        right.success("**The lesson in its numbers.** " + " ".join(_recap()))
     if st.session_state.pop("chapter_moved", False):
         st.rerun()  # a new chapter redraws the whole page, not only this fragment
     publish(PARAMS)
@@ -344,6 +364,27 @@ if compared is not None:
                f"{other.chosen_candidate.stopped.reason}; spread {fmt(other.chosen_candidate.final_spread)} "
                f"(here: {fmt(trace.chosen_candidate.final_spread)}).")
 _loads_editor()
+
+
+def _practice() -> None:
+    """Self-study: a question on a fresh instance (a new one on each click), scored."""
+    st.session_state.setdefault("practice_seed", random.randrange(1 << 30))
+    with st.expander("Practice on your own: a new instance and a new question each time, scored"):
+        seed = st.session_state.practice_seed
+        practice = _practice_question(seed)
+        run = practice.trace
+        st.caption(f"{CHAPTER_BY_KEY[practice.chapter].title}, on new random loads: {run.num_items} items into "
+                   f"{run.num_packs} packs.")
+        weight = torch.tensor([run.weight], dtype=torch.float64)
+        st.plotly_chart(lesson_step_figure(run, practice.frames, practice.index,
+                                           float(lower_bound(weight, run.num_packs)[0]), height=420),
+                        width="stretch", key="practice_chart")
+        _ask(st, practice.question, str(seed), "practiced", "Question")
+        st.button("Another question", key="another_question",
+                  on_click=lambda: st.session_state.update(practice_seed=seed + 1))
+
+
+_practice()
 lesson_loads, lesson_packs = st.session_state.loads, st.session_state.packs
 st.download_button("Download this lesson as a GIF (for slides)",
                    data=lambda: _lesson_gif(chapter.key, lesson_loads, lesson_packs, dark),

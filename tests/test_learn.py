@@ -225,3 +225,47 @@ def test_pruning_by_max_load_does_not_claim_the_greedy_is_kept():
     pruning = next(i for i, f in enumerate(frames) if isinstance(f.event, Pruned))
     said = learn(trace, frames, pruning)
     assert "always kept" not in said and "No fill heavier than restart 0" in said and "not needed" in said
+
+
+def test_practice_questions_come_from_fresh_real_runs_and_every_wrong_option_says_why():
+    from packviz.teach.practice import fresh_question
+
+    seen = set()
+    for seed in range(12):
+        practice = fresh_question(seed)
+        question, trace, frames = practice.question, practice.trace, practice.frames
+        seen.add(tuple(trace.weight))
+        event = frames[practice.index + 1].event
+        if isinstance(event, Placed):
+            assert question.answer == f"pack {event.pack}"
+        else:
+            assert question.answer == describe_trade(event.items_from_a, event.items_from_b, event.moved_load)
+        for option in question.options:
+            verdict = question.verdict(option)
+            if option == question.answer:
+                assert verdict.startswith(f"Right: {option}")
+            else:
+                assert question.reason(option), option  # told why, never only "wrong"
+                assert verdict.startswith("Right too" if question.is_right(option) else "Not this time")
+    assert len(seen) == 12  # a new instance every time
+    assert fresh_question(3) == fresh_question(3)
+
+
+def test_a_tie_is_right_and_says_which_pack_the_run_takes():
+    trace = CHAPTER_BY_KEY["greedy"].run().traces[0]
+    frames = build_frames(trace)
+    question = question_for(trace, frames, 1)  # packs 1 and 2 both empty
+    tied = question.accepted[0]
+    said = question.verdict(tied)
+    assert said.startswith(f"Right too: {tied} is as light as {question.answer}")
+    assert f"the run takes the lowest number, {question.answer}" in said
+
+
+def test_a_wrong_trade_that_is_allowed_is_told_it_is_farther_from_half_of_d():
+    trace = CHAPTER_BY_KEY["two-swap"].run().traces[0]
+    frames = build_frames(trace)
+    index = next(i for i, f in enumerate(frames) if isinstance(f.event, Swapped) and f.event.move_kind == "1-swap")
+    question = question_for(trace, frames, index - 1)
+    reasons = [question.reason(o) for o in question.options if not question.is_right(o)]
+    assert reasons and all(("farther from D/2" in r) or ("not more than 0" in r) or ("not less than D" in r)
+                           for r in reasons)

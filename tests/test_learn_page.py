@@ -73,18 +73,48 @@ def test_a_broken_link_says_what_it_ignored():
     assert at.selectbox(key="chapter").value == CHAPTERS[0].key
 
 
-def test_predict_then_reveal():
+def test_predict_then_reveal_locks_scores_and_says_why():
     at = learn_page(chapter="greedy", step="3", quiz="1")
     trace = CHAPTER_BY_KEY["greedy"].run().traces[0]
     answer = f"pack {trace.story()[4].pack}"
-    radio = at.radio(key="guess_3")
+    radio = next(r for r in at.radio if r.key.startswith("guess_predicted_"))
     wrong = next(option for option in radio.options if option != answer)
     radio.set_value(wrong).run()
-    button(at, "reveal").click().run()
-    assert any(f"the answer is {answer}" in e.value for e in at.error)
-    at.radio(key="guess_3").set_value(answer).run()
-    button(at, "reveal").click().run()
-    assert any(s.value.startswith(f"Right: {answer}") for s in at.success)
+    button(at, "reveal_predicted").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    told = next(e.value for e in at.error)
+    assert f"The answer is {answer}" in told and "more than" in told  # why the wrong pack is wrong
+    locked = next(r for r in at.radio if r.key.startswith("guess_predicted_"))
+    assert locked.disabled and locked.value == wrong
+    assert not [b for b in at.button if b.key == "reveal_predicted"]
+    assert any(c.value == "Score: 0 of 1" for c in at.caption)
+    button(at, "next").click().run()
+    radio = next(r for r in at.radio if r.key.startswith("guess_predicted_"))
+    question_answer = f"pack {trace.story()[5].pack}"
+    radio.set_value(question_answer).run()
+    button(at, "reveal_predicted").click().run()
+    assert any(s.value.startswith(f"Right: {question_answer}") for s in at.success)
+    assert any(c.value == "Score: 1 of 2" for c in at.caption)
+
+
+def test_practice_asks_a_fresh_question_from_a_real_run_and_scores_it():
+    at = learn_page(chapter="greedy")
+    seed = at.session_state.practice_seed
+    radio = at.radio(key=f"guess_practiced_{seed}")
+    radio.set_value(radio.options[0]).run()
+    button(at, "reveal_practiced").click().run()
+    assert any(c.value.startswith("Score: ") and c.value.endswith(" of 1") for c in at.caption)
+    button(at, "another_question").click().run()
+    assert at.session_state.practice_seed == seed + 1
+    assert not at.radio(key=f"guess_practiced_{seed + 1}").disabled
+
+
+def test_the_last_step_of_the_lesson_recaps_it_in_its_numbers():
+    at = learn_page(chapter=CHAPTERS[-1].key)
+    button(at, "end").click().run()
+    recap = next(s.value for s in at.success if "The lesson in its numbers" in s.value)
+    assert "spread of 35" in recap and "to 3 in 3 moves" in recap and "leaves 2 before any swap, the greedy 18" \
+        in recap
 
 
 def test_present_mode_drops_the_title_and_keeps_the_controls():

@@ -29,9 +29,21 @@ class Question:
     answer: str
     explanation: str
     accepted: tuple[str, ...] = ()
+    reasons: tuple[tuple[str, str], ...] = ()  # (option, why it is not the answer, or why it ties)
 
     def is_right(self, choice: str | None) -> bool:
         return choice == self.answer or choice in self.accepted
+
+    def reason(self, choice: str) -> str:
+        return dict(self.reasons).get(choice, "")
+
+    def verdict(self, choice: str) -> str:
+        """What the room is told on Reveal, for ``choice``."""
+        if choice == self.answer:
+            return f"Right: {choice}. {self.explanation}"
+        if choice in self.accepted:
+            return f"Right too: {choice} {self.reason(choice)} {self.explanation}"
+        return f"Not this time: {choice} {self.reason(choice)} The answer is {self.answer}. {self.explanation}"
 
 
 def describe_trade(items_from_a: Sequence[int], items_from_b: Sequence[int], moved: float) -> str:
@@ -59,9 +71,23 @@ def question_for(trace: LayerTrace, frames: Sequence[Frame], index: int) -> Ques
             return None  # every pack with room is as light: nothing to predict
         if len(tied) > 1:
             explanation += f" Packs {', '.join(t.removeprefix('pack ') for t in tied)} tie; the lowest number wins."
+        lightest = fmt(state.loads[event.pack])
+        reasons = []
+        for p in open_packs:
+            if p == event.pack:
+                continue
+            if f"pack {p}" in tied:
+                reasons.append((f"pack {p}", f"is as light as pack {event.pack} (both {lightest}): an equally good "
+                                             f"choice; the run takes the lowest number, pack {event.pack}."))
+            else:
+                reasons.append((f"pack {p}", f"holds {fmt(state.loads[p])}, more than pack {event.pack}'s "
+                                             f"{lightest}: the greedy takes the lightest pack with room."))
+        full = [p for p, count in enumerate(counts) if count == trace.items_per_pack]
         return Question(
             f"Item {event.item} (load {fmt(event.load)}) is next. Which pack does it go to?",
-            tuple(f"pack {p}" for p in open_packs), f"pack {event.pack}", explanation, tied,
+            tuple(f"pack {p}" for p in open_packs), f"pack {event.pack}", explanation,
+            tuple(t for t in tied if t != f"pack {event.pack}"),
+            tuple(reasons) + tuple((f"pack {p}", "is full.") for p in full),
         )
     if isinstance(event, Swapped):
         size = len(event.items_from_a)
@@ -78,10 +104,27 @@ def question_for(trace: LayerTrace, frames: Sequence[Frame], index: int) -> Ques
                      if o.helps and abs(o.difference - 2 * o.moved) == target)
         if tied:
             explanation += " Another trade here is exactly as good; the run takes the first it finds."
+        half = event.difference_before / 2
+        reasons = []
+        for option in shown:
+            words = describe_trade(option.items_from_a, option.items_from_b, option.moved)
+            d = fmt(option.moved)
+            if words in tied:
+                reasons.append((words, f"moves d = {d}, as close to D/2 = {fmt(half)} as the run's d = "
+                                       f"{fmt(event.moved_load)}: an equally good trade; the run takes the first "
+                                       "it finds."))
+            elif option.moved <= 0:
+                reasons.append((words, f"moves d = {d}, not more than 0: the heavier pack would not get lighter."))
+            elif option.moved >= option.difference:
+                reasons.append((words, f"moves d = {d}, not less than D = {fmt(option.difference)}: the packs would "
+                                       "swap places and end at least as far apart."))
+            else:
+                reasons.append((words, f"moves d = {d}: allowed (0 < d < D), but farther from D/2 = {fmt(half)} "
+                                       f"than d = {fmt(event.moved_load)}."))
         return Question(
             f"Next, pack {event.pack_a} ({fmt(state.loads[event.pack_a])}) and pack {event.pack_b} "
             f"({fmt(state.loads[event.pack_b])}) trade {size} item{'s' if size > 1 else ''} each: D = "
             f"{fmt(event.difference_before)}. Which trade does the algorithm make?",
-            tuple(choices), answer, explanation, tied,
+            tuple(choices), answer, explanation, tied, tuple(reasons),
         )
     return None

@@ -81,12 +81,39 @@ def test_predict_the_next_pack_then_see_the_reveal(fresh_app):
     answer = f"pack {trace.story()[4].pack}"
     with chromium_page(width=1366, height=768) as page:
         open_link(page, f"{fresh_app}/learn?chapter=greedy&step=3&quiz=1")
-        page.get_by_text("Which pack does it go to?").wait_for()
-        page.locator('[data-testid="stRadio"]').get_by_text(answer, exact=True).click()
+        page.get_by_text(re.compile("^Predict: .*Which pack does it go to")).wait_for()
+        page.locator('[data-testid="stRadio"]').first.get_by_text(answer, exact=True).click()
         wait_until_idle(page)
-        page.get_by_role("button", name="Reveal").click()
+        page.get_by_role("button", name="Reveal").first.click()
         wait_until_idle(page)
         page.get_by_text(re.compile(f"^Right: {answer}")).wait_for(timeout=60_000)
+
+
+def test_self_study_locks_after_reveal_says_why_and_recaps(fresh_app):
+    """Defect 6: a revealed answer cannot be changed, a wrong one is told why
+    and scored, practice questions are new, and the lesson ends on a recap."""
+    trace = CHAPTER_BY_KEY["greedy"].run().traces[0]
+    answer = f"pack {trace.story()[4].pack}"
+    with chromium_page(width=1366, height=768) as page:
+        open_link(page, f"{fresh_app}/learn?chapter=greedy&step=3&quiz=1")
+        page.get_by_text(re.compile("^Predict: .*Which pack does it go to")).wait_for()
+        options = page.locator('[data-testid="stRadio"]').first
+        wrong = next(o for o in ("pack 0", "pack 1", "pack 2") if o != answer)
+        options.get_by_text(wrong, exact=True).click()
+        wait_until_idle(page)
+        assert page.get_by_role("button", name="Reveal").count() == 1  # Practice's is folded away
+        page.get_by_role("button", name="Reveal").first.click()
+        wait_until_idle(page)
+        page.get_by_text(re.compile(f"^Not this time: {wrong} holds .* more than")).wait_for(timeout=60_000)
+        page.get_by_text("Score: 0 of 1").wait_for()
+        assert options.locator("input").first.is_disabled()
+        page.get_by_role("button", name="Reveal").wait_for(state="detached", timeout=30_000)
+        page.get_by_text("Practice on your own").click()
+        page.get_by_role("button", name="Another question").wait_for()
+        open_link(page, f"{fresh_app}/learn?chapter={CHAPTER_BY_KEY['differencing'].key}&step=99")
+        page.get_by_text("The lesson in its numbers").wait_for(timeout=60_000)
+        recap = page.locator('[data-testid="stAlert"]').filter(has_text="The lesson in its numbers")
+        assert "the greedy 18" in recap.inner_text()
 
 
 def test_present_mode_fits_next_and_the_chart_on_a_laptop_screen(fresh_app):
