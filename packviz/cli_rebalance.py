@@ -10,6 +10,7 @@ from packviz.config import PRESETS
 from packviz.data.loaders import read_loads
 from packviz.eplb.cluster import POLICIES, Cluster, balance, check_plan, place
 from packviz.eplb.moves import DEEPSEEK_V3_EXPERT_BYTES, INTER_NODE_GBPS, INTRA_NODE_GBPS, moves_between
+from packviz.eplb.replan import plan_moves
 from packviz.io.deploy import moves_csv, placement_csv, read_plan, sglang_json, trtllm_yaml
 
 
@@ -46,6 +47,9 @@ def add_rebalance_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--previous", metavar="PLAN",
                         help="the plan in place (.json SGLang map, .csv placement or .yaml TensorRT-LLM): a fresh "
                              "plan is made and the replicas it moves are listed")
+    parser.add_argument("--tolerance", type=float, metavar="T",
+                        help="with --previous: re-plan from the plan in place instead of from scratch, each layer's "
+                             "busiest GPU within T (e.g. 0.005) of a fresh plan's, moving as few replicas as it can")
     parser.add_argument("--sglang", metavar="FILE", help="write SGLang's physical_to_logical_map JSON here")
     parser.add_argument("--csv", metavar="FILE", help="write the placement CSV here")
     parser.add_argument("--trtllm", metavar="FILE", help="write TensorRT-LLM's EP load-balancer YAML here")
@@ -66,6 +70,10 @@ def rebalance_command(args: argparse.Namespace) -> int:
     cluster.check(num_logical)
     if args.moves and not args.previous:
         raise ValueError("--moves lists the replicas to move from a plan in place: give it with --previous")
+    if args.tolerance is not None and not args.previous:
+        raise ValueError("--tolerance re-plans from a plan in place: give it with --previous")
+    if args.tolerance is not None and not args.tolerance >= 0:
+        raise ValueError(f"--tolerance must be 0 or more (a fraction: 0.005 is half a percent), got {args.tolerance}")
     previous = None
     if args.previous:
         previous = read_plan(args.previous)
@@ -78,7 +86,13 @@ def rebalance_command(args: argparse.Namespace) -> int:
         problems = check_plan(previous, num_logical, dataclasses.replace(cluster, policy="global"))
         if not problems.ok:
             raise ValueError(f"{args.previous}: {problems.sentences()[0]}")
-    plan = place(weight, cluster, args.preset, args.seed).phy2log
+    if args.tolerance is not None:
+        replanned = plan_moves(weight, previous, cluster.num_groups, cluster.num_nodes, cluster.num_gpus,
+                               tolerance=args.tolerance, packer=args.preset, seed=args.seed,
+                               hierarchical=cluster.hierarchical)
+        plan = replanned.placement.phy2log
+    else:
+        plan = place(weight, cluster, args.preset, args.seed).phy2log
     checks = check_plan(plan, num_logical, cluster)
     score = balance(weight, plan, cluster)
     mode = "hierarchical" if cluster.hierarchical else "global"
@@ -95,6 +109,13 @@ def rebalance_command(args: argparse.Namespace) -> int:
         kept = balance(weight, previous, cluster)
         moves = moves_between(previous, plan, cluster, args.expert_bytes)
         seconds = moves.transfer_seconds(args.intra_gbps, args.inter_gbps)
+        if args.tolerance is not None:
+            ratio = replanned.peak / replanned.fresh_peak.clamp_min(1e-300)
+            print(f"re-planned from the previous plan: busiest GPU at most {float(ratio.max()):.4f}x a fresh "
+                  f"{args.preset} plan's (mean {float(ratio.mean()):.4f}x; tolerance {args.tolerance:g}), "
+                  f"{float(replanned.moves.total.double().mean()):.1f} replicas moved per layer "
+                  f"({float(replanned.moves.intra_node.double().mean()):.1f} within nodes, "
+                  f"{float(replanned.moves.inter_node.double().mean()):.1f} between)")
         print(f"previous plan on these loads: balancedness {kept.balancedness.mean():.4f}; the new plan moves "
               f"{len(moves)} replicas, {moves.intra_bytes / 1e9:.2f} GB within nodes and "
               f"{moves.inter_bytes / 1e9:.2f} GB between them, about {seconds:.2f} s")

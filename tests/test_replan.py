@@ -138,6 +138,18 @@ def test_renumbering_a_permuted_plan_gives_the_previous_back():
     renumbered = renumber_gpus(permuted, previous, 8, 6, 2)
     assert count_moves(previous, renumbered, 6, 2).total.tolist() == [0]
     assert torch.equal(keep_slots(renumbered, previous, 2), previous)
+    assert keep_slots(previous[:0], previous[:0], 2).shape == (0, 12)       # no layer to renumber
+
+
+def test_a_layer_the_steps_leave_above_target_takes_the_renumbered_fresh_plan():
+    # no steps allowed: every layer above the target takes the fresh plan, renumbered
+    before, after = drifting(4, 3, 64, 0.3)
+    previous = rebalance_experts(before, 72, None, 1, 8, packer="fast").phy2log
+    result = plan_moves(after, previous, None, 1, 8, packer="fast", tolerance=0.0, max_steps=0)
+    assert bool(result.from_fresh.all())
+    assert bool((result.peak <= result.fresh_peak * (1 + 1e-12)).all())
+    fresh = rebalance_experts(after, 72, None, 1, 8, packer="fast").phy2log
+    assert bool((result.moves.total <= count_moves(previous, fresh, 8).total).all())
 
 
 @st.composite

@@ -7,14 +7,17 @@ import streamlit as st
 import torch
 
 from packviz.eplb.cluster import Cluster, place
-from packviz.eplb.over_time import PlannerRun, fresh_planner, kept_planner, over_time
+from packviz.eplb.over_time import PlannerRun, fresh_planner, kept_planner, over_time, replanning_planner
 from packviz.eplb.plan_table import plan_rows
+from packviz.eplb.replan import replan
 from packviz.io.deploy import placement_csv, sglang_json, sglang_logical_count_json, trtllm_yaml
 from packviz.viz.deploy import gpu_heatmap_figure, load_bars_figure, placement_figure
 from packviz.viz.figures import PrebuiltFigure
 
 KEPT = "kept from window 0"
 FRESH = "fresh each window"
+REPLAN_TOLERANCE = 0.005
+REPLANNED = f"re-planned from the plan in place (within {REPLAN_TOLERANCE:.1%} of fresh)"
 
 
 @st.cache_data(show_spinner="Placing the experts…", max_entries=64)
@@ -33,9 +36,10 @@ def comparison(digest: str, _experts: torch.Tensor, cluster: Cluster, presets: t
 @st.cache_data(show_spinner="Planning every window…", max_entries=16)
 def history(digest: str, _windows: torch.Tensor, cluster: Cluster, preset: str, expert_bytes: int,
             history_key: tuple) -> dict[str, PlannerRun]:
-    """Kept and fresh plans over the windows; history_key names how the windows were made."""
+    """Kept, fresh and re-planned plans over the windows; history_key names how the windows were made."""
     del digest, history_key
-    planners = {KEPT: kept_planner(cluster, preset), FRESH: fresh_planner(cluster, preset)}
+    planners = {KEPT: kept_planner(cluster, preset), FRESH: fresh_planner(cluster, preset),
+                REPLANNED: replanning_planner(cluster, replan, preset, tolerance=REPLAN_TOLERANCE)}
     return over_time(_windows, cluster, planners, expert_bytes)
 
 

@@ -246,6 +246,7 @@ def rebalance_experts(
     tolerance: float = 0.005,
     num_ranks: int | None = None,
     old_global_expert_indices: torch.Tensor | None = None,
+    joint_replication: bool = True,
 ) -> ExpertPlacement:
     """Place ``num_replicas`` expert replicas on ``num_gpus`` GPUs, per layer.
 
@@ -258,7 +259,9 @@ def rebalance_experts(
     ``replan``'s, within ``tolerance`` of a fresh plan's busiest GPU and moving
     few replicas. vLLM's keyword names (``num_ranks``,
     ``old_global_expert_indices``) work too. Integer arguments may be numpy
-    integers. A shape that cannot work raises ``PlacementShapeError``, both a
+    integers. With a packer other than ``eplb`` the replica counts are chosen
+    with the packing (``joint_replication=False``: DeepSeek's counts, then the
+    packer). A shape that cannot work raises ``PlacementShapeError``, both a
     ValueError and an AssertionError. The tensors come back on ``weight``'s
     device.
     """
@@ -296,13 +299,15 @@ def rebalance_experts(
         placement = replan(weight, previous, *shape, num_gpus, tolerance=tolerance, packer=packer, seed=seed)
         return ExpertPlacement(*(tensor.to(device) for tensor in placement))
 
-    phy2log, replica_rank, logcnt = fresh_plan(weight, num_replicas, *shape, num_gpus, packer, seed)
+    phy2log, replica_rank, logcnt = fresh_plan(weight, num_replicas, *shape, num_gpus, packer, seed,
+                                               joint_replication)
     log2phy = _log2phy(phy2log, replica_rank, logcnt)
     return ExpertPlacement(phy2log.to(device), log2phy.to(device), logcnt.to(device))
 
 
 def fresh_plan(weight: torch.Tensor, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int,
-               packer: str | PackerConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               packer: str | PackerConfig, seed: int,
+               joint_replication: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(phy2log, replica rank, logcnt) planned from scratch on CPU float64
     weight [L, num_logical], with a checked shape (one group and one node:
     the global policy). ``eplb`` is DeepSeek's greedy; any other packer
@@ -310,18 +315,19 @@ def fresh_plan(weight: torch.Tensor, num_replicas: int, num_groups: int, num_nod
     the busiest GPU than DeepSeek's greedy, and never more replicas beside one
     of their own expert on a GPU than it places."""
     with threads_for(torch.device("cpu"), weight.numel() * num_replicas // max(num_gpus, 1)):
-        return _fresh_plan(weight, num_replicas, num_groups, num_nodes, num_gpus, packer, seed)
+        return _fresh_plan(weight, num_replicas, num_groups, num_nodes, num_gpus, packer, seed, joint_replication)
 
 
 def _fresh_plan(weight: torch.Tensor, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int,
-                packer: str | PackerConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                packer: str | PackerConfig, seed: int,
+                joint_replication: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     greedy = _hierarchical(weight, num_replicas, num_groups, num_nodes, num_gpus, "eplb", seed)
     if packer == "eplb":
         return greedy
     num_logical = weight.shape[1]
     greedy_waste = gpu_duplicates(greedy[0], num_logical, num_gpus, per_node=num_nodes)       # [L, nodes]
     phy2log, replica_rank, logcnt = _hierarchical(weight, num_replicas, num_groups, num_nodes, num_gpus, packer,
-                                                  seed, max_duplicates=greedy_waste)
+                                                  seed, max_duplicates=greedy_waste if joint_replication else None)
     theirs = gpu_loads(weight, greedy[0], greedy[2], num_gpus).amax(dim=1)
     # layers wasting more slots than the greedy: spread the copies (the peak may
     # rise, never past the greedy's)

@@ -354,8 +354,8 @@ def keep_slots(phy2log: torch.Tensor, previous: torch.Tensor, per_gpu: int) -> t
     """Reorder each GPU's slots so an expert it held before sits in its old slot
     (as vLLM's ``preserve_intragpu_slots``): no copy inside the GPU either."""
     num_layers, num_replicas = phy2log.shape
-    new = phy2log.view(num_layers, -1, per_gpu)
-    old = previous.view(num_layers, -1, per_gpu)
+    new = phy2log.view(num_layers, num_replicas // per_gpu, per_gpu)
+    old = previous.view(num_layers, num_replicas // per_gpu, per_gpu)
     same = new.unsqueeze(3) == old.unsqueeze(2)                          # [L, m, new k, old k]
     result = new.clone()
     if per_gpu == 1:
@@ -453,9 +453,10 @@ def plan_moves(
                 else fresh_moves <= max_moves
             take = ((peak[layers] > target[layers]) | (fresh_moves < mine[layers])) & within_budget
             chosen = layers[take]
-            from_fresh[chosen] = True
-            phy2log = phy2log.clone()
-            phy2log[chosen] = keep_slots(renumbered[take], previous[chosen], num_replicas // num_gpus)
+            if len(chosen):
+                from_fresh[chosen] = True
+                phy2log = phy2log.clone()
+                phy2log[chosen] = keep_slots(renumbered[take], previous[chosen], num_replicas // num_gpus)
 
     placement = placement_from_phy2log(phy2log, num_logical)
     peak = gpu_loads(weight, placement.phy2log, placement.logcnt, num_gpus).amax(dim=1)
