@@ -14,7 +14,8 @@ busy core costs about what it costs on a quiet one.
         ``packviz.pack(weight, num_packs, config, ...)`` run in a worker; the same
         placement (the engine is deterministic whatever the thread count)
     start_workers(after_s=0.0) -> None
-        starts the pool (after ``after_s`` seconds, in the background) and warms
+        one intra-op thread here too; starts the pool (after ``after_s`` seconds,
+        in the background) and warms
         each worker (importing torch takes a second or two of a core); until they
         are warm, runs go in the calling thread
     use_one_thread_here() -> None
@@ -96,6 +97,8 @@ def start_workers(after_s: float = 0.0) -> None:
     would take cores from the browser drawing that page's first charts.
     """
     global _pool, _timer
+    # the process that hands runs to the workers does small tensor work of its own (metrics, figures)
+    use_one_thread_here()
     if after_s > 0:
         with _lock:
             if _pool is None and _timer is None and worker_count() > 0:
