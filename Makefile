@@ -26,7 +26,7 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-optio
 
 run: $(VENV)/.installed
 	@echo "starting packviz on http://localhost:$(PORT)"
-	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true \
+	$(BIN)/python -m ui.serve --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false
 
 # Browser tests drive Debian's chromium; install it when it is missing.

@@ -4,6 +4,8 @@
     python benchmarks/bench_browser.py --quick    # 1 cold start, 2 repetitions of the rest
     python benchmarks/bench_browser.py --write    # also writes benchmarks/results_browser.txt
     python benchmarks/bench_browser.py --only presenter,animation --verbose   # some parts, raw figures
+    python benchmarks/bench_browser.py --only floor --busy --write   # against the floor, quiet and busy:
+                                                  # benchmarks/results_floor.txt
 
 Other options: --repeat N, --cold N (fresh-server visits), --port P, --threads N
 (OMP_NUM_THREADS for the server: on a busy 2-core machine torch's default two
@@ -26,7 +28,14 @@ default sample (58 layers x 288 slots, 32 packs, ``fast`` preset):
 - the Compare packers page: first result (a table row or a chart point), all
   results (the run over; a run still going after 20 s counts as never, inf);
 - a knob change (seed, iteration cap) on the Overview until the rerun is over
-  (or a Run button offered instead).
+  (or a Run button offered instead);
+- against the floor (part ``floor``, not run by default): ``benchmarks/floor_app.py``,
+  a bare Streamlit page with one stacked Plotly bar chart (288 segments on 32 bars)
+  and a Next button in a fragment, and the app, alternately, each on a fresh server:
+  the first chart after the server is up (Explore), presenter Next, Learn's Next,
+  and Compare (from Explore) until every default preset is shown, each printed as a
+  ratio to the floor's figure of the same repetition (Compare: to the floor's first
+  chart); with ``--busy`` all again beside a process that keeps one core busy.
 
 Every time is taken inside the page with performance.now(): the click is
 dispatched from JavaScript and each requestAnimationFrame checks whether the
@@ -58,6 +67,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results_browser.txt"
+RESULTS_FLOOR = ROOT / "benchmarks" / "results_floor.txt"  # --only floor --write
 
 
 # ---------------------------------------------------------------- the report
@@ -735,6 +745,7 @@ MEASURE = {
     "knobs": _in_session(measure_knobs),
 }
 PARTS = ("floor", "load", *MEASURE)
+DEFAULT_PARTS = PARTS[1:]  # the floor part, fresh servers quiet and busy, when asked for
 
 
 # -------------------------------------------------------------------- main
@@ -752,8 +763,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print every repetition's raw figures")
     parser.add_argument("--busy", action="store_true",
                         help="floor part: also measure beside a process that keeps one core busy")
-    parser.add_argument("--only", default=",".join(PARTS),
-                        help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)")
+    parser.add_argument("--only", default=",".join(DEFAULT_PARTS),
+                        help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all but floor)")
     args = parser.parse_args(argv)
     parts = {part.strip() for part in args.only.split(",") if part.strip()}
     if parts - set(PARTS):
@@ -810,8 +821,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(report)
     if args.write:
-        RESULTS.write_text(report + "\n")
-        print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+        written = RESULTS_FLOOR if parts == {"floor"} else RESULTS
+        written.write_text(report + "\n")
+        print(f"\nwritten to {written.relative_to(ROOT)}")
     return 0
 
 

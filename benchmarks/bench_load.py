@@ -3,6 +3,7 @@
     python benchmarks/bench_load.py                 # 4 sessions; fast and restarts-2swap; quiet and busy
     python benchmarks/bench_load.py --sessions 8 --repeat 3
     python benchmarks/bench_load.py --no-busy       # skip the busy-core part
+    python benchmarks/bench_load.py --write         # also writes benchmarks/results_load.txt
 
 Serves the app (``streamlit run app.py``, as `make run` does) and opens sessions on
 its websocket, as a browser does (``/_stcore/stream``, Streamlit's own BackMsg and
@@ -50,6 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+RESULTS = ROOT / "benchmarks" / "results_load.txt"
 PRESETS = ("fast", "restarts-2swap")
 RUN_LABEL = "▶ Run"
 _seeds = itertools.count(1000)
@@ -181,13 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=3.0, help="the wait the summary sizes the room for (s)")
     parser.add_argument("--no-busy", action="store_true", help="skip the busy-core part")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--write", action="store_true", help=f"also write {RESULTS.relative_to(ROOT)}")
     args = parser.parse_args(argv)
 
     from scripts.browser import free_port, serve_app
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     started = time.perf_counter()
+    report: list[str] = []
+
     def say(line: str) -> None:
+        report.append(line)
         print(line, flush=True)
 
     say(f"packviz under load: {args.sessions} sessions at once on one server; default sample 58 x 288, "
@@ -241,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"(at the slowest ratio, {slowest:.2f}x); restarts-2swap ({quiet['restarts-2swap']:.2f} s alone): "
                  f"{int(args.wait * cores / (quiet['restarts-2swap'] * slowest))} people within {args.wait:.0f} s.")
     say(f"{time.perf_counter() - started:.0f} s in all")
+    if args.write:
+        RESULTS.write_text("\n".join(report) + "\n")
     return 0
 
 

@@ -42,14 +42,17 @@ def running_app(timeout_s: float = 90.0) -> Iterator[str]:
 @contextlib.contextmanager
 def serve_app(port: int, env: dict[str, str] | None = None, timeout_s: float = 90.0,
               script: Path = ROOT / "app.py") -> Iterator[tuple[str, float]]:
-    """``streamlit run app.py`` (or ``script``) on 127.0.0.1:port (with ``env``, default
-    this process's); yields the URL and the seconds until its health check answered."""
+    """The app (``python -m ui.serve``, or ``streamlit run script``) on 127.0.0.1:port (with
+    ``env``, default this process's); yields the URL and the seconds until its health
+    check answered."""
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
         started = time.perf_counter()
+        # the app through its launcher, as `make run` serves it (ui.serve: the imports first)
+        command = ([sys.executable, "-m", "ui.serve"] if script == ROOT / "app.py"
+                   else [sys.executable, "-m", "streamlit", "run", str(script)])
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(script),
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+            [*command, "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
         )
