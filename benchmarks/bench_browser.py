@@ -11,7 +11,7 @@ Other options: --repeat N, --cold N (fresh-server visits), --port P, --threads N
 (OMP_NUM_THREADS for the server: on a busy 2-core machine torch's default two
 threads can run several times slower than one). About 4 minutes on 2 busy cores.
 
-Serves the app (``streamlit run app.py --server.headless true``) on a free port
+Serves the app (``python -m ui.serve``, as `make run` does) on a free port
 (or ``--port``) and drives Debian's headless Chromium with Playwright on the
 default sample (58 layers x 288 slots, 32 packs, ``fast`` preset):
 

@@ -5,7 +5,7 @@
     python benchmarks/bench_load.py --no-busy       # skip the busy-core part
     python benchmarks/bench_load.py --write         # also writes benchmarks/results_load.txt
 
-Serves the app (``streamlit run app.py``, as `make run` does) and opens sessions on
+Serves the app (``python -m ui.serve``, as `make run` does) and opens sessions on
 its websocket, as a browser does (``/_stcore/stream``, Streamlit's own BackMsg and
 ForwardMsg protobufs): each session is a real script run of Explore on the default
 sample (58 x 288, 32 packs), with a seed of its own so that no session is served
