@@ -11,6 +11,7 @@ import torch
 from packviz.metrics import lower_bound
 from packviz.packer import PackResult
 from packviz.teach.chapter_texts import chapter_text
+from packviz.teach.eplb_lessons import HIERARCHY_CODE, REPLICATION_CODE, EplbStep, chapter_steps, eplb_text
 from packviz.teach.lesson_frames import lesson_frames
 from packviz.teach.lessons import (
     CHAPTER_BY_KEY,
@@ -27,7 +28,7 @@ from packviz.teach.practice import Practice, fresh_question, lesson_recap
 from packviz.teach.pseudocode import line_of, lines
 from packviz.teach.quiz import Question, question_for
 from packviz.trace.timeline import build_frames, phase_starts
-from packviz.viz.figures import lesson_step_figure
+from packviz.viz.figures import bars_figure, lesson_step_figure
 from packviz.viz.gif import animation_gif
 from ui.router import require_router
 from ui.state import Param, parse_bool, parse_choice, parse_int, publish, restore, show_bool
@@ -92,6 +93,12 @@ def _lesson_gif(key: str, loads: str, packs: int, dark: bool) -> bytes:
     return animation_gif(trace, frames, captions, float(lower_bound(weight, trace.num_packs)[0]), dark=dark)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _eplb(key: str, loads: str, packs: int) -> list[EplbStep]:
+    chapter = CHAPTER_BY_KEY[key]
+    return chapter_steps(chapter.eplb, parse_loads(loads, packs), packs)
+
+
 @st.cache_data(show_spinner=False)
 def _recap() -> list[str]:
     return lesson_recap()
@@ -149,7 +156,17 @@ trace = result.traces[0]
 frames = lesson_frames(trace)
 compared = _compare(chapter.key, st.session_state.loads, st.session_state.packs).traces[0] \
     if chapter.compare_options else None
-told = chapter_text(chapter.key, trace, compared)
+eplb_steps = None
+if chapter.eplb is not None:
+    # EPLB's other half: its steps replace the packer's story (the packing is one of them)
+    try:
+        eplb_steps = _eplb(chapter.key, st.session_state.loads, st.session_state.packs)
+    except ValueError as error:
+        st.warning(f"These loads do not fit this chapter ({error}); it shows its own.")
+        st.session_state.packs, st.session_state.loads = chapter.num_packs, format_loads(chapter.loads)
+        eplb_steps = _eplb(chapter.key, st.session_state.loads, st.session_state.packs)
+    frames = eplb_steps
+told = eplb_text(chapter.key, eplb_steps) if eplb_steps else chapter_text(chapter.key, trace, compared)
 if not presenting:
     st.markdown(told.text)
 else:
@@ -211,7 +228,7 @@ def _loads_editor() -> None:
 
 
 if "step" not in st.session_state:
-    st.session_state.step = phase_starts(frames).get(chapter.start_phase, 0)
+    st.session_state.step = 0 if eplb_steps else phase_starts(frames).get(chapter.start_phase, 0)
 elif not 0 <= st.session_state.step < len(frames):
     # edited loads can make a shorter story: keep the step as near as it can be
     st.session_state.step = len(frames) - 1
@@ -227,7 +244,8 @@ def _toggle_play() -> None:
         st.session_state.step = 0
 
 
-PSEUDOCODE = lines(trace.config)
+PSEUDOCODE = list(HIERARCHY_CODE if chapter.eplb and "groups" in chapter.eplb else
+                  REPLICATION_CODE if chapter.eplb else lines(trace.config))
 
 
 # Lines of pseudo-code shown around the current one when presenting: the whole
@@ -315,6 +333,8 @@ def _next_chapter() -> None:
 def _step_view() -> None:
     """The controls, chart, narration and pseudo-code: a fragment, so Prev / Next
     rerun and resend only this, not the chapter text, editor and download."""
+    if st.session_state.pop("chapter_moved", False):
+        st.rerun()  # Next chapter: the whole page is a new chapter's, not only this fragment
     if (st.session_state.playing, st.session_state.speed) != playing_at_start:
         # Play, Pause or a new speed changes the fragment's timer, which only a full run sets.
         st.rerun()
@@ -328,27 +348,27 @@ def _step_view() -> None:
     _controls()
     # presenting, the narration and pseudo-code at 20 px need a wider column than at a desk
     left, right = st.columns([1.5, 1.2] if presenting else [2.1, 1])
-    left.plotly_chart(lesson_step_figure(trace, frames, index, bound, height=chart_height,
-                                         font=PRESENT_FONT + 2 if presenting else None), width="stretch",
-                      key="lesson_chart")
+    font = PRESENT_FONT + 2 if presenting else None
+    figure = bars_figure(frame.bars, height=chart_height, font=font) if eplb_steps else \
+        lesson_step_figure(trace, frames, index, bound, height=chart_height, font=font)
+    left.plotly_chart(figure, width="stretch", key="lesson_chart")
     restart = trace.chosen_candidate.restart
-    shown = f" · restart {restart}" if len(trace.candidates) > 1 or restart else ""
+    shown = f" · restart {restart}" if not eplb_steps and (len(trace.candidates) > 1 or restart) else ""
     right.markdown(f"**Step {index} of {len(frames) - 1}** · {frame.phase}{shown}")
-    question = question_for(trace, frames, index) if st.session_state.quiz and not st.session_state.playing else None
+    asking = st.session_state.quiz and not st.session_state.playing and not eplb_steps
+    question = question_for(trace, frames, index) if asking else None
     if question is not None:
         # the room sees the question beside the chart, the answer only on Reveal
         _question_widget(right, question)
     else:
-        right.info(learn(trace, frames, index))
-    right.html(_pseudocode(line_of(frame.event, trace.config)))
+        right.info(frame.narration if eplb_steps else learn(trace, frames, index))
+    right.html(_pseudocode(frame.line if eplb_steps else line_of(frame.event, trace.config)))
     following = list(CHAPTERS[[c.key for c in CHAPTERS].index(chapter.key) + 1:])[:1]
     if index == len(frames) - 1 and following:
         right.button(f"Next chapter: {following[0].title} ›", key="next_chapter", on_click=_next_chapter,
                      type="primary")
     elif index == len(frames) - 1:
         right.success("**The lesson in its numbers.** " + " ".join(_recap()))
-    if st.session_state.pop("chapter_moved", False):
-        st.rerun()  # a new chapter redraws the whole page, not only this fragment
     publish(PARAMS)
 
 
@@ -356,7 +376,8 @@ playing_at_start = (st.session_state.playing, st.session_state.speed)
 interval = SPEEDS[st.session_state.speed] if st.session_state.playing else None
 st.fragment(run_every=interval)(_step_view)()
 
-st.caption(about_run)
+if not eplb_steps:
+    st.caption(about_run)
 if compared is not None:
     other = compared
     changes = ", ".join(f"{k}={v}" for k, v in chapter.compare_options.items())
@@ -386,7 +407,8 @@ def _practice() -> None:
 
 _practice()
 lesson_loads, lesson_packs = st.session_state.loads, st.session_state.packs
-st.download_button("Download this lesson as a GIF (for slides)",
-                   data=lambda: _lesson_gif(chapter.key, lesson_loads, lesson_packs, dark),
-                   file_name=f"packviz_{chapter.key}.gif", mime="image/gif", key="download_gif")
+if not eplb_steps:
+    st.download_button("Download this lesson as a GIF (for slides)",
+                       data=lambda: _lesson_gif(chapter.key, lesson_loads, lesson_packs, dark),
+                       file_name=f"packviz_{chapter.key}.gif", mime="image/gif", key="download_gif")
 publish(PARAMS)

@@ -46,7 +46,7 @@ def run_numbers(trace, compare) -> set[float]:
     return {round(v, 6) for v in found} | {float(round(v)) for v in found}  # fmt rounds past 100
 
 
-@pytest.mark.parametrize("key", [chapter.key for chapter in CHAPTERS])
+@pytest.mark.parametrize("key", [chapter.key for chapter in CHAPTERS if chapter.eplb is None])
 def test_each_chapter_shows_its_claim_on_its_own_loads_with_the_runs_numbers(key):
     text, trace, compare = told(key)
     assert text.shows_claim, text.text
@@ -54,7 +54,7 @@ def test_each_chapter_shows_its_claim_on_its_own_loads_with_the_runs_numbers(key
     assert numbers(text.text) <= run_numbers(trace, compare), numbers(text.text) - run_numbers(trace, compare)
 
 
-@pytest.mark.parametrize("key", [chapter.key for chapter in CHAPTERS])
+@pytest.mark.parametrize("key", [chapter.key for chapter in CHAPTERS if chapter.eplb is None])
 @pytest.mark.parametrize("seed", range(6))
 def test_on_edited_loads_every_number_is_the_edited_runs(key, seed):
     chapter = CHAPTER_BY_KEY[key]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from packviz.teach.eplb_lessons import chapter_steps
 from packviz.teach.lesson_frames import lesson_frames
 from packviz.teach.lessons import CHAPTER_BY_KEY, CHAPTERS
 from packviz.teach.narration import learn
@@ -36,6 +37,10 @@ def test_every_chapter_opens_on_its_own_step(key):
     frames = lesson_frames(trace)
     assert at.selectbox(key="chapter").value == key
     assert at.get("plotly_chart")
+    if chapter.eplb is not None:
+        steps = chapter_steps(chapter.eplb, chapter.loads, chapter.num_packs)
+        assert at.session_state.step == 0 and at.info[0].value == steps[0].narration
+        return
     step = phase_starts(frames)[chapter.start_phase]
     assert at.session_state.step == step
     assert at.info[0].value == learn(trace, frames, step)
@@ -170,3 +175,16 @@ def test_the_step_slider_jumps_and_a_chapters_end_offers_the_next_chapter():
     button(at, "next_chapter").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state.chapter == "restarts" and at.query_params["chapter"] == "restarts"
+
+
+def test_the_eplb_chapters_step_through_replication_and_the_hierarchy():
+    at = learn_page(chapter="replication")
+    steps = chapter_steps(CHAPTER_BY_KEY["replication"].eplb, CHAPTER_BY_KEY["replication"].loads, 3)
+    button(at, "next").click().run()
+    assert at.info[0].value == steps[1].narration and "load per replica" in steps[1].narration
+    button(at, "end").click().run()
+    assert at.info[0].value == steps[-1].narration
+    button(at, "next_chapter").click().run()
+    assert at.session_state.chapter == "hierarchy" and not at.exception
+    button(at, "end").click().run()
+    assert any("The lesson in its numbers" in s.value for s in at.success)

@@ -23,7 +23,7 @@ def _drawn(trace, frames, index) -> str:
     return json.dumps(lesson_step_figure(trace, frames, index, 100.0).to_dict(), sort_keys=True, default=str)
 
 
-@pytest.mark.parametrize("key", [chapter.key for chapter in CHAPTERS])
+@pytest.mark.parametrize("key", [chapter.key for chapter in CHAPTERS if chapter.eplb is None])
 def test_no_two_consecutive_frames_look_or_read_alike(key):
     trace = CHAPTER_BY_KEY[key].run().traces[0]
     frames = lesson_frames(trace)

@@ -24,6 +24,8 @@ GREEDY_LOADS = (13, 44, 70, 86, 59, 64, 60, 83, 66)
 TWO_SWAP_LOADS = (48, 20, 77, 48, 48, 68, 99, 82, 34, 45, 72, 36)  # sample_data/teaching_12_items.csv
 RESTART_LOADS = (86, 26, 63, 87, 46, 79, 32, 73, 11, 50, 86, 74)
 DIFFERENCING_LOADS = (88, 82, 47, 45, 4, 81, 33, 50, 23, 62, 3, 40)
+REPLICATION_LOADS = (90, 20, 55, 30, 45, 60)  # one expert far hotter than a mean GPU's share of it
+HIERARCHY_LOADS = (90, 20, 55, 30, 45, 60, 15, 70)  # 4 groups of 2 experts
 PAIRED_LOADS = (63, 12, 21, 25, 46, 14, 73, 85, 50, 56, 40, 43, 82, 18, 42, 45, 52, 75, 96, 55, 41, 94, 71, 98)
 
 SEED_AFTER = "restarts-2swap"
@@ -39,6 +41,8 @@ class Chapter:
     options: dict[str, Any] = field(default_factory=dict)
     start_phase: str = "start"
     compare_options: dict[str, Any] | None = None  # a second run to set beside this one
+    # EPLB chapters: the slots, groups and nodes around the packing ("slots" alone: replication)
+    eplb: dict[str, int] | None = None
 
     def config(self, **changes: Any) -> PackerConfig:
         return resolve_config(self.preset, **{**self.options, **changes})
@@ -93,6 +97,14 @@ CHAPTERS: tuple[Chapter, ...] = (
         "differencing", "9. A better start: differencing",
         DIFFERENCING_LOADS, 3, "fast", {"num_refined": 2, "max_iterations": 0}, start_phase="final",
         compare_options={"start": "greedy", "num_restarts": 1},
+    ),
+    Chapter(
+        "replication", "10. EPLB: replicating hot experts",
+        REPLICATION_LOADS, 3, "eplb", start_phase="start", eplb={"slots": 9},
+    ),
+    Chapter(
+        "hierarchy", "11. EPLB: groups, nodes, GPUs",
+        HIERARCHY_LOADS, 4, "eplb", start_phase="start", eplb={"slots": 12, "groups": 4, "nodes": 2},
     ),
 )
 CHAPTER_BY_KEY = {chapter.key: chapter for chapter in CHAPTERS}

@@ -664,3 +664,36 @@ def lesson_step_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, l
         finals = [build_frames(trace, c)[-1].loads for c in range(len(trace.candidates))]
         return candidates_figure(trace, finals, dark, height, lower_bound, font)
     return lesson_figure(trace, frames, index, lower_bound, dark=dark, height=height, font=font)
+
+
+def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | None = None) -> go.Figure:
+    """An EPLB step's bars (a ``packviz.teach.eplb_lessons.Bars``): each bar
+    stacked from its pieces, one colour per piece label, marked bars outlined."""
+    size = font or LESSON_FONT
+    figure = go.Figure()
+    figure._validate = False
+    names = sorted({label for bar in bars.parts for label, _ in bar}, key=lambda n: (len(n), n))
+    colour_of = {name: item_colour(i, len(names)) for i, name in enumerate(names)}
+    depth = max((len(bar) for bar in bars.parts), default=0)
+    for level in range(depth):
+        pieces = [bar[level] if level < len(bar) else ("", 0.0) for bar in bars.parts]
+        figure.add_trace(dict(type="bar", x=list(bars.labels), y=[value for _, value in pieces],
+                              marker={"color": [colour_of.get(label, "rgba(0,0,0,0)") for label, _ in pieces],
+                                      "line": {"color": [ARROW_COLOUR if b in bars.marked else "rgba(128,128,128,0.9)"
+                                                         for b in range(len(pieces))],
+                                               "width": [4 if b in bars.marked else 1.5 for b in range(len(pieces))]}},
+                              text=[label.replace("expert ", "e") if value else "" for label, value in pieces],
+                              textposition="inside", insidetextanchor="middle", textangle=0,
+                              textfont={"size": size - 4, "color": "#000000"}, showlegend=False,
+                              hovertemplate="%{x}<br>%{text}: %{y:,.4g}<extra></extra>"))
+    totals = bars.totals
+    figure.add_trace(dict(type="scatter", x=list(bars.labels), y=totals, mode="text",
+                          text=[f"<b>{_short(round(v, 2))}</b>" for v in totals], textposition="top center",
+                          textfont={"size": size - 2}, hoverinfo="skip", showlegend=False, cliponaxis=False))
+    if bars.line is not None:
+        figure.add_hline(y=bars.line, line={"dash": "dash", "color": "#3D9BE0", "width": 2.5},
+                         annotation_text=f"{bars.line_label} {_short(round(bars.line, 2))}",
+                         annotation_font={"size": size - 2, "color": "#3D9BE0"})
+    figure.update_yaxes(range=[0, 1.2 * max(max(totals, default=1.0), bars.line or 0.0, 1e-9)], title_text="load")
+    figure.update_layout(barmode="stack", bargap=0.25, title={"text": bars.title, "font": {"size": size}})
+    return _lesson_layout(figure, dark, height, size)

@@ -110,7 +110,7 @@ def test_self_study_locks_after_reveal_says_why_and_recaps(fresh_app):
         page.get_by_role("button", name="Reveal").wait_for(state="detached", timeout=30_000)
         page.get_by_text("Practice on your own").click()
         page.get_by_role("button", name="Another question").wait_for()
-        open_link(page, f"{fresh_app}/learn?chapter={CHAPTER_BY_KEY['differencing'].key}&step=99")
+        open_link(page, f"{fresh_app}/learn?chapter=hierarchy&step=99")
         page.get_by_text("The lesson in its numbers").wait_for(timeout=60_000)
         recap = page.locator('[data-testid="stAlert"]').filter(has_text="The lesson in its numbers")
         assert "the greedy 18" in recap.inner_text()
@@ -170,6 +170,9 @@ def _step_in_url(page, step: int) -> None:
 
 def _type_load(page, item: int, text: str) -> None:
     """Type into the load cell of ``item`` in the (canvas-drawn) load table."""
+    # an edit redraws the table under a new key: wait until the old one has gone
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stDataFrame\"]').length === 1",
+                           timeout=60_000)
     grid = page.locator('[data-testid="stDataFrame"]')
     grid.wait_for()
     grid.scroll_into_view_if_needed()
@@ -256,3 +259,23 @@ def test_present_mode_fits_a_laptop_with_type_a_room_can_read(fresh_app, scheme)
             "paths => paths.map(p => [getComputedStyle(p).stroke, parseFloat(getComputedStyle(p).strokeWidth)])")
         thick = {stroke for stroke, width in strokes if width >= 4}
         assert thick and "rgb(0, 0, 0)" not in thick, thick
+
+
+def test_the_eplb_chapters_replicate_hot_experts_and_place_groups_on_nodes(fresh_app):
+    """Defect 7: EPLB's other half, replication and the hierarchy, as chapters one can step through."""
+    from packviz.teach.eplb_lessons import chapter_steps
+
+    chapter = CHAPTER_BY_KEY["replication"]
+    steps = chapter_steps(chapter.eplb, chapter.loads, chapter.num_packs)
+    with chromium_page(width=1366, height=768) as page:
+        open_link(page, f"{fresh_app}/learn?chapter=replication")
+        wait_for_text(page, steps[0].narration)
+        page.get_by_role("button", name=re.compile("^Next")).first.click()
+        wait_for_text(page, steps[1].narration)
+        marked = page.locator('div[style*="background: rgba(230, 159, 0"]').first
+        assert "most load per replica" in marked.inner_text()
+        page.get_by_role("button", name=re.compile("End")).click()
+        page.get_by_role("button", name=re.compile("Next chapter: 11")).click()
+        page.wait_for_function("() => window.location.search.includes('chapter=hierarchy')", timeout=60_000)
+        hierarchy = CHAPTER_BY_KEY["hierarchy"]
+        wait_for_text(page, chapter_steps(hierarchy.eplb, hierarchy.loads, hierarchy.num_packs)[0].narration)
