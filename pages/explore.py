@@ -136,6 +136,9 @@ def step_through() -> None:
                "are the items placed or swapped in this step. Dashed lines: the mean pack load and the lower "
                "bound LB.")
     publish_view()
+    if view == "Presenter" and st.session_state.step + 1 < len(frames):
+        # The next step's figure, built once this one is on its way: Next then only sends it.
+        presenter_figure(data.digest, data, config, packs, layer, st.session_state.step + 1)
 
 
 @st.fragment

@@ -334,3 +334,28 @@ def test_presenter_steps_rerun_only_the_step_through_fragment():
     no_exceptions(at)
     assert at.query_params["layer"] == "3"
     assert at.session_state.step == 2  # the step is kept across a layer change
+
+
+def test_presenter_builds_the_next_steps_figure_before_next_is_pressed(monkeypatch):
+    import ui.caches
+
+    built = []
+    drawn = ui.caches.lesson_figure
+
+    def recording(trace, frames, step, *args, **kwargs):
+        built.append(step)
+        return drawn(trace, frames, step, *args, **kwargs)
+
+    monkeypatch.setattr(ui.caches, "lesson_figure", recording)
+    ui.caches.presenter_figure.clear()  # steps an earlier test drew are not built again
+    at = fresh().run()
+    at.selectbox(key="sample").set_value("Teaching: 12 items, 2-swap beats 1-swap").run()
+    at.radio(key="section").set_value("Step through a layer").run()
+    at.radio(key="view").set_value("Presenter").run()
+    no_exceptions(at)
+    assert {0, 1} <= set(built)  # the step on screen, and the next one already
+    before = len(built)
+    at.button[[b.label for b in at.button].index("Next ›")].click().run()
+    no_exceptions(at)
+    assert at.session_state.step == 1
+    assert built[before:] == [2]  # step 1 came from the cache; only step 2 was built, ahead
