@@ -17,9 +17,10 @@ undoing an earlier step moves nothing. Each step takes, among the steps that
 bring the busiest GPU (and every GPU the step touches) within the target, the
 one moving fewest replicas; when none does, the one lowering the busiest GPU
 most per replica moved. Steps never put two replicas of one expert on a GPU.
-With nodes, steps inside a node come first (an expert group stays on its node,
-the weights go over NVLink) and steps across nodes only where those cannot
-reach the target. A layer the steps cannot bring within the target takes the
+With nodes, a replica whose expert was on no GPU of its new node counts
+``INTER_NODE_PRICE`` moves when steps are compared (its weights cross the
+slower link, and its expert group leaves its node), so a step inside a node
+wins over one across nodes that moves as many or a few more. A layer the steps cannot bring within the target takes the
 fresh plan, its GPUs renumbered to keep as many experts in place as a greedy
 matching finds, so the tolerance always holds.
 
@@ -244,22 +245,8 @@ class _Search:
         retarget_peak = torch.maximum(torch.maximum(retarget_b, retarget_g), third)
         retarget_changes = [(g3, x3, y3)]
 
-        # 2. retarget on the busiest GPU: slot i (x, which keeps a replica) becomes a replica of z
-        z3 = torch.arange(n).view(1, 1, -1)                        # [1, 1, n]
-        count_z = count.unsqueeze(1).double()                      # [A, 1, n]
-        weight_z = weight.unsqueeze(1)
-        rise_x = rise.gather(1, x).unsqueeze(2)                    # [A, k, 1]
-        own_b = peak.view(-1, 1, 1) - a.unsqueeze(2) + weight_z / (count_z + 1) \
-            + (at(flat_held, b3, x3) - 1) * rise_x
-        own_third = first_value.gather(1, x).unsqueeze(2)          # the heaviest other GPU holding x, risen
-        own_ok = (count_x > 1) & (x3 != z3) & (at(flat_held, b3, z3) == 0)
-        own_peak = torch.maximum(own_b, own_third)
-        own_changes = [(b3, z3, x3)]
-
-        kinds = [(swap_ok, swap_peak, swap_changes), (retarget_ok, retarget_peak, retarget_changes),
-                 (own_ok, own_peak, own_changes)]
-        # every kind is [A, k, candidates]: S slots j for the first two, n experts z for the third
-        shapes = [(num_layers, k, num_slots), (num_layers, k, num_slots), (num_layers, k, n)]
+        kinds = [(swap_ok, swap_peak, swap_changes), (retarget_ok, retarget_peak, retarget_changes)]
+        shapes = [(num_layers, k, num_slots), (num_layers, k, num_slots)]        # [A, k, J] each
         ok = torch.cat([ok.expand(shape).reshape(num_layers, -1) for (ok, _, _), shape in zip(kinds, shapes)], 1)
         step_peak = torch.cat([p.expand(shape).reshape(num_layers, -1) for (_, p, _), shape in zip(kinds, shapes)], 1)
         costs = [delta(changes) for _, _, changes in kinds]
@@ -283,22 +270,19 @@ class _Search:
         if len(go):
             sizes = [shape[1] * shape[2] for shape in shapes]
             pick = choice[go]
-            kind = (pick >= sizes[0]).long() + (pick >= sizes[0] + sizes[1]).long()
-            offset = torch.tensor([0, sizes[0], sizes[0] + sizes[1]])[kind]
-            width = torch.tensor([shape[2] for shape in shapes])[kind]
-            rest = pick - offset
-            i, j = rest // width, rest % width
+            kind = (pick >= sizes[0]).long()
+            rest = pick - kind * sizes[0]
+            i, j = rest // num_slots, rest % num_slots
             slot_i = busy_slots[go, i]
             updated = phy2log[go]
             local = torch.arange(len(go))
-            swap, elsewhere, own = kind == 0, kind == 1, kind == 2
+            swap, elsewhere = kind == 0, kind == 1
             x_go = x[go, i]
-            j_slot = slots_j[go, j.clamp(max=num_slots - 1)]
+            j_slot = slots_j[go, j]
             y_go = updated[local, j_slot]
             updated[local[swap], j_slot[swap]] = x_go[swap]
             updated[local[swap], slot_i[swap]] = y_go[swap]
             updated[local[elsewhere], j_slot[elsewhere]] = x_go[elsewhere]
-            updated[local[own], slot_i[own]] = j[own]
             self.phy2log[layers[go]] = updated
             self.moves[layers[go]] += step_cost[go, pick].long()
         return finished
