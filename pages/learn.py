@@ -115,8 +115,8 @@ def _compare(key: str, loads: str, packs: int) -> PackResult:
     return chapter.run(parse_loads(loads, packs), packs, **(chapter.compare_options or {}))
 
 
-# the browser's theme when it has said (st.context), else the server's configured one
-dark = (st.context.theme.type or st.get_option("theme.base")) == "dark"
+# the server's configured theme (--theme.base) when it has one, else the browser's (st.context)
+dark = (st.get_option("theme.base") or st.context.theme.type) == "dark"
 presenting = st.session_state.present
 if presenting:
     # Our own fixed CSS (never user text): the room sees the lesson, not the app's chrome.

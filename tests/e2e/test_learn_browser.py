@@ -279,3 +279,22 @@ def test_the_eplb_chapters_replicate_hot_experts_and_place_groups_on_nodes(fresh
         page.wait_for_function("() => window.location.search.includes('chapter=hierarchy')", timeout=60_000)
         hierarchy = CHAPTER_BY_KEY["hierarchy"]
         wait_for_text(page, chapter_steps(hierarchy.eplb, hierarchy.loads, hierarchy.num_packs)[0].narration)
+
+
+def test_a_server_started_dark_downloads_a_dark_gif():
+    """Defect 5: with ``--theme.base dark`` (here its environment variable) the GIF follows the theme."""
+    import io
+    import os
+
+    from PIL import Image
+
+    from scripts.browser import free_port, serve_app
+
+    env = {**os.environ, "STREAMLIT_THEME_BASE": "dark"}
+    with serve_app(free_port(), env=env) as (url, _), chromium_page(width=1366, height=768) as page:
+        open_link(page, f"{url}/learn?chapter=greedy&step=0")
+        with page.expect_download(timeout=180_000) as download:
+            page.get_by_role("button", name=re.compile("Download this lesson as a GIF")).click()
+        first = Image.open(io.BytesIO(download.value.path().read_bytes())).convert("L")
+        corner = first.getpixel((2, 2))
+        assert corner < 80, corner  # a dark background, not white
