@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from packviz.eplb import rebalance_experts, replicate_experts
+from packviz.eplb import gpu_loads, rebalance_experts, replicate_experts
 from packviz.teach.chapter_texts import ChapterText
 from packviz.teach.narration import fmt
 from packviz.trace.events import Placed
@@ -47,7 +47,8 @@ class EplbStep:
     narration: str
     line: int
     phase: str
-    without_replicas: float | None = None  # the final step's busiest GPU had no expert been replicated
+    without_replicas: float | None = None  # the packing step's busiest GPU had no expert been replicated
+    joint: tuple[float, float] | None = None  # busiest GPU: counts chosen with the packing, DeepSeek's counts
 
 
 REPLICATION_CODE = (
@@ -56,6 +57,7 @@ REPLICATION_CODE = (
     "    e = the expert with the most load per replica (load / replicas)",
     "    give e one more replica",
     "pack the replicas (each load / replicas) onto the GPUs",
+    "packviz: choose the counts together with the packing (joint replication)",
 )
 
 HIERARCHY_CODE = (
@@ -113,8 +115,38 @@ def replication_steps(loads: tuple[float, ...], num_slots: int, num_gpus: int) -
     if experts % num_gpus == 0:
         without = max(_packed(_one(loads), list(range(experts)), num_gpus, "gpu").totals)
         text += f" Without replicas the same packer's busiest GPU holds {fmt(without)}."
-    steps.append(EplbStep(gpus, text, 4, "final", without))
+    steps.append(EplbStep(gpus, text, 4, "pack", without))
+    steps.append(_joint_step(loads, num_slots, num_gpus))
     return steps
+
+
+def _joint_step(loads: tuple[float, ...], num_slots: int, num_gpus: int) -> EplbStep:
+    """The same slots with packviz's counts chosen together with the packing
+    (``rebalance_experts``'s joint replication, fast packer), against DeepSeek's counts and that packer."""
+    weight = _one(loads)
+    plans = {joint: rebalance_experts(weight, num_slots, None, 1, num_gpus, packer="fast", joint_replication=joint)
+             for joint in (True, False)}
+    busiest = {joint: float(gpu_loads(weight, plan.phy2log, plan.logcnt, num_gpus).max())
+               for joint, plan in plans.items()}
+    joint = plans[True]
+    per_gpu = num_slots // num_gpus
+    counts = joint.logcnt[0].tolist()
+    stacks = [[] for _ in range(num_gpus)]
+    for slot, expert in enumerate(joint.phy2log[0].tolist()):
+        stacks[slot // per_gpu].append((f"expert {expert}", loads[expert] / counts[expert]))
+    totals = [sum(v for _, v in stack) for stack in stacks]
+    bars = Bars("GPU loads, counts chosen with the packing", tuple(f"GPU {g}" for g in range(num_gpus)),
+                tuple(tuple(stack) for stack in stacks), (max(range(num_gpus), key=lambda g: totals[g]),),
+                sum(loads) / num_gpus, "mean")
+    extra = [e for e, count in enumerate(counts) if count > 1]
+    better = busiest[True] < busiest[False] - 1e-9
+    text = (f"packviz can choose the counts together with the packing (joint replication): here the extra replicas "
+            f"go to expert{'s' if len(extra) != 1 else ''} {', '.join(map(str, extra)) or 'none'} and, packed with "
+            f"the fast preset, the busiest GPU holds {fmt(busiest[True])}; with DeepSeek's counts and the same "
+            f"packer it holds {fmt(busiest[False])}"
+            + (": counts that look at the packing do better." if better else
+               ": on these loads DeepSeek's counts are already as good."))
+    return EplbStep(bars, text, 5, "final", joint=(busiest[True], busiest[False]))
 
 
 def _packed(replica_loads: torch.Tensor, expert_of: list[int], num_packs: int, unit: str) -> Bars:
@@ -190,7 +222,7 @@ def hierarchy_steps(loads: tuple[float, ...], num_replicas: int, num_groups: int
 def eplb_text(key: str, steps: list[EplbStep]) -> ChapterText:
     """The text of an EPLB chapter, from its steps (computed on the loads on screen)."""
     if key == "replication":
-        final = steps[-1]
+        final = next(step for step in steps if step.phase == "pack")
         given = [step.bars.marked[0] for step in steps if step.phase == "replicate"]
         busiest = max(final.bars.totals)
         text = ("Packing cannot split an expert: one very hot expert sets its GPU's load whatever the packer does. "
@@ -198,6 +230,10 @@ def eplb_text(key: str, steps: list[EplbStep]) -> ChapterText:
                 "load per replica (its load / its replicas so far), and every replica takes an equal share. "
                 f"Here the {len(given)} extra slots go to expert{'s' if len(given) != 1 else ''} "
                 f"{', '.join(map(str, given))}; packed, the busiest GPU holds {fmt(busiest)}.")
+        if steps[-1].joint is not None:
+            chosen, deepseek = steps[-1].joint
+            text += (f" Counts chosen with the packing (packviz's joint replication, fast packer) leave "
+                     f"{fmt(chosen)} where DeepSeek's counts and the same packer leave {fmt(deepseek)}.")
         without = final.without_replicas
         if without is not None:
             if busiest < without:

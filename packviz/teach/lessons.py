@@ -24,7 +24,7 @@ GREEDY_LOADS = (13, 44, 70, 86, 59, 64, 60, 83, 66)
 TWO_SWAP_LOADS = (48, 20, 77, 48, 48, 68, 99, 82, 34, 45, 72, 36)  # sample_data/teaching_12_items.csv
 RESTART_LOADS = (86, 26, 63, 87, 46, 79, 32, 73, 11, 50, 86, 74)
 DIFFERENCING_LOADS = (88, 82, 47, 45, 4, 81, 33, 50, 23, 62, 3, 40)
-REPLICATION_LOADS = (90, 20, 55, 30, 45, 60)  # one expert far hotter than a mean GPU's share of it
+REPLICATION_LOADS = (39, 79, 82, 40, 81, 85)  # replicas help, and counts chosen with the packing help more
 HIERARCHY_LOADS = (90, 20, 55, 30, 45, 60, 15, 70)  # 4 groups of 2 experts
 PAIRED_LOADS = (63, 12, 21, 25, 46, 14, 73, 85, 50, 56, 40, 43, 82, 18, 42, 45, 52, 75, 96, 55, 41, 94, 71, 98)
 
