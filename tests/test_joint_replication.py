@@ -144,7 +144,7 @@ def test_joint_rows_start_from_deepseeks_counts_and_never_lose(case):
     start = pack((weight / deepseek_counts).gather(1, ds_phy), gpus, "fast").pack_loads.amax(dim=1)
     loads = torch.zeros(weight.shape[0], gpus, dtype=torch.float64).scatter_add_(
         1, pack_index, (weight / logcnt).gather(1, phy2log))
-    assert bool((loads.amax(dim=1) <= start).all())
+    assert bool((loads.amax(dim=1) <= start * (1 + 1e-12)).all())      # sums in another order: rounding
     assert torch.equal(logcnt.sum(dim=1), torch.full((weight.shape[0],), num_replicas))
     # replica ranks count each expert's replicas 0..count-1
     for layer in range(weight.shape[0]):
