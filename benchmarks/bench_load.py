@@ -27,8 +27,9 @@ the Compare page (every default preset, ``restarts-2swap`` in chunks of layers)
 from its request to the end of its run, quiet and busy.
 
 How many people one server serves: with C cores and a solo time s, N sessions
-asking in the same second each wait about (slowest ratio) x N x s / C; the
-summary says how many fit in a wait of ``--wait`` seconds (default 3).
+asking in the same second each wait about (slowest / ideal) x N x s / C; the
+summary prints that wait for 1 to 30 people and how many fit in ``--wait``
+seconds (default 3).
 
 This is a measurement, not a test: it asserts nothing about wall time.
 """
@@ -239,13 +240,17 @@ def main(argv: list[str] | None = None) -> int:
     for what, median, worst, target in summary:
         verdict = "" if target is None else f"; target <= {target}x: {'met' if median <= target else 'NOT met'}"
         say(f"  {what}: {median:.2f}x (worst {worst:.2f}x){verdict}")
-    slowest = max((median for what, median, _, _ in summary if "at once" in what), default=1.0)
-    per_person = quiet["fast"] * slowest
-    fits = int(args.wait * cores / per_person)
-    say(f"\nOne server on {cores} cores: opening Explore (fast) costs {quiet['fast']:.2f} s of a core, so "
-                 f"{fits} people opening it in the same second each wait at most about {args.wait:.0f} s "
-                 f"(at the slowest ratio, {slowest:.2f}x); restarts-2swap ({quiet['restarts-2swap']:.2f} s alone): "
-                 f"{int(args.wait * cores / (quiet['restarts-2swap'] * slowest))} people within {args.wait:.0f} s.")
+    say(f"\nOne server on {cores} cores, from this run: N people asking in the same second each wait about "
+        f"(slowest / ideal) x N x alone / {cores}")
+    for preset in PRESETS:
+        ratio = next(median for what, median, _, _ in summary if what.startswith(f"{args.sessions} sessions")
+                     and preset in what)
+        each = ratio * quiet[preset] / cores
+        # up to one person per core, each waits as if alone
+        waits = ", ".join(f"{people}: {quiet[preset] if people <= cores else people * each:.1f} s"
+                          for people in (1, 4, 8, 16, 30))
+        say(f"  {preset} ({quiet[preset]:.2f} s alone, {ratio:.2f}x the ideal): {waits}; "
+            f"within {args.wait:.0f} s: {max(int(args.wait / each), cores) if quiet[preset] <= args.wait else 0}")
     say(f"{time.perf_counter() - started:.0f} s in all")
     if args.write:
         RESULTS.write_text("\n".join(report) + "\n")
