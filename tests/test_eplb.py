@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -25,29 +27,31 @@ def _torch_sort_order(values: list[np.float32]) -> list[int]:
     return torch.tensor(np.array(values, dtype=np.float32)).sort(descending=True).indices.tolist()
 
 
-def _stable_order(values: list[np.float32]) -> list[int]:
-    return sorted(range(len(values)), key=lambda i: (-float(values[i]), i))
+def _stable_order(values: list) -> list[int]:
+    return sorted(range(len(values)), key=lambda i: (-values[i], i))
 
 
-def _greedy(values: list[np.float32], num_packs: int, order) -> tuple[list[int], list[int]]:
+def _greedy(values: list, num_packs: int, order) -> tuple[list[int], list[int]]:
     per_pack = len(values) // num_packs
     if per_pack == 1:
         return list(range(len(values))), [0] * len(values)
-    loads, counts = [0.0] * num_packs, [0] * num_packs
+    exact = isinstance(values[0], Fraction)
+    loads, counts = [Fraction(0) if exact else 0.0] * num_packs, [0] * num_packs
     packs, ranks = [0] * len(values), [0] * len(values)
     for item in order(values):
         chosen = min((p for p in range(num_packs) if counts[p] < per_pack), key=loads.__getitem__)
         packs[item], ranks[item] = chosen, counts[chosen]
-        loads[chosen] += float(values[item])
+        loads[chosen] += values[item] if exact else float(values[item])
         counts[chosen] += 1
     return packs, ranks
 
 
-def _replicate(values: list[np.float32], num_slots: int) -> tuple[list[int], list[int], list[int]]:
+def _replicate(values: list, num_slots: int) -> tuple[list[int], list[int], list[int]]:
     counts = [1] * len(values)
     phy2log, rank = list(range(len(values))), [0] * len(values)
+    number = type(values[0]) if isinstance(values[0], Fraction) else np.float32
     for _ in range(len(values), num_slots):
-        per_replica = [np.float32(v) / np.float32(c) for v, c in zip(values, counts)]
+        per_replica = [number(v) / number(c) for v, c in zip(values, counts)]
         hottest = max(range(len(values)), key=lambda i: (per_replica[i], -i))
         phy2log.append(hottest)
         rank.append(counts[hottest])
@@ -55,14 +59,18 @@ def _replicate(values: list[np.float32], num_slots: int) -> tuple[list[int], lis
     return phy2log, rank, counts
 
 
-def _deepseek_layer(weight: list[int], num_replicas: int, groups: int, nodes: int, gpus: int, order):
-    """(phy2log, logcnt) of one layer, and the values each stage sorted."""
+def _deepseek_layer(weight: list[int], num_replicas: int, groups: int, nodes: int, gpus: int, order,
+                    exact: bool = False):
+    """(phy2log, logcnt) of one layer, and the values each stage sorted. In
+    float32 as DeepSeek computes, or (``exact``) in exact fractions: the
+    algorithm itself, every tie a true tie."""
     num_logical = len(weight)
     group_size = num_logical // groups
     per_node_logical = num_logical // nodes
     slots_per_node = num_replicas // nodes
-    w32 = [np.float32(v) for v in weight]
-    group_load = [np.float32(sum(w32[g * group_size:(g + 1) * group_size], np.float32(0))) for g in range(groups)]
+    number = Fraction if exact else np.float32
+    w32 = [number(v) for v in weight]
+    group_load = [number(sum(w32[g * group_size:(g + 1) * group_size], number(0))) for g in range(groups)]
     sorted_values = [group_load]
     group_pack, group_rank = _greedy(group_load, nodes, order)
     # node-major logical order: node, then the group's rank in it, then the expert within the group
@@ -75,7 +83,7 @@ def _deepseek_layer(weight: list[int], num_replicas: int, groups: int, nodes: in
     for node in range(nodes):
         experts = mlog2log[node * per_node_logical:(node + 1) * per_node_logical]
         local_phy, _, local_count = _replicate([w32[e] for e in experts], slots_per_node)
-        replica_load = [np.float32(w32[experts[i]] / np.float32(local_count[i])) for i in local_phy]
+        replica_load = [number(w32[experts[i]] / number(local_count[i])) for i in local_phy]
         sorted_values.append(replica_load)
         gpu_pack, gpu_rank = _greedy(replica_load, gpus // nodes, order)
         per_gpu = num_replicas // gpus
@@ -106,9 +114,9 @@ def eplb_instance(draw, max_load: int, distinct: bool):
     return rows, num_replicas, groups, nodes, gpus, hierarchical
 
 
-def _run_oracle(rows, num_replicas, groups, nodes, gpus, hierarchical, order):
+def _run_oracle(rows, num_replicas, groups, nodes, gpus, hierarchical, order, exact=False):
     shape = (groups, nodes) if hierarchical else (1, 1)
-    return [_deepseek_layer(row, num_replicas, *shape, gpus, order) for row in rows]
+    return [_deepseek_layer(row, num_replicas, *shape, gpus, order, exact) for row in rows]
 
 
 def test_readme_example_unpacks_like_deepseek():
@@ -207,7 +215,9 @@ def test_never_worse_than_greedy_in_both_modes(instance, preset, seed):
 @given(instance=eplb_instance(max_load=60, distinct=False))
 def test_eplb_is_deepseeks_algorithm_with_ties_by_index(instance):
     rows, num_replicas, groups, nodes, gpus, hierarchical = instance
-    expected = _run_oracle(rows, num_replicas, groups, nodes, gpus, hierarchical, _stable_order)
+    # in exact fractions: a replica's share (46/3) and sums of them are not float32 numbers, and
+    # float32 rounding would part loads that are equal (DeepSeek's own float32 ties are the test below)
+    expected = _run_oracle(rows, num_replicas, groups, nodes, gpus, hierarchical, _stable_order, exact=True)
     placement = rebalance_experts(torch.tensor(rows), num_replicas, groups, nodes, gpus, hierarchical)
     assert placement.phy2log.tolist() == [e[0] for e in expected]
     assert placement.logcnt.tolist() == [e[1] for e in expected]
