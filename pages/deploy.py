@@ -16,11 +16,17 @@ with starting.container(), st.spinner("Loading the planner…"):
     from packviz.config import PRESETS
     from packviz.data.generators import drifting_from
     from packviz.eplb.cluster import POLICIES, Cluster, balance, check_plan, default_cluster
-    from packviz.eplb.moves import DEEPSEEK_V3_EXPERT_BYTES, INTER_NODE_GBPS, INTRA_NODE_GBPS, moves_between
+    from packviz.eplb.moves import (
+        DEEPSEEK_V3_EXPERT_BYTES,
+        INTER_NODE_GBPS,
+        INTRA_NODE_GBPS,
+        MOVE_COLUMNS,
+        moves_between,
+    )
     from packviz.eplb.over_time import windows
     from packviz.io.deploy import PlanFileError, moves_csv, read_plan
     from packviz.text import escape_markdown
-    from packviz.viz.deploy import balance_comparison_figure, over_time_figure
+    from packviz.viz.deploy import balance_comparison_figure, moves_curve_figure, over_time_figure
     from ui import deploy_caches as caches
     from ui.deploy_view import SECTIONS, publish_view, restore_view
     from ui.sidebars import data_sidebar
@@ -208,6 +214,40 @@ elif section == "Over time":
                "A replica moves when its expert was not on that GPU before "
                f"(its {expert_mb:,.6g} MB must be copied there); the time assumes every GPU receives at once, at "
                f"{intra:,.6g} GB/s within a node and {inter:,.6g} GB/s between nodes.")
+
+    tolerance = caches.REPLAN_TOLERANCE
+    if len(replanned.plans) < 2:
+        st.info("The re-planner needs a plan in place and a later window to re-plan on: more steps or a shorter "
+                "window bring one.")
+    else:
+        last = len(replanned.plans) - 1
+        # a window beyond this history's (fewer steps, a longer window) is its last re-plan
+        if not 1 <= st.session_state.get("deploy_replan_window", last) <= last:
+            st.session_state.deploy_replan_window = last
+        chosen = int(st.number_input("Re-plan on window", 1, last, last, key="deploy_replan_window",
+                                     help="the plan made on this window from the previous window's plan"))
+        moves = replanned.moves[chosen]
+        slots = num_layers * cluster.num_replicas
+        st.subheader(f"The re-plan on window {chosen}: balance against moves")
+        curve = caches.moves_curve(data.digest, history[chosen], replanned.plans[chosen - 1], cluster, preset,
+                                   (*history_key, window, chosen))
+        st.plotly_chart(moves_curve_figure(curve, len(moves) / num_layers, tolerance), width="stretch",
+                        key="deploy_moves_curve")
+        enough = next((budget for budget, worst in zip(curve.budgets, curve.worst_ratio) if worst <= 1 + tolerance),
+                      None)
+        reach = (f"with at most {enough:,} moves a layer every layer's busiest GPU is within {tolerance:.1%} of a "
+                 "fresh plan's" if enough is not None else
+                 f"no budget shown brings every layer within {tolerance:.1%} of a fresh plan (the re-planner takes "
+                 "the fresh plan, renumbered, on the layers the steps cannot bring there)")
+        st.write(f"Each point re-plans window {chosen}'s loads from window {chosen - 1}'s plan with at most so many "
+                 f"replicas moved per layer: {reach}. The re-planner moved {len(moves):,} replicas "
+                 f"({len(moves) / slots:.1%} of the {slots:,} slots; {int(moves.intra_node.sum()):,} within nodes, "
+                 f"{int((~moves.intra_node).sum()):,} between them), a fresh plan "
+                 f"{len(fresh.moves[chosen]):,} ({len(fresh.moves[chosen]) / slots:.1%}).")
+        st.dataframe([dict(zip(MOVE_COLUMNS, row)) for row in moves.rows()], hide_index=True, width="stretch",
+                     key="deploy_replan_moves_table")
+        st.download_button("Re-plan moves CSV", moves_csv(moves), f"replan_moves_window{chosen}.csv", "text/csv",
+                           key="deploy_replan_moves", help=",".join(MOVE_COLUMNS))
 
 else:
     first_layer = int(st.number_input("First MoE layer's number (TensorRT-LLM YAML keys)", 0, 10_000, 0,

@@ -10,9 +10,12 @@ import streamlit.testing.v1.app_test as app_test_module
 import torch
 from streamlit.testing.v1 import AppTest
 
+from packviz.data.generators import drifting_from
 from packviz.data.loaders import read_loads
 from packviz.eplb.cluster import Cluster, balance, place
-from packviz.eplb.moves import moves_between
+from packviz.eplb.moves import MOVE_COLUMNS, moves_between
+from packviz.eplb.over_time import windows
+from packviz.eplb.replan import balance_moves_curve, replan
 from packviz.io.deploy import read_moves_csv, read_placement_csv, read_trtllm_yaml, sglang_json
 from packviz.io.export import check_sglang_map
 from tests.test_app import _downloaded, _RecordingStorage
@@ -95,6 +98,36 @@ def test_over_time_scores_each_plan_on_the_next_window(page):
     # the re-planner moves a fraction of what a fresh plan moves
     assert rows[rows["planner"] == replanned]["replicas moved"].sum() * 4 \
         < rows[rows["planner"] == "fresh each window"]["replicas moved"].sum()
+
+
+def test_the_last_re_plan_shows_its_curve_its_moves_and_their_csv(monkeypatch):
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", _RecordingStorage)
+    at = deploy_page()
+    at.radio(key="deploy_section").set_value("Over time").run()
+    at.number_input(key="deploy_sim_steps").set_value(6).run()
+    at.number_input(key="deploy_window").set_value(2).run()
+    assert not at.exception
+    # 3 windows: plans on windows 0 and 1, the re-plan on window 1 from window 0's plan
+    assert at.number_input(key="deploy_replan_window").value == 1
+    history = windows(drifting_from(EXPERTS, 6, seed=0, drift=0.005), 2)
+    first = place(history[0], DEFAULT, "fast").phy2log
+    again = replan(history[1], first, 8, 4, 32, tolerance=0.005, packer="fast", hierarchical=True).phy2log
+    expected = moves_between(first, again, DEFAULT)
+    assert [c.key for c in at.get("plotly_chart")] == ["deploy_over_time", "deploy_moves_curve"]
+    curve = balance_moves_curve(history[1], first, 8, 4, 32, packer="fast", hierarchical=True)
+    figure = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert figure["data"][0]["y"] == pytest.approx(curve.mean_ratio)
+    assert figure["data"][1]["y"] == pytest.approx(curve.worst_ratio)
+    sentence = next(m.value for m in at.markdown if "Each point re-plans window 1" in m.value)
+    assert f"The re-planner moved {len(expected):,} replicas" in plain(sentence)
+    table = at.dataframe[1].value
+    assert list(table.columns) == list(MOVE_COLUMNS) and len(table) == len(expected)
+    downloaded = read_moves_csv(_downloaded(at, "Re-plan moves CSV"), 32)
+    assert downloaded.rows() == expected.rows()
+    # a longer window leaves one plan: no re-plan to show, a sentence says why
+    at.number_input(key="deploy_window").set_value(3).run()
+    assert not at.exception
+    assert any(i.value.startswith("The re-planner needs a plan in place") for i in at.info)
 
 
 def test_a_dump_with_steps_uses_its_own_time_axis():

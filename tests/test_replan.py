@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packviz.eplb import PlacementShapeError, gpu_loads, rebalance_experts
+from packviz.eplb.cluster import Cluster
+from packviz.eplb.moves import moves_between
 from packviz.eplb.replan import (
     balance_moves_curve,
     count_moves,
@@ -129,6 +131,37 @@ def test_budget_caps_moves_and_the_curve_runs_from_kept_to_fresh():
     assert all(m <= b for m, b in zip(curve.mean_moves, curve.budgets))
     assert curve.mean_ratio[-1] <= 1.01
     assert len(curve.rows()) == 5
+    # the curve plans fresh once: each point is the budget form with its own fresh plan
+    for budget, ratio, moves in zip(curve.budgets, curve.mean_ratio, curve.mean_moves):
+        alone = replan_within_budget(after, previous, None, 1, 8, budget, packer="fast")
+        assert float((alone.peak / alone.fresh_peak).mean()) == pytest.approx(ratio, rel=1e-12)
+        assert float(alone.moves.total.double().mean()) == moves
+
+
+def test_a_given_fresh_plan_is_the_reference_and_a_wrong_shape_is_refused():
+    before, after = drifting(3, 4, 32, 0.3)
+    previous = rebalance_experts(before, 40, 1, 1, 8, packer="fast").phy2log
+    fresh = rebalance_experts(after, 40, 1, 1, 8, packer="eplb").phy2log
+    result = plan_moves(after, previous, None, 1, 8, packer="fast", fresh=fresh)
+    assert torch.equal(result.fresh, fresh)
+    count = torch.zeros(4, 32, dtype=torch.int64).scatter_add_(1, fresh, torch.ones_like(fresh))
+    assert torch.equal(result.fresh_peak, gpu_loads(after, fresh, count, 8).amax(dim=1))
+    assert bool((result.peak <= result.fresh_peak * 1.005 * (1 + 1e-12)).all())
+    with pytest.raises(PlacementShapeError, match="the fresh plan is"):
+        plan_moves(after, previous, None, 1, 8, fresh=fresh[:, :8])
+
+
+def test_count_moves_is_moves_between_counted_per_layer():
+    before, after = drifting(4, 3, 32, 0.3)
+    previous = rebalance_experts(before, 48, 4, 2, 8, packer="eplb").phy2log
+    new = rebalance_experts(after, 48, 4, 2, 8, packer="eplb").phy2log
+    rows = moves_between(previous, new, Cluster(48, 4, 2, 8))
+    counted = count_moves(previous, new, 8, 2)
+    for layer in range(3):
+        mine = rows.layer == layer
+        assert int(counted.total[layer]) == int(mine.sum())
+        assert int(counted.intra_node[layer]) == int((mine & rows.intra_node).sum())
+        assert int(counted.inter_node[layer]) == int((mine & ~rows.intra_node).sum())
 
 
 def test_renumbering_a_permuted_plan_gives_the_previous_back():

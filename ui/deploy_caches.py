@@ -9,7 +9,7 @@ import torch
 from packviz.eplb.cluster import Cluster, place
 from packviz.eplb.over_time import PlannerRun, fresh_planner, kept_planner, over_time, replanning_planner
 from packviz.eplb.plan_table import plan_rows
-from packviz.eplb.replan import replan
+from packviz.eplb.replan import MovesCurve, balance_moves_curve, replan
 from packviz.io.deploy import placement_csv, sglang_json, sglang_logical_count_json, trtllm_yaml
 from packviz.viz.deploy import gpu_heatmap_figure, load_bars_figure, placement_figure
 from packviz.viz.figures import PrebuiltFigure
@@ -41,6 +41,16 @@ def history(digest: str, _windows: torch.Tensor, cluster: Cluster, preset: str, 
     planners = {KEPT: kept_planner(cluster, preset), FRESH: fresh_planner(cluster, preset),
                 REPLANNED: replanning_planner(cluster, replan, preset, tolerance=REPLAN_TOLERANCE)}
     return over_time(_windows, cluster, planners, expert_bytes)
+
+
+@st.cache_data(show_spinner="Re-planning at every move budget…", max_entries=16)
+def moves_curve(digest: str, _weight: torch.Tensor, _previous: torch.Tensor, cluster: Cluster, preset: str,
+                history_key: tuple) -> MovesCurve:
+    """The balance-versus-moves curve of re-planning ``_weight`` [layers, num_logical]
+    from ``_previous`` [layers, num_replicas]; history_key names the window."""
+    del digest, history_key
+    return balance_moves_curve(_weight, _previous, cluster.num_groups, cluster.num_nodes, cluster.num_gpus,
+                               packer=preset, hierarchical=cluster.hierarchical)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)

@@ -38,6 +38,8 @@ import torch
 
 from packviz.config import PackerConfig
 from packviz.engine.driver import threads_for
+from packviz.eplb.cluster import Cluster
+from packviz.eplb.moves import moves_between
 from packviz.eplb.placement import (
     ExpertPlacement,
     PlacementShapeError,
@@ -74,7 +76,8 @@ class MoveCount:
 class Replan:
     """A re-plan and what it cost. Per layer [layers]: ``peak`` the busiest GPU's
     load, ``fresh_peak`` a fresh plan's, ``kept_peak`` the previous plan's on these
-    loads; ``from_fresh`` where the renumbered fresh plan was taken."""
+    loads; ``from_fresh`` where the renumbered fresh plan was taken; ``fresh`` the
+    fresh plan's phy2log [layers, num_replicas] (the reference, as planned)."""
 
     placement: ExpertPlacement
     moves: MoveCount
@@ -82,6 +85,7 @@ class Replan:
     fresh_peak: torch.Tensor
     kept_peak: torch.Tensor
     from_fresh: torch.Tensor
+    fresh: torch.Tensor
 
 
 def holdings(phy2log: torch.Tensor, num_logical: int, num_gpus: int) -> torch.Tensor:
@@ -95,20 +99,15 @@ def holdings(phy2log: torch.Tensor, num_logical: int, num_gpus: int) -> torch.Te
 
 def count_moves(previous: torch.Tensor, phy2log: torch.Tensor, num_gpus: int, num_nodes: int = 1) -> MoveCount:
     """Replicas of ``phy2log`` whose expert was not on their GPU in ``previous``
-    (both [layers, num_replicas]), per layer, split into intra- and inter-node."""
+    (both [layers, num_replicas]), per layer, split into intra- and inter-node:
+    :func:`packviz.eplb.moves.moves_between`'s rows counted per layer."""
     num_layers, num_replicas = phy2log.shape
-    num_logical = int(max(int(previous.max()), int(phy2log.max()))) + 1
-    slots_per_gpu = num_replicas // num_gpus
-    old = holdings(previous, num_logical, num_gpus) > 0
-    old_node = old.view(num_layers, num_nodes, -1, num_logical).any(dim=2)
-    gpu = torch.arange(num_replicas) // slots_per_gpu
-    node = gpu // (num_gpus // num_nodes)
-    on_gpu = old.view(num_layers, -1).gather(1, gpu * num_logical + phy2log)
-    on_node = old_node.view(num_layers, -1).gather(1, node * num_logical + phy2log)
-    moved = ~on_gpu
-    intra = (moved & on_node).sum(dim=1)
-    inter = (moved & ~on_node).sum(dim=1)
-    return MoveCount(moved.sum(dim=1), intra, inter)
+    cluster = Cluster(num_replicas, None, num_nodes, num_gpus, "global")
+    moves = moves_between(previous, phy2log, cluster)
+    intra = moves.intra_node
+    total = torch.bincount(moves.layer, minlength=num_layers)
+    within = torch.bincount(moves.layer[intra], minlength=num_layers)
+    return MoveCount(total, within, total - within)
 
 
 def _mode(num_groups: int | None, num_nodes: int, hierarchical: bool | None) -> tuple[int, int]:
@@ -378,11 +377,14 @@ def plan_moves(
     hierarchical: bool | None = None,
     max_steps: int | None = None,
     inter_node_price: float = INTER_NODE_PRICE,
+    fresh: torch.Tensor | None = None,
 ) -> Replan:
     """The re-plan and its costs. With ``tolerance``: each layer's busiest GPU at
     most (1 + tolerance) x a fresh plan's, moving as few replicas as the steps
     find. With ``max_moves`` (and ``tolerance=None``): the lightest busiest GPU
-    the steps reach moving at most that many replicas per layer."""
+    the steps reach moving at most that many replicas per layer. ``fresh``: the
+    fresh plan's phy2log [layers, num_replicas] when the caller has made it
+    already (with ``packer`` and ``seed`` on these loads), else made here."""
     weight = as_weight_matrix(weight).cpu()
     num_layers, num_logical = weight.shape
     num_nodes = _whole_number("num_nodes", num_nodes)
@@ -404,7 +406,14 @@ def plan_moves(
     if groups > 1 and num_logical % groups:
         raise PlacementShapeError(f"{num_logical} experts do not split evenly into {groups} groups")
 
-    fresh, _, fresh_count = fresh_plan(weight, num_replicas, groups, nodes, num_gpus, packer, seed)
+    if fresh is None:
+        fresh, _, fresh_count = fresh_plan(weight, num_replicas, groups, nodes, num_gpus, packer, seed)
+    else:
+        fresh = torch.as_tensor(fresh).cpu()
+        if tuple(fresh.shape) != (num_layers, num_replicas):
+            raise PlacementShapeError(f"the fresh plan is {tuple(fresh.shape)}, expected {(num_layers, num_replicas)}")
+        fresh_count = torch.zeros(num_layers, num_logical, dtype=torch.int64).scatter_add_(
+            1, fresh, torch.ones_like(fresh))
     fresh_peak = gpu_loads(weight, fresh, fresh_count, num_gpus).amax(dim=1)
     old_count = torch.zeros(num_layers, num_logical, dtype=torch.int64).scatter_add_(
         1, previous, torch.ones_like(previous))
@@ -445,7 +454,7 @@ def plan_moves(
     placement = placement_from_phy2log(phy2log, num_logical)
     peak = gpu_loads(weight, placement.phy2log, placement.logcnt, num_gpus).amax(dim=1)
     return Replan(placement, count_moves(previous, phy2log, num_gpus, num_nodes), peak, fresh_peak, kept_peak,
-                  from_fresh)
+                  from_fresh, fresh)
 
 
 def replan(
@@ -478,13 +487,15 @@ def replan_within_budget(
     packer: str | PackerConfig = "best",
     seed: int = 0,
     hierarchical: bool | None = None,
+    fresh: torch.Tensor | None = None,
 ) -> Replan:
     """The lightest busiest GPU per layer the steps reach moving at most
-    ``max_moves`` replicas per layer from ``previous_phy2log``."""
+    ``max_moves`` replicas per layer from ``previous_phy2log`` (``fresh`` as in
+    :func:`plan_moves`)."""
     if not isinstance(max_moves, int) or isinstance(max_moves, bool) or max_moves < 0:
         raise ValueError(f"max_moves must be a whole number >= 0, got {max_moves!r}")
     return plan_moves(weight, previous_phy2log, num_groups, num_nodes, num_gpus, tolerance=None,
-                      max_moves=max_moves, packer=packer, seed=seed, hierarchical=hierarchical)
+                      max_moves=max_moves, packer=packer, seed=seed, hierarchical=hierarchical, fresh=fresh)
 
 
 @dataclass(frozen=True)
@@ -516,14 +527,17 @@ def balance_moves_curve(
     hierarchical: bool | None = None,
 ) -> MovesCurve:
     """``replan_within_budget`` at each budget (default 0, 1, 2, 4, ... up to the
-    slots per layer)."""
+    slots per layer), all against one fresh plan."""
     num_replicas = torch.as_tensor(previous_phy2log).shape[-1]
     if budgets is None:
         budgets = [0] + [2 ** e for e in range(num_replicas.bit_length()) if 2 ** e <= num_replicas]
     ratios, worst, moves = [], [], []
+    fresh = None
     for budget in budgets:
         result = replan_within_budget(weight, previous_phy2log, num_groups, num_nodes, num_gpus, int(budget),
-                                      packer=packer, seed=seed, hierarchical=hierarchical)
+                                      packer=packer, seed=seed, hierarchical=hierarchical, fresh=fresh)
+        # the fresh plan the first budget made serves every other budget
+        fresh = result.fresh
         ratio = result.peak / result.fresh_peak.clamp(min=torch.finfo(torch.float64).tiny)
         ratios.append(float(ratio.mean()))
         worst.append(float(ratio.max()))

@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 from packviz.eplb.cluster import Cluster, gpu_load, replica_counts
 from packviz.eplb.moves import replica_rank
 from packviz.eplb.over_time import PlannerRun
+from packviz.eplb.replan import MovesCurve
 from packviz.viz.figures import OKABE_ITO
 
 NODE_COLOURS = OKABE_ITO
@@ -152,4 +153,30 @@ def over_time_figure(runs: Mapping[str, PlannerRun]) -> go.Figure:
                          legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
                          xaxis={"title": "planned on window", "tickformat": "d"},
                          yaxis={"title": "next window's mean / max"})
+    return figure
+
+
+def moves_curve_figure(curve: MovesCurve, replanned_moves: float | None = None,
+                       tolerance: float | None = None) -> go.Figure:
+    """Balance against moves: per budget (replicas per layer), the busiest GPU over
+    a fresh plan's (mean and worst layer) at the mean replicas moved; the
+    re-planner's own mean moves and its tolerance as guides."""
+    figure = go.Figure()
+    for index, (name, values) in enumerate((("mean over layers", curve.mean_ratio),
+                                            ("worst layer", curve.worst_ratio))):
+        figure.add_trace(go.Scatter(
+            x=curve.mean_moves, y=values, name=name, mode="lines+markers", customdata=curve.budgets,
+            line={"color": OKABE_ITO[index % len(OKABE_ITO)]},
+            hovertemplate=name + ": at most %{customdata} moves a layer, %{x:.1f} on average, busiest GPU "
+                                 "%{y:.4f}x a fresh plan's<extra></extra>"))
+    if tolerance is not None:
+        figure.add_hline(y=1 + tolerance, line={"dash": "dot", "color": "#777777"},
+                         annotation_text=f"fresh + {tolerance:.1%}", annotation_position="top right")
+    if replanned_moves is not None:
+        figure.add_vline(x=replanned_moves, line={"dash": "dash", "color": OKABE_ITO[2 % len(OKABE_ITO)]},
+                         annotation_text="re-planner", annotation_position="top left")
+    figure.update_layout(height=340, margin={"l": 60, "r": 10, "t": 40, "b": 40},
+                         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+                         xaxis={"title": "replicas moved per layer (mean)"},
+                         yaxis={"title": "busiest GPU / a fresh plan's"})
     return figure
