@@ -30,9 +30,11 @@ def preload() -> None:
     import ui.caches
     import ui.explore_view
     import ui.sidebars  # noqa: F401
-    from packviz.workers import start_workers, workers_ready
+    from packviz.workers import start_workers, worker_count, workers_ready
 
     start_workers()
+    if worker_count() == 0:  # PACKVIZ_WORKERS=0: every run in the server's own threads
+        return
     # and warm: spawning them beside the first visitor's run would take its cores
     deadline = time.monotonic() + WORKERS_WAIT_S
     while not workers_ready() and time.monotonic() < deadline:
