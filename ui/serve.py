@@ -23,13 +23,15 @@ WORKERS_WAIT_S = 60.0
 
 
 def preload() -> None:
-    """Import what the pages import, and start the packing workers."""
+    """Import what the pages import (torch, Plotly, the packer), and start the packing workers."""
+    import plotly.io  # noqa: F401  (Streamlit's plotly_chart imports it on first use)
+
     import packviz.cost
     import packviz.io.export
     import packviz.viz.figures  # noqa: F401
-    import ui.caches
-    import ui.explore_view
-    import ui.sidebars  # noqa: F401
+
+    # Not ui.*: their st.cache_data functions, set up before Streamlit's runtime exists,
+    # would warn and fall back to a storage of their own instead of the runtime's.
     from packviz.workers import start_workers, worker_count, workers_ready
 
     start_workers()
