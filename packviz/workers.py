@@ -6,7 +6,8 @@ run on two threads beside a busy core (another session, another process) waits o
 a descheduled thread and takes several times longer; and the engine's many small
 tensor operations hold the GIL between them, so sessions packing in threads of one
 process queue on it. The model here: each run on one intra-op thread, in one of
-``worker_count()`` processes (one per usable core), queued first come first
+``worker_count()`` processes (one per usable core, at most 8 unless
+``PACKVIZ_WORKERS`` asks for more), queued first come first
 served. N sessions on C cores then each wait about N/C runs, and a run beside a
 busy core costs about what it costs on a quiet one.
 
@@ -49,12 +50,19 @@ _warm: list[concurrent.futures.Future] = []
 _timer: threading.Timer | None = None
 
 
+# Each worker holds its own torch (some 300 MB) and its runs' memory: on a large
+# machine the default stops here; PACKVIZ_WORKERS asks for more.
+MAX_DEFAULT_WORKERS = 8
+
+
 def worker_count() -> int:
-    """Worker processes: ``PACKVIZ_WORKERS`` when set, else one per usable core."""
+    """Worker processes: ``PACKVIZ_WORKERS`` when set, else one per usable core, at
+    most ``MAX_DEFAULT_WORKERS``."""
     configured = os.environ.get("PACKVIZ_WORKERS", "").strip()
     if configured:
         return max(0, int(configured))
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, MAX_DEFAULT_WORKERS)
 
 
 def use_one_thread_here() -> None:

@@ -109,3 +109,13 @@ def test_workers_start_where_main_is_a_script_that_must_not_run_again(monkeypatc
         assert sys.modules["__main__"] is page
     finally:
         workers._discard_pool(workers._pool)
+
+
+def test_one_worker_per_usable_core_up_to_a_cap_unless_configured(monkeypatch):
+    monkeypatch.delenv("PACKVIZ_WORKERS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(3)), raising=False)
+    assert workers.worker_count() == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert workers.worker_count() == workers.MAX_DEFAULT_WORKERS
+    monkeypatch.setenv("PACKVIZ_WORKERS", "16")
+    assert workers.worker_count() == 16
