@@ -8,9 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packviz.eplb import PlacementShapeError, gpu_loads, rebalance_experts
-from packviz.eplb.cluster import Cluster
+from packviz.eplb.cluster import Cluster, policy_bound
 from packviz.eplb.moves import moves_between
+from packviz.eplb.placement import fresh_plan
 from packviz.eplb.replan import (
+    _mode,
+    _policy_bound,
     balance_moves_curve,
     count_moves,
     holdings,
@@ -79,12 +82,43 @@ def test_within_tolerance_on_every_layer_and_fewer_moves_than_fresh(groups, node
                  <= torch.maximum(_duplicates(previous.phy2log, 64, 8), _duplicates(fresh.phy2log, 64, 8))).all())
 
 
-def test_unchanged_loads_move_nothing():
+def test_unchanged_loads_move_nothing_against_their_own_fresh_plan():
     weight, _ = drifting(1, 4, 64, 0.1)
     previous = rebalance_experts(weight, 72, 4, 2, 8, packer="fast")
-    result = plan_moves(weight, previous.phy2log, 4, 2, 8, packer="fast")
+    result = plan_moves(weight, previous.phy2log, 4, 2, 8, packer="fast", fresh=previous.phy2log)
     assert result.moves.total.tolist() == [0] * 4
     assert torch.equal(result.placement.phy2log, previous.phy2log)
+    # without the fresh plan the reference is the policy's bound: a layer moves only
+    # where the plan in place is above tolerance of it, and then ends within it
+    alone = plan_moves(weight, previous.phy2log, 4, 2, 8, packer="fast")
+    assert alone.fresh is None
+    bound = policy_bound(weight, Cluster(72, 4, 2, 8, "hierarchical"))
+    moved = alone.moves.total > 0
+    assert bool((alone.kept_peak[moved] > bound[moved] * 1.005).all())
+    assert bool((alone.peak <= torch.maximum(alone.kept_peak, bound * 1.005) * (1 + 1e-12)).all())
+    assert bool((alone.moves.total[~moved] == 0).all())
+
+
+def _best_pairing(groups: list[float]) -> float:
+    """The lightest heaviest pair over every way of pairing the groups (exhaustive)."""
+    if not groups:
+        return 0.0
+    first, rest = groups[0], groups[1:]
+    return min(max(first + rest[i], _best_pairing(rest[:i] + rest[i + 1:])) for i in range(len(rest)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(loads=st.lists(st.sampled_from([0, 0, 1, 5, 5, 7, 40, 1000]), min_size=16, max_size=16),
+       packer=st.sampled_from(["eplb", "fast"]))
+def test_the_two_groups_a_node_bound_is_the_best_pairing_and_below_every_fresh_plan(loads, packer):
+    # 8 groups of 2 experts on 4 nodes of 2 GPUs, 24 slots
+    weight = torch.tensor([loads], dtype=torch.float64)
+    bound = float(_policy_bound(weight, 24, 8, 4, 8)[0])
+    pairing = _best_pairing(weight.view(8, 2).sum(dim=1).tolist()) / 2
+    assert bound >= pairing * (1 - 1e-12)
+    assert bound == pytest.approx(max(pairing, float(policy_bound(weight, Cluster(24, 8, 4, 8)))))
+    fresh = fresh_plan(weight, 24, 8, 4, 8, packer, 0)
+    assert bound <= float(gpu_loads(weight, fresh[0], fresh[2], 8).amax()) * (1 + 1e-12)
 
 
 def test_the_sixth_argument_tensor_replans():
@@ -220,6 +254,12 @@ def test_replan_is_valid_within_tolerance_and_budget(case, tolerance, budget, pa
     if budget is None:
         result = plan_moves(weight, previous, groups, nodes, gpus, tolerance=tolerance, packer=packer)
         assert bool((result.peak <= result.fresh_peak * (1 + tolerance) * (1 + 1e-12) + 1e-9).all())
+        # the reference may be the policy's bound where the steps came that close: a fresh plan made
+        # here is never lighter than it
+        fresh = fresh_plan(weight, previous.shape[1], *_mode(groups, nodes, None), gpus, packer, 0)
+        fresh_peak = gpu_loads(weight, fresh[0], fresh[2], gpus).amax(dim=1)
+        assert bool((result.fresh_peak <= fresh_peak * (1 + 1e-12) + 1e-9).all())
+        assert bool((result.peak <= fresh_peak * (1 + tolerance) * (1 + 1e-12) + 1e-9).all())
     else:
         result = replan_within_budget(weight, previous, groups, nodes, gpus, budget, packer=packer)
         assert bool((result.moves.total <= budget).all())
