@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import random
+import time
 
 import streamlit as st
 import torch
@@ -39,6 +40,7 @@ SPEEDS = {"slow": 2.0, "normal": 1.0, "fast": 0.5, "faster": 0.25}
 # the chart's height in present mode: what is left of the screen under the controls
 SCREENS = {"laptop 1366 x 768": 470, "projector 1920 x 1080": 720}
 PRESENT_FONT = 20  # px: read from the back of a room
+RUN_END_HOLD_S = 0.06  # s: see the end of _step_view
 
 
 def _chapter() -> Chapter:
@@ -118,6 +120,21 @@ def _compare(key: str, loads: str, packs: int) -> PackResult:
 # the server's configured theme (--theme.base) when it has one, else the browser's (st.context)
 dark = (st.get_option("theme.base") or st.context.theme.type) == "dark"
 presenting = st.session_state.present
+# Each Next sends a new figure, and Streamlit mounts a new chart element for it (the element's id
+# is a hash of the figure). Streamlit keeps the old element as "retained" but hides it, and the new
+# one draws nothing until it has measured its width: on 4 to 8 of 10 clicks a frame went blank
+# between them. Our own fixed CSS: the retained chart stays shown where it was, over the new one
+# and taking no room, until the new one beside it has drawn (the charts are transparent, so not
+# both at once); a new plot is shown as soon as it is drawn, before Streamlit has measured its box.
+CHART_STAYS_CSS = """<style>
+  .stElementContainer[data-retained="true"]:has(.stPlotlyChart) {
+    display: block !important; position: absolute !important; pointer-events: none;}
+  .stElementContainer:has(.js-plotly-plot .main-svg) + .stElementContainer[data-retained="true"],
+  .stElementContainer[data-retained="true"]:has(+ .stElementContainer .js-plotly-plot .main-svg) {
+    display: none !important;}
+  .stPlotlyChart .js-plotly-plot {display: block !important;}
+</style>"""
+st.html(CHART_STAYS_CSS)
 if presenting:
     # Our own fixed CSS (never user text): the room sees the lesson, not the app's chrome.
     st.html("""<style>
@@ -370,6 +387,11 @@ def _step_view() -> None:
     elif index == len(frames) - 1:
         right.success("**The lesson in its numbers.** " + " ".join(_recap()))
     publish(PARAMS)
+    # Streamlit drops the retained old chart when the run ends; the new one needs a frame or two
+    # to measure its width and draw. Ended at once, the run's end often came first (5 of 10 clicks
+    # blank for a frame in present mode): holding it a moment keeps the old chart until the new one
+    # is drawn. Everything is already sent; only the end of the run waits.
+    time.sleep(RUN_END_HOLD_S)
 
 
 playing_at_start = (st.session_state.playing, st.session_state.speed)
