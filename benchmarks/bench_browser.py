@@ -798,7 +798,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     warmup = Session(browser, url)  # the server's first run, not measured again
                     warmup.open()
                     warmup.close()
-                    for part in PARTS[1:]:
+                    for part in MEASURE:
                         if part in parts:
                             print(f"{part} ...", flush=True)
                             rows += MEASURE[part](browser, url, reps, log)
