@@ -390,6 +390,10 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     packs = [f"pack {p}" for p in range(trace.num_packs)]
     # Numbers over the bars only while they fit; hovering gives them for any size.
     roomy = trace.num_packs * len(panels) <= 16
+    # Two panels of more than 4 packs: a signed distance per bar ran into its neighbour's
+    # ("+2.8+2.8"), so only the two packs of the move keep theirs, and the totals step down.
+    crowded = trace.num_packs * len(panels) > 8
+    told = {swap.pack_a, swap.pack_b} if swap is not None and crowded else set(range(trace.num_packs))
     mean = sum(weight) / trace.num_packs
     deviations = [load - mean for panel, _ in panels for load in panel.loads]
     reach = max(max(abs(d) for d in deviations), abs(lower_bound - mean), 1e-9 * max(mean, 1.0))
@@ -398,7 +402,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         if full:
             figure.add_trace(dict(type="bar",
                 x=packs, y=deviation, marker={"color": [heavy if d > 0 else light for d in deviation]},
-                text=[f"{d:+,.1f}".removesuffix(".0") if roomy else "" for d in deviation],
+                text=[f"{d:+,.1f}".removesuffix(".0") if roomy and p in told else ""
+                      for p, d in enumerate(deviation)],
                 textposition="outside",
                 textfont={"size": size - 2, "color": text_colour}, cliponaxis=False, constraintext="none",
                 hovertemplate="%{x}<br>load - mean %{y:,.4g}<extra></extra>", showlegend=False,
@@ -420,7 +425,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         figure.add_trace(dict(type="scatter",
             x=packs, y=list(panel.loads), mode="text",
             text=[f"<b>{_short(v)}</b>" if roomy else "" for v in panel.loads],
-            textposition="top center", textfont={"size": size, "color": text_colour}, hoverinfo="skip",
+            textposition="top center", textfont={"size": size - 2 if crowded else size, "color": text_colour},
+            hoverinfo="skip",
             showlegend=False, cliponaxis=False,
         ), row=stack_row, col=column)
         lines = [(stack_row, lower_bound, heavy), (stack_row, mean, light)]
@@ -438,9 +444,9 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=value, yref=y_ref, yshift=shift,
                               text=f"{label} {_short(value)}", showarrow=False,
                               font={"color": colour, "size": size - 2})
-    if before is not None:
-        _swap_arrows(figure, swap, before, weight, arrow)
     y_max = 1.15 * max(lower_bound, *(max(f.loads) for f in frames))
+    if before is not None:
+        _swap_arrows(figure, swap, before, frame, weight, arrow, lift=0.03 * y_max)
     if full:
         figure.update_yaxes(range=[-1.6 * reach, 1.6 * reach], title_text="vs mean", row=1, col=1)
     figure.update_yaxes(range=[0, y_max], title_text="load", row=stack_row, col=1)
@@ -467,22 +473,36 @@ def _ref(axis) -> str:
     return axis.plotly_name.replace("axis", "")
 
 
-def _swap_arrows(figure: go.Figure, swap, before: Frame, weight: Sequence[float], colour: str) -> None:
-    """Arrows in the 'before' panel from each moved item to the pack it goes to."""
+# Where an arrow starts and ends across a pack's band: inside the bar (0.375 of the band
+# wide each side at bargap 0.25), on the side that faces the other pack.
+ARROW_INSET = 0.08
+
+
+def _swap_arrows(figure: go.Figure, swap, before: Frame, after: Frame, weight: Sequence[float], colour: str,
+                 lift: float) -> None:
+    """Arrows in the 'before' panel, one per moved item: from the item, on the side of
+    its bar that faces the other pack, to the height where it lands in that pack (from
+    ``after``). Items from pack A go ``lift`` above those heights and items from pack B
+    as far below, so a swap reads as opposite arrows side by side, not a knot of lines
+    to the top of each pack."""
     axis = figure.get_subplot(2, 1)
     x_ref, y_ref = axis.xaxis.plotly_name.replace("axis", ""), axis.yaxis.plotly_name.replace("axis", "")
 
-    def centre(pack: int, rank: int) -> float:
-        row = before.slots[pack]
-        return sum(weight[i] for i in row[:rank] if i >= 0) + weight[row[rank]] / 2
+    def centre(frame: Frame, pack: int, item: int) -> float:
+        row = frame.slots[pack]
+        rank = row.index(item)
+        return sum(weight[i] for i in row[:rank] if i >= 0) + weight[item] / 2
 
-    for source, target, ranks in ((swap.pack_a, swap.pack_b, swap.ranks_in_a),
-                                  (swap.pack_b, swap.pack_a, swap.ranks_in_b)):
-        for rank in ranks:
+    for source, target, items, shift in ((swap.pack_a, swap.pack_b, swap.items_from_a, lift),
+                                         (swap.pack_b, swap.pack_a, swap.items_from_b, -lift)):
+        side = 1 if target > source else -1
+        for item in items:
+            # a category axis places numbers by the categories' order: pack p at p
             figure.add_annotation(
-                x=f"pack {target}", y=before.loads[target], ax=f"pack {source}", ay=centre(source, rank),
-                xref=x_ref, yref=y_ref, axref=x_ref, ayref=y_ref, showarrow=True, arrowhead=3, arrowsize=1.4,
-                arrowwidth=3, arrowcolor=colour, text="", standoff=4, startstandoff=4,
+                x=target - side * ARROW_INSET, y=centre(after, target, item) + shift,
+                ax=source + side * ARROW_INSET, ay=centre(before, source, item) + shift,
+                xref=x_ref, yref=y_ref, axref=x_ref, ayref=y_ref, showarrow=True, arrowhead=2, arrowsize=1,
+                arrowwidth=3, arrowcolor=colour, text="", standoff=0, startstandoff=0,
             )
 
 

@@ -1,0 +1,100 @@
+"""A move in Learn's step figure reads on a laptop: arrows that do not knot, labels that do not collide."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from packviz.teach.lesson_frames import lesson_frames
+from packviz.teach.lessons import CHAPTER_BY_KEY
+from packviz.viz.figures import ARROW_COLOUR, lesson_step_figure
+
+PRESENT_FONT = 22  # what Learn's present mode asks for
+
+
+def swap_steps(key: str):
+    trace = CHAPTER_BY_KEY[key].run().traces[0]
+    frames = lesson_frames(trace)
+    return trace, frames, [f.index for f in frames if f.phase == "refine" and f.event.kind == "swapped"]
+
+
+def arrows(figure) -> list:
+    return [a for a in figure.layout.annotations if a.showarrow and a.arrowcolor == ARROW_COLOUR]
+
+
+def crosses(p1, p2, q1, q2) -> bool:
+    """Whether segments p1-p2 and q1-q2 cross (touching ends count)."""
+    def turn(a, b, c):
+        value = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+        return (value > 1e-12) - (value < -1e-12)
+
+    return turn(p1, p2, q1) * turn(p1, p2, q2) <= 0 and turn(q1, q2, p1) * turn(q1, q2, p2) <= 0
+
+
+@pytest.mark.parametrize("key", ["paired", "two-swap", "one-swap"])
+def test_each_moved_item_has_one_arrow_from_its_pack_to_the_other_and_no_two_cross(key):
+    trace, frames, steps = swap_steps(key)
+    assert steps
+    for index in steps:
+        swap = frames[index].event
+        figure = lesson_step_figure(trace, frames, index, 100.0, height=470, font=PRESENT_FONT)
+        drawn = arrows(figure)
+        assert len(drawn) == len(swap.items_from_a) + len(swap.items_from_b)
+        segments = [((a.ax, a.ay), (a.x, a.y)) for a in drawn]
+        ends = sorted((round(tail[0]), round(head[0])) for tail, head in segments)
+        assert ends == sorted([(swap.pack_a, swap.pack_b)] * len(swap.items_from_a)
+                              + [(swap.pack_b, swap.pack_a)] * len(swap.items_from_b))
+        for (tail, head) in segments:
+            # inside the bars' bands, not at the packs' tops: arrows start and end within a bar
+            assert abs(tail[0] - round(tail[0])) < 0.375 and abs(head[0] - round(head[0])) < 0.375
+            assert 0 < tail[1] < max(frames[index - 1].loads) and 0 < head[1] < max(frames[index].loads)
+        for first, second in itertools.combinations(segments, 2):
+            assert not crosses(*first, *second), (key, index, first, second)
+
+
+def test_step_28_of_the_paired_chapter_is_a_two_for_two_trade_drawn_as_opposite_arrows():
+    trace, frames, _ = swap_steps("paired")
+    before, after = frames[27], frames[28]
+    swap = after.event
+    assert (len(swap.items_from_a), len(swap.items_from_b)) == (2, 2)
+    drawn = arrows(lesson_step_figure(trace, frames, 28, 100.0, height=470, font=PRESENT_FONT))
+
+    def centre(frame, pack, item):
+        row = frame.slots[pack]
+        return sum(trace.weight[i] for i in row[:row.index(item)]) + trace.weight[item] / 2
+
+    lifts = set()
+    for items, source, target, sign in ((swap.items_from_a, swap.pack_a, swap.pack_b, 1),
+                                        (swap.items_from_b, swap.pack_b, swap.pack_a, -1)):
+        for item in items:
+            # from the item where it is to where it lands, pack A's above and pack B's below those heights
+            found = [a for a in drawn if round(a.ax) == source
+                     and a.ay - centre(before, source, item) == pytest.approx(a.y - centre(after, target, item))]
+            assert len(found) == 1
+            lifts.add(round(sign * (found[0].y - centre(after, target, item)), 9))
+    assert len(lifts) == 1 and lifts.pop() > 0
+
+
+def test_a_crowded_move_labels_only_its_two_packs_and_numbers_the_ticks():
+    trace, frames, steps = swap_steps("paired")
+    assert trace.num_packs * 2 > 8  # two panels of six packs
+    for index in steps:
+        swap = frames[index].event
+        figure = lesson_step_figure(trace, frames, index, 100.0, height=470, font=PRESENT_FONT)
+        deviations = [bar for bar in figure.data if bar.type == "bar" and bar.textposition == "outside"]
+        assert len(deviations) == 2  # before and after
+        for bar in deviations:
+            labelled = {int(x.split()[1]) for x, text in zip(bar.x, bar.text) if text}
+            assert labelled <= {swap.pack_a, swap.pack_b}
+        totals = [t for t in figure.data if t.type == "scatter" and t.mode == "text"]
+        assert all(t.textfont.size >= 20 for t in totals)
+        assert all(list(axis.ticktext) == [str(p) for p in range(trace.num_packs)]
+                   for axis in (figure.layout.xaxis3, figure.layout.xaxis4))
+
+
+def test_a_roomy_step_keeps_every_packs_distance_label():
+    trace, frames, steps = swap_steps("one-swap")  # 3 packs: two panels of three fit
+    figure = lesson_step_figure(trace, frames, steps[0], 100.0)
+    deviations = [bar for bar in figure.data if bar.type == "bar" and bar.textposition == "outside"]
+    assert all(all(text for text in bar.text) for bar in deviations)
