@@ -98,3 +98,34 @@ def test_a_roomy_step_keeps_every_packs_distance_label():
     figure = lesson_step_figure(trace, frames, steps[0], 100.0)
     deviations = [bar for bar in figure.data if bar.type == "bar" and bar.textposition == "outside"]
     assert all(all(text for text in bar.text) for bar in deviations)
+
+
+@pytest.mark.parametrize("bars", [9, 16, 17, 32, 64, 100, 512])
+def test_many_packs_are_numbered_every_few_with_at_most_sixteen_numbers(bars):
+    from packviz.viz.figures import _tick_step
+
+    step = _tick_step(bars)
+    assert bars / step <= 16 and (step == 1 or bars / (step // 2 or 1) > 16)
+    assert str(step)[0] in "125" and set(str(step)[1:]) <= {"0"}
+
+
+def test_a_presenter_step_of_32_packs_numbers_every_fifth_pack_and_fits_the_line_names():
+    import torch
+
+    from packviz.config import resolve_config
+    from packviz.packer import pack
+    from packviz.trace.timeline import build_frames
+    from packviz.viz.figures import lesson_figure
+
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.randint(1, 1000, (1, 32 * 9), generator=generator).double()
+    trace = pack(weight, 32, resolve_config("fast"), trace_layers=[0]).traces[0]
+    frames = build_frames(trace)
+    index = next(f.index for f in frames if f.phase == "refine" and f.event.kind == "swapped")
+    figure = lesson_figure(trace, frames, index, 100.0, font=PRESENT_FONT)
+    stacks = (figure.layout.xaxis3, figure.layout.xaxis4)
+    assert all(list(axis.ticktext) == [str(p) for p in range(0, 32, 5)] for axis in stacks)
+    names = [a.text for a in figure.layout.annotations if a.text.startswith(("LB ", "mean "))]
+    assert len(names) == 2
+    # about half an em a character at the names' size, and some room
+    assert figure.layout.margin.r >= 0.5 * (PRESENT_FONT - 2) * max(map(len, names))

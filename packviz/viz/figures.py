@@ -440,6 +440,9 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     # since the two are often a hair apart.
     figure.layout.shapes = shapes
     y_ref = figure.get_subplot(stack_row, len(panels)).yaxis.plotly_name.replace("axis", "")
+    # the right margin fits the longer name ("mean 225.6" was cut at 20 px): about half an em a character
+    longest = max(len(f"LB {_short(lower_bound)}"), len(f"mean {_short(mean)}"))
+    right = max(60, round(0.5 * (size - 2) * longest) + 14)
     for value, label, colour, shift in ((lower_bound, "LB", heavy, 10), (mean, "mean", light, -10)):
         figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=value, yref=y_ref, yshift=shift,
                               text=f"{label} {_short(value)}", showarrow=False,
@@ -454,18 +457,30 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
                         gridcolor="rgba(128,128,128,0.3)", zerolinecolor="rgba(128,128,128,0.6)")
     figure.update_xaxes(tickfont={"size": size})
     if trace.num_packs * len(panels) > 8:
-        # "pack 0 pack 1 ..." would run together: the numbers, under one axis title
-        figure.update_xaxes(tickvals=packs, ticktext=[str(p) for p in range(trace.num_packs)])
+        # "pack 0 pack 1 ..." would run together: the numbers, under one axis title, and of
+        # many packs every k-th only (at most 16 numbers across the panels), never rotated
+        every = _tick_step(trace.num_packs * len(panels))
+        shown = range(0, trace.num_packs, every)
+        figure.update_xaxes(tickvals=[packs[p] for p in shown], ticktext=[str(p) for p in shown])
         figure.update_xaxes(title_text="pack", title_font={"size": size - 2}, row=stack_row)
     figure.update_annotations(selector={"text": "before the swap"}, font_size=size)
     figure.update_annotations(selector={"text": "after the swap"}, font_size=size)
     figure.update_layout(
         barmode="relative", bargap=0.25, height=height,
         template=None if dark is None else "plotly_dark" if dark else "plotly_white",
-        font={"size": size, "color": text_colour}, margin={"l": 80, "r": 95, "t": 40, "b": 40},
+        font={"size": size, "color": text_colour}, margin={"l": 80, "r": right, "t": 40, "b": 40},
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
     )
     return figure
+
+
+def _tick_step(bars: int, most: int = 16) -> int:
+    """Every how many packs an x axis is numbered so that ``bars`` bars across the
+    panels carry at most ``most`` numbers: 1, 2, 5, 10, 20, 50, ..."""
+    step = 1
+    while bars / step > most:
+        step = step * 5 // 2 if str(step).startswith("2") else step * 2
+    return step
 
 
 def _ref(axis) -> str:
