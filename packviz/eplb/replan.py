@@ -58,7 +58,6 @@ INTER_NODE_PRICE = 1.5
 _NO_PROGRESS = 1e-12
 # A step trades with the lightest GPUs: at least this many of them (or half).
 PARTNER_GPUS = 8
-DEBUG = None  # relative: a step must lower the busiest GPU by more than this
 
 
 @dataclass(frozen=True)
