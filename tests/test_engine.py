@@ -301,3 +301,49 @@ def test_small_cpu_runs_use_one_thread_and_give_the_count_back(monkeypatch):
         pass
     assert seen == [1, 2, 1, 2]
     assert before >= 1
+
+
+# Every swap scope and score, 1-swaps alone, 2-swaps alone and 2-swaps only when stuck.
+REFINE_VARIANTS = [{}, {"swap_scope": "extremes", "swap_score": "variance"}, {"swap_scope": "top-k", "scope_k": 3},
+                   {"swap_scope": "heaviest-vs-all"}, {"one_swap": False}, {"two_swap": False},
+                   {"two_swap_when_stuck": True, "swap_score": "variance"}, {"stop_at_lower_bound": False}]
+
+
+@st.composite
+def small_loads(draw):
+    """Random, tie-heavy, all-equal and zero-heavy layers, small enough for the NumPy refinement."""
+    num_packs, per_pack, num_layers = draw(st.integers(1, 6)), draw(st.integers(1, 8)), draw(st.integers(1, 3))
+    kind = draw(st.sampled_from(["random", "ties", "equal", "zeros"]))
+    values = {"random": st.floats(0, 1e6, allow_nan=False), "ties": st.sampled_from([1.0, 2.0, 3.0, 5.0]),
+              "equal": st.just(7.0), "zeros": st.sampled_from([0.0, 0.0, 0.0, 0.0, 1.0, 40.0])}[kind]
+    n = num_packs * per_pack
+    rows = draw(st.lists(st.lists(values, min_size=n, max_size=n), min_size=num_layers, max_size=num_layers))
+    return torch.tensor(rows, dtype=torch.float64), num_packs
+
+
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instance=small_loads(), variant=st.sampled_from(REFINE_VARIANTS), seed=st.integers(0, 2**31))
+def test_numpy_and_torch_refinements_decide_alike(preset, instance, variant, seed):
+    weight, num_packs = instance
+    options = {**FAST[preset], **(variant if PRESETS[preset].config.refines else {})}
+    numpy_refine = pack(weight, num_packs, preset, seed=seed, **options)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "NUMPY_REFINE_MAX_CELLS", 0)
+        torch_refine = pack(weight, num_packs, preset, seed=seed, **options)
+    assert torch.equal(numpy_refine.pack_index, torch_refine.pack_index)
+    assert torch.equal(numpy_refine.rank_in_pack, torch_refine.rank_in_pack)
+
+
+def test_numpy_refinement_runs_on_tiny_inputs_only(monkeypatch):
+    """The README example takes the NumPy path; the traced run and a larger input keep torch's."""
+    calls = []
+    original = engine.refine_numpy.refine
+    monkeypatch.setattr(engine.refine_numpy, "refine", lambda *args: calls.append(1) or original(*args))
+    readme = torch.tensor([[90, 132, 40, 61, 104, 165, 39, 4, 73, 56, 183, 86],
+                           [20, 107, 104, 64, 19, 197, 187, 157, 172, 86, 16, 27]], dtype=torch.float64)
+    pack(readme, 4, "fast")
+    assert len(calls) == 1
+    pack(readme, 4, "fast", trace_layers=[0])
+    pack(torch.rand(64, 128, generator=torch.Generator().manual_seed(0), dtype=torch.float64), 8, "fast")
+    assert len(calls) == 1

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from packviz.config import PackerConfig, restart_noise_scales
+from packviz.engine import refine_numpy
 from packviz.engine.recorder import TraceRecorder
 from packviz.metrics import lower_bounds
 from packviz.trace.events import STOP_ITERATION_CAP, STOP_LOWER_BOUND, STOP_NO_MOVE
@@ -224,7 +225,13 @@ def _run_chunk(
         if config.stop_at_lower_bound:
             # FACTS' family alone: the crowding bound costs more than it saves here
             targets = lower_bounds(units, num_packs).amax(dim=1)[candidate_layer] + window
-        _refine(content_units, content_ids, config, window, recorder, targets)
+        if (recorder is None and device.type == "cpu" and num_candidates * num_items <= NUMPY_REFINE_MAX_CELLS
+                and per_pack <= NUMPY_REFINE_MAX_PER_PACK):
+            # the arrays share the tensors' memory: the swaps land in place
+            refine_numpy.refine(content_units.numpy(), content_ids.numpy(), config, window,
+                                None if targets is None else targets.numpy())
+        else:
+            _refine(content_units, content_ids, config, window, recorder, targets)
 
     final_loads = content_units.sum(dim=2).view(num_layers, kept_count, num_packs)
     final_keys = _choice_keys(final_loads, config.select_by, window)
@@ -320,6 +327,12 @@ def _greedy_fill(
             recorder.on_place(step, chosen)
     return pack_of_step, rank_of_step
 
+
+# Below this many (candidate, item) cells the refinement's cost is per-operation
+# overhead too, and it runs in NumPy (refine_numpy, the same moves). Its 2-swap
+# search compares all k(k-1)/2 pair sums of a pack at once, hence the cap on k.
+NUMPY_REFINE_MAX_CELLS = 1 << 12
+NUMPY_REFINE_MAX_PER_PACK = 16
 
 # Below this many (row, pack) cells the fill's cost is per-step overhead,
 # which NumPy has five times less of than torch; the decisions are the same.
