@@ -184,6 +184,8 @@ def main() -> int:
                 mine.setdefault(f"{preset}_gaps", []).append(gap_x)
                 mine.setdefault(f"{preset}_times", []).append(time_x)
 
+    if not worst:
+        return 0
     print("\nworst over the seeds of each shape (ratios to the seed's after function; fast's mean gap x too)")
     print(f"{'shape':<34} {'LB':>6} | {'fast gap x':>10} {'mean':>6} {'time x':>7} | {'best gap x':>10} {'time x':>7}")
     verdicts = []
