@@ -11,6 +11,9 @@ logcnt [X, num_logical].
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import torch
 
 
@@ -64,6 +67,11 @@ JOINT_ALL_PAIRS_UP_TO = 16
 # Candidates of small rows are judged with the packer up to this many (row,
 # candidate, slot) cells; others with DeepSeek's greedy packing (fast, vectorised).
 JOINT_PACKER_CELLS = 1 << 16
+# Rows with few enough count vectors (vectors x rows x slots cells) try every one
+# with the packer: a search one replica at a time can miss counts that only pay
+# two or more moves away (such as a second replica of a cold expert, to fill a
+# slot without a second copy of a hot one beside it).
+JOINT_EXHAUSTIVE_CELLS = 1 << 15
 
 
 def slot_order_ranks(phy2log: torch.Tensor, num_logical: int) -> torch.Tensor:
@@ -150,7 +158,8 @@ def _greedy(loads: torch.Tensor, num_packs: int) -> tuple[torch.Tensor, torch.Te
     return pack_index, rank_in_pack, pack_load.amax(dim=1)
 
 
-def _peaks(weight: torch.Tensor, logcnt: torch.Tensor, num_packs: int, packer, seed: int):
+def _peaks(weight: torch.Tensor, logcnt: torch.Tensor, num_packs: int, packer, seed: int,
+           spread_at_any_cost: bool = False):
     """Pack each row's replicas for the counts [X, n]: (phy2log, rank, pack_index, rank_in_pack, peak [X])."""
     from packviz.packer import pack
 
@@ -165,7 +174,14 @@ def _peaks(weight: torch.Tensor, logcnt: torch.Tensor, num_packs: int, packer, s
     per_pack = phy2log.shape[1] // num_packs
     slots = torch.empty_like(phy2log).scatter_(1, pack_index * per_pack + rank_in_pack, phy2log)
     if bool((same_pack_duplicates(phy2log, pack_index, weight.shape[1]) > 0).any()):
-        slots = spread_duplicates(weight, slots, logcnt, num_packs)
+        if spread_at_any_cost:
+            # a packer sees loads, not experts: the lightest packing may pair two copies of
+            # one expert where one unit more on the busiest pack would keep them apart
+            ceiling = torch.full((slots.shape[0],), torch.inf, dtype=torch.float64)
+            slots = spread_duplicates(weight, slots, logcnt, num_packs, ceiling=ceiling)
+            peak = (weight / logcnt).gather(1, slots).view(len(slots), num_packs, per_pack).sum(dim=2).amax(dim=1)
+        else:
+            slots = spread_duplicates(weight, slots, logcnt, num_packs)
     position = torch.arange(slots.shape[1]).expand_as(slots)
     return slots, slot_order_ranks(slots, weight.shape[1]), position // per_pack, position % per_pack, peak
 
@@ -204,6 +220,36 @@ def _candidates(weight: torch.Tensor, logcnt: torch.Tensor, phy2log: torch.Tenso
     return candidate
 
 
+def _every_count_vector(weight: torch.Tensor, logcnt: torch.Tensor, start: list[torch.Tensor], num_packs: int,
+                        packer, seed: int, max_duplicates: torch.Tensor | None):
+    """``joint_replicate`` on tiny rows: every count vector (each expert at least
+    one replica) packed by ``packer``; each row takes the lightest (the first of
+    equals) where it beats the start, DeepSeek's counts."""
+    num_rows, n = weight.shape
+    num_physical = start[0].shape[1]
+    cuts = torch.tensor(list(itertools.combinations(range(1, num_physical), n - 1)), dtype=torch.int64)
+    bounds = torch.cat([torch.zeros(len(cuts), 1, dtype=torch.int64), cuts.view(len(cuts), n - 1),
+                        torch.full((len(cuts), 1), num_physical)], dim=1)
+    vectors = bounds.diff(dim=1)                                                  # [V, n]
+    num_vectors = len(vectors)
+    phy, rank, pack_index, rank_in_pack, peak = _peaks(
+        weight.repeat_interleave(num_vectors, dim=0), vectors.repeat(num_rows, 1), num_packs, packer, seed,
+        spread_at_any_cost=True)
+    peak = peak.view(num_rows, num_vectors)
+    start_peak = start[4].clone()
+    if max_duplicates is not None:
+        wasted = same_pack_duplicates(phy, pack_index, n).view(num_rows, num_vectors)
+        peak = torch.where(wasted > max_duplicates.unsqueeze(1), torch.inf, peak)
+        start_peak[same_pack_duplicates(start[0], start[2], n) > max_duplicates] = torch.inf
+    best = peak.argmin(dim=1)
+    pick = torch.arange(num_rows) * num_vectors + best
+    take = peak.gather(1, best.unsqueeze(1)).squeeze(1) < start_peak * (1 - 1e-12)
+    result = [start[0].clone(), start[1].clone(), logcnt.clone(), start[2].clone(), start[3].clone()]
+    for index, value in enumerate((phy[pick], rank[pick], vectors[best], pack_index[pick], rank_in_pack[pick])):
+        result[index][take] = value[take]
+    return tuple(result)
+
+
 def joint_replicate(weight: torch.Tensor, num_physical: int, num_packs: int, packer, seed: int = 0,
                     max_rounds: int | None = None, max_duplicates: torch.Tensor | None = None):
     """Replica counts chosen together with the packing, for each row of weight [X, n].
@@ -227,6 +273,8 @@ def joint_replicate(weight: torch.Tensor, num_physical: int, num_packs: int, pac
     start = list(_peaks(weight, logcnt, num_packs, packer, seed))     # phy2log, rank, pack, rank_in_pack, peak
     if num_physical == n:
         return start[0], start[1], logcnt, start[2], start[3]
+    if math.comb(num_physical - 1, n - 1) * num_rows * num_physical <= JOINT_EXHAUSTIVE_CELLS:
+        return _every_count_vector(weight, logcnt, start, num_packs, packer, seed, max_duplicates)
     small = n <= JOINT_ALL_PAIRS_UP_TO
     beam_width = JOINT_BEAM if small else 1
     rounds = max_rounds if max_rounds is not None else (2 * num_physical if small else JOINT_MAX_ROUNDS)
