@@ -40,7 +40,7 @@ SPEEDS = {"slow": 2.0, "normal": 1.0, "fast": 0.5, "faster": 0.25}
 # the chart's height in present mode: what is left of the screen under the controls
 SCREENS = {"laptop 1366 x 768": 470, "projector 1920 x 1080": 720}
 PRESENT_FONT = 20  # px: read from the back of a room
-RUN_END_HOLD_S = 0.06  # s: see the end of _step_view
+RUN_END_HOLD_S = 0.12  # s: see the end of _step_view (0.06 still dropped a frame on a busy machine)
 
 
 def _chapter() -> Chapter:
