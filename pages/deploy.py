@@ -97,7 +97,9 @@ score = balance(experts, phy2log, cluster)
 checks = check_plan(phy2log, num_logical, cluster)
 mode = "hierarchical" if cluster.hierarchical else "global"
 
-st.caption(escape_markdown(f"{data.source}: {data.description}"))
+# the data's own description speaks of its slots (Explore packs those); Deploy plans from the logical experts
+st.caption(escape_markdown(f"{data.source}: the loads of {num_logical} logical experts in {num_layers} layers, "
+                           f"total {float(experts.sum()):,.0f}; Deploy replicates and places them itself"))
 st.write(f"{num_layers} MoE layers x {num_logical} experts into {cluster.num_replicas} slots on "
          f"{cluster.num_gpus} GPUs ({cluster.slots_per_gpu} each) over {cluster.num_nodes} nodes, "
          f"{cluster.num_groups or 'no'} expert groups, {mode} policy, `{preset}` packing each stage.")

@@ -207,3 +207,10 @@ def test_a_link_opens_the_same_cluster_and_section_and_the_url_follows():
     assert "16 GPUs (18 each)" in next(m.value for m in at.markdown if "MoE layers" in m.value)
     at.number_input(key="deploy_gpus").set_value(8).run()
     assert list(at.query_params["deploy_gpus"]) == ["8"]
+
+
+def test_the_caption_describes_the_logical_experts_it_plans_from(page):
+    caption = plain(page.caption[0].value)
+    assert f"{EXPERTS.shape[1]} logical experts in {EXPERTS.shape[0]} layers" in caption
+    assert f"total {float(EXPERTS.sum()):,.0f}" in caption
+    assert "288 slots" not in caption   # the slots are Deploy's to choose, not the sample's
