@@ -66,6 +66,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.browser import busy_core  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results_browser.txt"
 RESULTS_FLOOR = ROOT / "benchmarks" / "results_floor.txt"  # --only floor --write
 
@@ -337,20 +339,6 @@ def serve(port: int, threads: int = 0, script: Path = ROOT / "app.py") -> Iterat
         env["OMP_NUM_THREADS"] = str(threads)
     with serve_app(port, env=env, timeout_s=120, script=script) as served:
         yield served
-
-
-@contextlib.contextmanager
-def busy_core() -> Iterator[None]:
-    """Another process keeping one core busy (a Python loop) meanwhile."""
-    import subprocess
-
-    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.5)
-        yield
-    finally:
-        burner.kill()
-        burner.wait()
 
 
 class Session:

@@ -38,19 +38,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from scripts.browser import busy_core  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results_load.txt"
 PRESETS = ("fast", "restarts-2swap")
@@ -159,18 +158,6 @@ async def compare_run(url: str) -> float:
 
 
 # ------------------------------------------------------------ around it
-
-
-@contextlib.contextmanager
-def busy_core() -> Iterator[None]:
-    """Another process keeping one core busy meanwhile."""
-    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.5)
-        yield
-    finally:
-        burner.kill()
-        burner.wait()
 
 
 def solo(url: str, preset: str, repeat: int) -> float:

@@ -108,3 +108,15 @@ def wait_until_idle(page, timeout_ms: int = 120_000) -> None:
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
         timeout=timeout_ms,
     )
+
+
+@contextlib.contextmanager
+def busy_core() -> Iterator[None]:
+    """Another process keeping one core busy (a Python loop) meanwhile: the benchmarks' busy machine."""
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        burner.kill()
+        burner.wait()
