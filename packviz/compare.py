@@ -99,10 +99,11 @@ def compare_presets(results: Mapping[str, PackResult], baseline: str = "eplb") -
 def table_rows(rows: Sequence[Mapping]) -> list[dict]:
     """``compare_presets``' rows for a table people read: gaps in percent (a
     percent format of two decimals shows ``best``'s 0.0016% as 0%), imbalance as
-    the max/mean ratio it is."""
+    the max/mean ratio it is, and whether the packer is on the Pareto front."""
+    front = set(pareto_front(rows))
     return [{"packer": row["packer"], "mean_gap_pct": row["mean_gap"] * 100, "max_gap_pct": row["max_gap"] * 100,
              "mean_max_over_mean": row["mean_imbalance"], "seconds": row["seconds"],
-             "time_vs_baseline": row["time_vs_baseline"]} for row in rows]
+             "time_vs_baseline": row["time_vs_baseline"], "pareto": row["packer"] in front} for row in rows]
 
 
 def optimum_rows(results: Mapping[str, PackResult], optimum: Sequence[OptimalLayer]) -> list[dict]:
@@ -120,3 +121,47 @@ def optimum_rows(results: Mapping[str, PackResult], optimum: Sequence[OptimalLay
             "layers_proved": len(proved),
         })
     return rows
+
+
+def pareto_front(rows: Sequence[Mapping]) -> list[str]:
+    """The packers no other packer beats on both time and mean gap: none is at
+    least as fast and at least as near the lower bound, and strictly better on
+    one. ``rows`` are ``compare_presets``' rows; the names come back fastest first."""
+    front = []
+    for row in rows:
+        dominated = any(other["seconds"] <= row["seconds"] and other["mean_gap"] <= row["mean_gap"]
+                        and (other["seconds"] < row["seconds"] or other["mean_gap"] < row["mean_gap"])
+                        for other in rows)
+        if not dominated:
+            front.append(row)
+    return [row["packer"] for row in sorted(front, key=lambda r: (r["seconds"], r["mean_gap"]))]
+
+
+def _seconds_text(seconds: float) -> str:
+    return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:,.0f} s"
+
+
+def _gap_text(gap: float) -> str:
+    return "on the lower bound" if gap <= 0 else f"mean gap {gap * 100:.3g}% to the lower bound"
+
+
+def recommendation(rows: Sequence[Mapping], wait_s: float) -> str:
+    """One sentence: the packer to pick when a run may take ``wait_s`` seconds on
+    this data: of those that finished within it, the one nearest the lower bound
+    (the faster on a tie), with the next better packer's time when there is one."""
+    if not rows:
+        return "No packer has run yet."
+    within = [row for row in rows if row["seconds"] <= wait_s]
+    if not within:
+        fastest = min(rows, key=lambda r: r["seconds"])
+        return (f"No packer finishes within {_seconds_text(wait_s)} here: the fastest, {fastest['packer']}, "
+                f"takes {_seconds_text(fastest['seconds'])}.")
+    best = min(within, key=lambda r: (r["mean_gap"], r["seconds"]))
+    sentence = (f"Within {_seconds_text(wait_s)}, pick {best['packer']}: {_gap_text(best['mean_gap'])} "
+                f"in {_seconds_text(best['seconds'])}")
+    better = [row for row in rows if row["mean_gap"] < best["mean_gap"]]
+    if better:
+        next_up = min(better, key=lambda r: r["seconds"])
+        sentence += (f"; {next_up['packer']} comes nearer ({_gap_text(next_up['mean_gap'])}) "
+                     f"but takes {_seconds_text(next_up['seconds'])}")
+    return sentence + "."

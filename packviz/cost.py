@@ -1,33 +1,60 @@
-"""How long will a packing take? A rough estimate from the sizes, before running.
+"""How long will a packing take? An estimate from the sizes, before running, that
+learns the machine it runs on.
 
 The app reruns a packing on every change of a knob while that answers within a
-second or so; a run estimated longer waits for the user to ask for it. Only the
-order of magnitude matters for that choice, so the model is three terms, each
-calibrated on the default sample (58 layers x 288 items, 32 packs) on 2 CPU cores:
+second or so; a run estimated longer waits for the user to ask for it. The model
+counts what a run does, each count with a cost in seconds:
 
-- the greedy fills: every restart places every item of every layer (about 1 us
-  each: restarts-2swap's 256 fills take some 4 s, restarts-1swap's 2048 some 30 s);
-- the refinement's swap search: each kept candidate scores the 1-swaps (k x k
-  cells between packs of k items) and 2-swaps ((k choose 2)^2 cells) of every pack
-  pair its scope joins (about 0.1 us a cell and iteration-free: the search is
-  vectorised, and most candidates stop long before the cap; ``best`` takes ~3 s);
-- a fixed cost per refinement iteration (about 5 ms: ``fast`` runs 60 of them in
-  about 0.3 s whatever the size).
+- ``fill_steps``: the greedy fill places one item per step (the plain greedy is
+  every preset's restart 0), a fixed cost a step whatever the layers and restarts;
+- ``fill_cells``: every restart places every item of every layer;
+- ``merges``: a differencing fill merges its rows k - 1 times (k items per pack);
+- ``swap_cells`` and ``paired_cells``: each refinement iteration, each kept
+  candidate scores the 1-swaps (k x k) and the 2-swaps (sorted pair sums, about
+  P log2 P for P = k choose 2 pairs of items) of each pack pair its scope joins;
+  the ``paired`` scope scores many small pairs at once and costs less a cell;
+- ``runs``: a fixed cost a run.
 
-Pure: sizes and a PackerConfig in, seconds out; no torch work, no UI.
+The costs a unit (``REFERENCE_COSTS``) were fitted on 25 runs of the five presets
+at five sizes on one machine; there they put every preset within about 2.5x.
+Two things then make the estimate this machine's:
+
+- ``calibrate(measurements)``: a few small probe runs timed where the app runs
+  (``packviz.workers`` times them as its workers warm up) set ``speed``, how much
+  slower or faster this machine is than the reference;
+- ``record_run(...)``: every run the app makes is timed, and the ratio of its time
+  to the model's is kept per kind of packer (a config's fill, moves, scope and
+  score, whatever its counts) and size; an estimate takes the ratio of the nearest
+  size its kind has run at, so a kind the model misjudges is corrected from its
+  first run on, and a size run before is estimated from itself.
+
+Pure: sizes, a PackerConfig and timings in, seconds out; no torch work, no UI.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import threading
+from collections.abc import Iterable
 from math import comb
 
 from packviz.config import PackerConfig
 
-FILL_SECONDS = 1e-6  # per (layer, restart, item)
-SWAP_CELL_SECONDS = 1e-7  # per (layer, candidate, pack pair, swap cell)
-ITERATION_SECONDS = 5e-3  # per refinement iteration, whatever the size
-# Above this a run waits for a button instead of following every change.
-SLOW_SECONDS = 1.0
+# Seconds a unit of each count on the reference machine (2 shared CPU cores, one thread a run).
+REFERENCE_COSTS: dict[str, float] = {
+    "fill_steps": 9.6e-5,
+    "fill_cells": 1.4e-6,
+    "merges": 1.7e-2,
+    "swap_cells": 2.6e-8,
+    "paired_cells": 6.7e-9,
+    "runs": 2.8e-3,
+}
+# Above this a run waits for a button instead of following every change. An
+# estimate within 2x of the run means every run under a second starts at once.
+SLOW_SECONDS = 2.0
+# How much a new run's ratio moves the kept one (in log space): the newest counts half.
+LEARNING_RATE = 0.5
 
 
 def _pair_count(packs: int, config: PackerConfig) -> int:
@@ -42,22 +69,124 @@ def _pair_count(packs: int, config: PackerConfig) -> int:
     return packs // 2 + packs - 1
 
 
-def estimate_seconds(layers: int, items: int, packs: int, config: PackerConfig) -> float:
-    """Rough wall time of ``pack()`` on [layers, items] loads into ``packs`` packs
-    with ``config`` on 2 CPU cores; right within a factor of about 3."""
+def work_counts(layers: int, items: int, packs: int, config: PackerConfig) -> dict[str, float]:
+    """What packing [layers, items] into ``packs`` with ``config`` does, counted in
+    the units of ``REFERENCE_COSTS``."""
     per_pack = max(1, items // max(packs, 1))
-    seconds = FILL_SECONDS * layers * config.num_restarts * items
+    counts = dict.fromkeys(REFERENCE_COSTS, 0.0)
+    counts["runs"] = 1.0
+    counts["fill_steps"] = float(items) if config.start != "snake" or config.num_restarts > 1 else 0.0
+    counts["fill_cells"] = float(layers * config.num_restarts * items)
+    counts["merges"] = float(per_pack - 1) if config.start == "differencing" else 0.0
     if config.refines and per_pack > 1 and packs > 1:
-        cells = per_pack * per_pack if config.one_swap else 0
+        cells = float(per_pack * per_pack) if config.one_swap else 0.0
         cap = config.two_swap_max_pack_size
         if config.two_swap and (cap is None or per_pack <= cap):
-            cells += comb(per_pack, 2) ** 2
+            pairs_of_items = comb(per_pack, 2)
+            cells += pairs_of_items * max(1.0, math.log2(pairs_of_items))
         candidates = min(config.num_refined, config.num_restarts)
-        seconds += SWAP_CELL_SECONDS * layers * candidates * _pair_count(packs, config) * cells
-        seconds += ITERATION_SECONDS * config.max_iterations
-    return seconds
+        scored = layers * candidates * _pair_count(packs, config) * cells * config.max_iterations
+        counts["paired_cells" if config.swap_scope == "paired" else "swap_cells"] = float(scored)
+    return counts
+
+
+def packer_kind(config: PackerConfig) -> tuple:
+    """What a run's cost per unit depends on beyond the counts: the fill, the moves
+    searched, their scope and score, how candidates are chosen and when they stop."""
+    return (config.start, config.one_swap, config.two_swap, config.two_swap_when_stuck, config.swap_scope,
+            config.swap_score, config.select_by, config.stop_at_lower_bound, config.refines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """One timed run: its sizes, config and seconds."""
+
+    layers: int
+    items: int
+    packs: int
+    config: PackerConfig
+    seconds: float
+
+
+class CostModel:
+    """The reference costs, scaled by this machine's ``speed`` and corrected per
+    packer kind by the runs seen. Safe to share between threads."""
+
+    def __init__(self, costs: dict[str, float] | None = None) -> None:
+        self.costs = dict(costs or REFERENCE_COSTS)
+        self.speed = 1.0
+        self.calibrated = False
+        # per packer kind: (layers, items, packs) -> log of a run's time over the model's
+        self._log_ratio: dict[tuple, dict[tuple[int, int, int], float]] = {}
+        self._lock = threading.Lock()
+
+    def model_seconds(self, layers: int, items: int, packs: int, config: PackerConfig) -> float:
+        """The counts times the reference costs times ``speed``, before any run's correction."""
+        counts = work_counts(layers, items, packs, config)
+        return self.speed * sum(self.costs[name] * count for name, count in counts.items())
+
+    def estimate(self, layers: int, items: int, packs: int, config: PackerConfig) -> float:
+        """Seconds ``pack()`` is expected to take here."""
+        with self._lock:
+            seen = self._log_ratio.get(packer_kind(config), {})
+            nearest = min(seen, key=lambda size: _distance(size, (layers, items, packs)), default=None)
+            correction = math.exp(seen[nearest]) if nearest is not None else 1.0
+        return self.model_seconds(layers, items, packs, config) * correction
+
+    def observe(self, run: Measurement) -> None:
+        """Learn from a timed run: its kind's correction moves towards its ratio."""
+        predicted = self.model_seconds(run.layers, run.items, run.packs, run.config)
+        if predicted <= 0 or not run.seconds > 0 or not math.isfinite(run.seconds):
+            return
+        ratio = math.log(run.seconds / predicted)
+        size = (run.layers, run.items, run.packs)
+        with self._lock:
+            seen = self._log_ratio.setdefault(packer_kind(run.config), {})
+            kept = seen.get(size)
+            seen[size] = ratio if kept is None else kept + LEARNING_RATE * (ratio - kept)
+
+    def calibrate(self, runs: Iterable[Measurement]) -> None:
+        """Set ``speed`` from probe runs timed here (the geometric mean of their
+        ratios to the reference model), then learn each probe's kind from it."""
+        runs = [run for run in runs if run.seconds > 0 and math.isfinite(run.seconds)]
+        if not runs:
+            return
+        with self._lock:
+            self.speed = 1.0
+            self._log_ratio.clear()
+        logs = [math.log(run.seconds / self.model_seconds(run.layers, run.items, run.packs, run.config))
+                for run in runs]
+        with self._lock:
+            self.speed = math.exp(sum(logs) / len(logs))
+            self.calibrated = True
+        for run in runs:
+            self.observe(run)
+
+
+def _distance(size: tuple[int, int, int], other: tuple[int, int, int]) -> float:
+    # Sizes far apart in ratio, not in difference: 2 and 4 layers are as far as 29 and 58.
+    return sum(abs(math.log(max(a, 1) / max(b, 1))) for a, b in zip(size, other))
+
+
+MODEL = CostModel()
+
+
+def estimate_seconds(layers: int, items: int, packs: int, config: PackerConfig) -> float:
+    """Expected wall time of ``pack()`` on [layers, items] loads into ``packs`` packs
+    with ``config``, on one thread of this machine (see ``CostModel``)."""
+    return MODEL.estimate(layers, items, packs, config)
 
 
 def is_slow(layers: int, items: int, packs: int, config: PackerConfig, threshold_s: float = SLOW_SECONDS) -> bool:
     """Whether a run is estimated past ``threshold_s`` (then the app runs it on request)."""
     return estimate_seconds(layers, items, packs, config) > threshold_s
+
+
+def record_run(layers: int, items: int, packs: int, config: PackerConfig, seconds: float) -> None:
+    """Teach the process's model a run's time."""
+    MODEL.observe(Measurement(layers, items, packs, config, seconds))
+
+
+def calibrate(runs: Iterable[Measurement]) -> None:
+    """Calibrate the process's model on probe runs timed on this machine."""
+    MODEL.calibrate(runs)

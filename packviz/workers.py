@@ -18,7 +18,11 @@ busy core costs about what it costs on a quiet one.
         one intra-op thread here too; starts the pool (after ``after_s`` seconds,
         in the background) and warms
         each worker (importing torch takes a second or two of a core); until they
-        are warm, runs go in the calling thread
+        are warm, runs go in the calling thread. Warming up, each worker times a
+        few small probe runs, which calibrate the run-time estimate
+        (``packviz.cost``) to this machine; every run after teaches it too
+    time_probes() -> [Measurement]
+        the probe runs, timed in this process
     use_one_thread_here() -> None
         one intra-op thread for this process (process-wide in torch)
 
@@ -41,7 +45,8 @@ from typing import Any
 
 import torch
 
-from packviz.config import PackerConfig
+from packviz import cost
+from packviz.config import PRESETS, PackerConfig
 from packviz.packer import PackResult, pack
 
 _lock = threading.Lock()
@@ -91,10 +96,44 @@ def _bare_main() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
-def _warm_up() -> int:
-    # The first run pays for torch's lazy set-up (kernels, allocator); pay it now.
-    pack(torch.arange(8, dtype=torch.float64).reshape(1, 8), 2, "fast")
-    return os.getpid()
+# The probes: two layers of the default sample into 32 and 16 packs, each kind of
+# preset (restarts-1swap with fewer restarts: the same kind, its counts are modelled).
+PROBE_LAYERS, PROBE_PACKS = 2, (32, 16)
+PROBE_CONFIGS: tuple[PackerConfig, ...] = (
+    PRESETS["eplb"].config, PRESETS["fast"].config, PRESETS["best"].config, PRESETS["restarts-2swap"].config,
+    PRESETS["restarts-1swap"].config.replace(num_restarts=64, num_refined=8),
+)
+
+
+def time_probes() -> list[cost.Measurement]:
+    """The probe runs (about a second in all on 2 cores), each timed by ``pack()``."""
+    from packviz.data.samples import DEFAULT_SAMPLE, load_sample
+
+    weight = load_sample(DEFAULT_SAMPLE).weight[:PROBE_LAYERS]
+    pack(weight, PROBE_PACKS[0], "fast")  # torch's lazy set-up, not timed
+    return [cost.Measurement(*weight.shape, packs, config, _quickest(weight, packs, config))
+            for packs in PROBE_PACKS for config in PROBE_CONFIGS]
+
+
+def _quickest(weight: torch.Tensor, packs: int, config: PackerConfig, repeat_below_s: float = 0.5) -> float:
+    """A run's time; a short one is run thrice and the quickest kept: a core taken
+    away for a moment (another process, another session) doubles a short run."""
+    seconds = pack(weight, packs, config, seed=0).elapsed_s
+    for _ in range(2 if seconds < repeat_below_s else 0):
+        seconds = min(seconds, pack(weight, packs, config, seed=0).elapsed_s)
+    return seconds
+
+
+def calibrate_here() -> None:
+    """Time the probes in this process and calibrate the estimate on them."""
+    use_one_thread_here()
+    cost.calibrate(time_probes())
+
+
+def _warm_up() -> tuple[int, list[cost.Measurement]]:
+    # The first run pays for torch's lazy set-up (kernels, allocator); pay it now,
+    # timing the probes that calibrate the run-time estimate on the way.
+    return os.getpid(), time_probes()
 
 
 def start_workers(after_s: float = 0.0) -> None:
@@ -109,8 +148,9 @@ def start_workers(after_s: float = 0.0) -> None:
     use_one_thread_here()
     if after_s > 0:
         with _lock:
-            if _pool is None and _timer is None and worker_count() > 0:
-                _timer = threading.Timer(after_s, start_workers)
+            if _pool is None and _timer is None:
+                # no workers to time the probes: this process times them, as late
+                _timer = threading.Timer(after_s, start_workers if worker_count() > 0 else calibrate_here)
                 _timer.daemon = True
                 _timer.start()
         return
@@ -126,9 +166,14 @@ def start_workers(after_s: float = 0.0) -> None:
 
 
 def workers_ready() -> bool:
-    """True once the pool exists and every worker has warmed up."""
+    """True once the pool exists and every worker has warmed up (the first time,
+    the estimate is calibrated on the probes the workers timed)."""
     with _lock:
-        return _pool is not None and bool(_warm) and all(f.done() and f.exception() is None for f in _warm)
+        ready = _pool is not None and bool(_warm) and all(f.done() and f.exception() is None for f in _warm)
+        probes = [run for f in _warm for run in f.result()[1]] if ready and not cost.MODEL.calibrated else []
+    if probes:
+        cost.calibrate(probes)
+    return ready
 
 
 def _discard_pool(broken: concurrent.futures.ProcessPoolExecutor) -> None:
@@ -149,11 +194,16 @@ def pack_in_worker(weight: torch.Tensor, num_packs: int, config: PackerConfig, *
     """
     start_workers()
     pool = _pool if worker_count() > 0 else None
+    result = None
     if pool is not None and workers_ready():
         try:
-            return pool.submit(pack, weight, num_packs, config, **pack_arguments).result()
+            result = pool.submit(pack, weight, num_packs, config, **pack_arguments).result()
         except BrokenProcessPool:
             _discard_pool(pool)
             start_workers()
-    use_one_thread_here()
-    return pack(weight, num_packs, config, **pack_arguments)
+    if result is None:
+        use_one_thread_here()
+        result = pack(weight, num_packs, config, **pack_arguments)
+    if not pack_arguments.get("trace_layers"):  # a traced run records events too: not the cost modelled
+        cost.record_run(*weight.shape, num_packs, config, result.elapsed_s)
+    return result

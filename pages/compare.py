@@ -5,7 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from packviz import PRESETS, optimal
-from packviz.compare import compare_presets, layer_steps, merge_results, optimum_rows, solve_layer, table_rows
+from packviz.compare import (
+    compare_presets,
+    layer_steps,
+    merge_results,
+    optimum_rows,
+    pareto_front,
+    recommendation,
+    solve_layer,
+    table_rows,
+)
 from packviz.cost import estimate_seconds
 from packviz.viz.figures import comparison_figure
 from packviz.workers import pack_in_worker
@@ -19,8 +28,8 @@ require_router()
 SOLVER_MAX_VALUES = 1024
 # Quick presets first, so the first rows show within a second or two. The seed's
 # 2048-restart preset runs only when asked for, and so does any preset that would
-# take the estimated total past AUTO_BUDGET_S (packviz.cost errs long, about 3x:
-# some 5 s of real packing).
+# take the estimated total past AUTO_BUDGET_S (packviz.cost, calibrated on this
+# machine, is within about 2x of the runs).
 ALWAYS_ON_REQUEST = {"restarts-1swap": "the seed before, 2048 restarts"}
 AUTO_BUDGET_S = 15.0
 
@@ -50,8 +59,13 @@ def _stop_solving() -> None:
     st.session_state.solving = None
 
 
-def show(table, chart, results: dict, done: int) -> None:
+# The choices of a run's worth of waiting, a tenth of a second to five minutes.
+WAITS_S = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 60.0, 300.0)
+
+
+def show(table, chart, verdict, results: dict, done: int, wait_s: float) -> None:
     rows = compare_presets(results)
+    verdict.success(recommendation(rows, wait_s))
     table.dataframe(table_rows(rows), width="stretch", hide_index=True, key=f"compare_table_{done}",
                     column_config={"mean_gap_pct": st.column_config.NumberColumn("mean gap to LB", format="%.4f%%"),
                                    "max_gap_pct": st.column_config.NumberColumn("max gap to LB", format="%.4f%%"),
@@ -59,8 +73,11 @@ def show(table, chart, results: dict, done: int) -> None:
                                                                                        format="%.6f"),
                                    "seconds": st.column_config.NumberColumn("seconds", format="%.3f"),
                                    "time_vs_baseline": st.column_config.NumberColumn("time / eplb",
-                                                                                     format="%.2fx")})
-    chart.plotly_chart(comparison_figure(rows), width="stretch", key=f"comparison_{done}")
+                                                                                     format="%.2fx"),
+                                   "pareto": st.column_config.CheckboxColumn(
+                                       "Pareto front", help="No other packer is both faster and nearer the "
+                                                            "lower bound")})
+    chart.plotly_chart(comparison_figure(rows, pareto_front(rows)), width="stretch", key=f"comparison_{done}")
 
 
 st.title("Compare packers")
@@ -97,8 +114,10 @@ if st.session_state.get("compare_done", (None,))[0] != run_key:
     st.session_state.compare_done = (run_key, {})
 kept = st.session_state.compare_done[1]
 
+wait_s = st.select_slider("The time you are willing to wait for a run", WAITS_S, value=1.0, key="compare_wait",
+                          format_func=lambda s: f"{s:g} s")
 progress, controls = st.empty(), st.empty()
-table, chart = st.empty(), st.empty()
+verdict, table, chart = st.empty(), st.empty(), st.empty()
 if not stopped and any(len(plan) > 1 for name, plan in plans.items() if name not in kept):
     controls.button("Stop comparing", key="compare_stop", on_click=_stop, args=(run_key,),
                     help="Stop after the current step; the presets done so far stay on screen.")
@@ -124,7 +143,7 @@ for name in names:
     else:
         finished += len(plan)
     results[name] = kept[name]
-    show(table, chart, results, len(results))
+    show(table, chart, verdict, results, len(results), wait_s)
 progress.empty()
 if len(results) < len(names):
     with controls.container():

@@ -69,9 +69,10 @@ def test_no_workers_runs_here_on_one_thread(monkeypatch):
     before = torch.get_num_threads()
     try:
         weight = _loads(seed=2)
-        monkeypatch.setattr(workers, "pack", lambda *args, **kwargs: (os.getpid(), pack(*args, **kwargs)))
-        ran_in, result = workers.pack_in_worker(weight, 6, resolve_config("fast"))
-        assert ran_in == os.getpid()
+        ran_in = []
+        monkeypatch.setattr(workers, "pack", lambda *a, **k: ran_in.append(os.getpid()) or pack(*a, **k))
+        result = workers.pack_in_worker(weight, 6, resolve_config("fast"))
+        assert ran_in == [os.getpid()]
         assert torch.get_num_threads() == 1
         assert torch.equal(result.pack_index, pack(weight, 6, "fast").pack_index)
     finally:
@@ -119,3 +120,17 @@ def test_one_worker_per_usable_core_up_to_a_cap_unless_configured(monkeypatch):
     assert workers.worker_count() == workers.MAX_DEFAULT_WORKERS
     monkeypatch.setenv("PACKVIZ_WORKERS", "16")
     assert workers.worker_count() == 16
+
+
+def test_warm_workers_calibrate_the_estimate_and_every_run_teaches_it(monkeypatch, two_workers):
+    from packviz import cost
+
+    model = cost.CostModel()
+    monkeypatch.setattr(cost, "MODEL", model)
+    workers._discard_pool(workers._pool)
+    _wait_until_ready()  # new workers, whose probes calibrate the new model
+    assert model.calibrated
+    weight = _loads(layers=5, items=36, seed=4)
+    config = resolve_config("best")
+    result = workers.pack_in_worker(weight, 6, config)
+    assert model.estimate(5, 36, 6, config) == pytest.approx(result.elapsed_s)

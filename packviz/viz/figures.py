@@ -316,11 +316,12 @@ def restarts_figure(trace: LayerTrace) -> go.Figure:
     return figure
 
 
-def comparison_figure(rows: Sequence[dict]) -> go.Figure:
+def comparison_figure(rows: Sequence[dict], front: Sequence[str] = ()) -> go.Figure:
     """Mean gap to LB against time, one point per packer, both axes log: the
     presets differ by decades, and on a linear axis all but the greedy sit on
     the floor. A packer on the bound (gap 0) is drawn at a floor a decade below
-    the smallest gap and says so."""
+    the smallest gap and says so. The packers named in ``front`` (the Pareto
+    front, fastest first) are filled and joined by a line; the others are rings."""
     # Labels take turns above, below and beside their point so neighbours do not overlap.
     positions = ["top center", "bottom center", "middle right", "middle left"]
     ordered = sorted(range(len(rows)), key=lambda i: rows[i]["seconds"])
@@ -332,8 +333,17 @@ def comparison_figure(rows: Sequence[dict]) -> go.Figure:
         text=[row["packer"] for row in rows], mode="markers+text",
         textposition=[place[i] for i in range(len(rows))],
         customdata=[f"{g:.4g}%" if g > 0 else "0 (on the lower bound)" for g in gaps],
-        marker={"size": 14}, hovertemplate="%{text}<br>%{x:.3f} s<br>mean gap %{customdata}<extra></extra>",
+        marker={"size": 14, "symbol": [("circle" if row["packer"] in front or not front else "circle-open")
+                                       for row in rows], "line": {"width": 2}},
+        hovertemplate="%{text}<br>%{x:.3f} s<br>mean gap %{customdata}<extra></extra>", showlegend=False,
     ))
+    if front:
+        on_front = [next(i for i, row in enumerate(rows) if row["packer"] == name) for name in front]
+        figure.add_trace(go.Scatter(
+            x=[rows[i]["seconds"] for i in on_front], y=[max(gaps[i], floor) for i in on_front],
+            mode="lines", line={"dash": "dot", "width": 2}, name="Pareto front: nothing both faster and nearer LB",
+            hoverinfo="skip"))
+        figure.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
     figure.update_layout(height=380, margin={"l": 60, "r": 30, "t": 20, "b": 50},
                          # one labelled tick a decade: "0.01, 0.1, 1", never "2 3 ... 0.01 2"
                          xaxis={"title": "time (s)", "type": "log", "dtick": 1, "exponentformat": "none"},
