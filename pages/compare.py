@@ -92,14 +92,20 @@ layers, items = data.weight.shape
 st.write(f"Every preset on the loaded data ({layers} x {items}), {packs} packs, "
          f"seed {config.seed}. Gap = max pack load / lower bound - 1; the lower bound is the best of "
          "L0 (mean), L1 and the L_t family (see How it works).")
-estimates = {name: estimate_seconds(layers, items, packs, preset.config) for name, preset in PRESETS.items()}
-order = sorted(PRESETS, key=lambda name: estimates[name])
-slow, budget = [], AUTO_BUDGET_S
-for name in order:
-    if name not in ALWAYS_ON_REQUEST:
-        budget -= estimates[name]
-    if name in ALWAYS_ON_REQUEST or budget < 0:
-        slow.append(name)
+# The plan is made once per data and pack count: the estimates learn from every run,
+# and a rerun must not change which presets are shown (and so run them all again).
+plans_made = st.session_state.setdefault("compare_plans", {})
+if (data.digest, packs) not in plans_made:
+    estimates = {name: estimate_seconds(layers, items, packs, preset.config) for name, preset in PRESETS.items()}
+    order = sorted(PRESETS, key=lambda name: estimates[name])
+    slow, budget = [], AUTO_BUDGET_S
+    for name in order:
+        if name not in ALWAYS_ON_REQUEST:
+            budget -= estimates[name]
+        if name in ALWAYS_ON_REQUEST or budget < 0:
+            slow.append(name)
+    plans_made[(data.digest, packs)] = (estimates, order, slow)
+estimates, order, slow = plans_made[(data.digest, packs)]
 with_slow = st.toggle("Also run the slow presets: " + "; ".join(
     f"{name} ({ALWAYS_ON_REQUEST[name] + ', ' if name in ALWAYS_ON_REQUEST else ''}"
     f"roughly {estimates[name]:,.0f} s)" for name in slow), key="compare_slow")

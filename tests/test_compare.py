@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from packviz import PRESETS, pack
-from packviz.compare import STEP_WORK, compare_presets, layer_steps, merge_results, solve_layer, work_per_layer
+from packviz.compare import (
+    STEP_WORK,
+    compare_presets,
+    layer_steps,
+    merge_results,
+    pareto_front,
+    recommendation,
+    solve_layer,
+    table_rows,
+    work_per_layer,
+)
 from packviz.data.generators import generate
 
 
@@ -78,3 +90,42 @@ def test_solve_layer_numbers_the_layer_as_in_the_whole():
     alone = solve_optimal(weight[1:2], 2, time_limit_s=5)[0]
     assert found.layer == 1
     assert (found.status, found.max_load) == (alone.status, alone.max_load) == ("optimal", 11.0)
+
+
+def _row(name: str, seconds: float, gap: float) -> dict:
+    return {"packer": name, "seconds": seconds, "mean_gap": gap, "max_gap": gap, "mean_imbalance": 1.0,
+            "time_vs_baseline": None}
+
+
+ROWS = [_row("eplb", 0.01, 0.05), _row("fast", 0.2, 0.001), _row("best", 1.0, 0.00002),
+        _row("restarts-2swap", 2.0, 0.0002), _row("restarts-1swap", 9.0, 0.00002)]
+
+
+def test_the_pareto_front_leaves_out_what_is_both_slower_and_farther():
+    assert pareto_front(ROWS) == ["eplb", "fast", "best"]  # 2swap: slower than best and farther
+    # a tie on both counts: neither beats the other
+    assert pareto_front([_row("a", 1.0, 0.1), _row("b", 1.0, 0.1)]) == ["a", "b"]
+    assert pareto_front([]) == []
+    assert [r["pareto"] for r in table_rows(ROWS)] == [True, True, True, False, False]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.1, 1.0, 2.0]), st.sampled_from([0.0, 0.001, 0.01])),
+                min_size=1, max_size=8))
+def test_every_packer_off_the_front_is_beaten_by_one_on_it(points):
+    rows = [_row(f"p{i}", s, g) for i, (s, g) in enumerate(points)]
+    front = pareto_front(rows)
+    assert front  # the fastest of the nearest is never beaten
+    on = [r for r in rows if r["packer"] in front]
+    for row in rows:
+        if row["packer"] not in front:
+            assert any(o["seconds"] <= row["seconds"] and o["mean_gap"] <= row["mean_gap"] for o in on)
+
+
+def test_the_recommendation_names_the_nearest_packer_within_the_wait():
+    assert recommendation(ROWS, 1.0) == ("Within 1 s, pick best: mean gap 0.002% to the lower bound in 1 s.")
+    assert recommendation(ROWS, 0.3) == (
+        "Within 0.3 s, pick fast: mean gap 0.1% to the lower bound in 0.2 s; best comes nearer "
+        "(mean gap 0.002% to the lower bound) but takes 1 s.")
+    assert recommendation(ROWS, 0.001).startswith("No packer finishes within 0.001 s here: the fastest, eplb,")
+    assert "on the lower bound" in recommendation([_row("best", 0.5, 0.0)], 1.0)

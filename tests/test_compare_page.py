@@ -106,3 +106,20 @@ def test_presets_estimated_past_the_budget_wait_for_the_toggle():
     label = at.toggle(key="compare_slow").label
     assert "best (roughly" in label and "restarts-1swap (the seed before" in label
     assert "restarts-2swap (" not in label
+
+
+def test_compare_marks_the_pareto_front_and_names_the_pick_for_the_wait():
+    from packviz.compare import pareto_front, recommendation
+
+    at = compare_page()
+    rows = compare_presets(at.session_state["compare_done"][1])
+    table = at.dataframe[0].value
+    front = pareto_front(rows)
+    assert list(table.loc[table["pareto"], "packer"]) == [row["packer"] for row in rows if row["packer"] in front]
+    assert at.success[0].value == recommendation(rows, 1.0)
+    figure = at.get("plotly_chart")[0].proto.spec
+    assert "Pareto front" in figure
+    at.select_slider(key="compare_wait").set_value(300.0).run()
+    assert at.success[0].value == recommendation(rows, 300.0)
+    nearest = min(rows, key=lambda r: (r["mean_gap"], r["seconds"]))["packer"]
+    assert f"pick {nearest}:" in at.success[0].value
