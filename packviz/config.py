@@ -153,6 +153,44 @@ def _problems(config: PackerConfig) -> list[str]:
     return problems
 
 
+def knob_problem(options: dict[str, Any]) -> str | None:
+    """What is wrong with a set of knobs, in one sentence in the words of the
+    app's sidebar (``noise min 0.9 is above noise max 0.2``); None when they
+    make a valid config. ``options``: PackerConfig field names to values."""
+    low, high = options.get("noise_min"), options.get("noise_max")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
+        return (f"noise min {low:g} is above noise max {high:g}: restarts take their noise from min up to max, "
+                "so lower the min or raise the max")
+    try:
+        PackerConfig().replace(**options)
+    except (ValueError, TypeError) as error:
+        return str(error).removeprefix("invalid packer config: ")
+    return None
+
+
+def idle_knobs(options: dict[str, Any]) -> dict[str, str]:
+    """The knobs that change nothing with these ``options`` (PackerConfig field
+    names to values), each with why, in a few words: a sidebar greys them out and
+    says so. The knobs that turn a part on (restarts, the swaps, the iteration
+    cap) are never idle: they are how a user gets the others back."""
+    idle: dict[str, str] = {}
+    if options.get("num_restarts", 1) <= 1:
+        for name in ("noise_min", "noise_max"):
+            idle[name] = "one restart takes no noise"
+    refines = (options.get("one_swap") or options.get("two_swap")) and options.get("max_iterations", 0) > 0
+    if not refines:
+        reason = "no refinement (1-swap and 2-swap off, or an iteration cap of 0)"
+        for name in ("num_refined", "swap_scope", "scope_k", "swap_score", "two_swap_when_stuck",
+                     "stop_at_lower_bound"):
+            idle[name] = reason
+        return idle
+    if not (options.get("one_swap") and options.get("two_swap")):
+        idle["two_swap_when_stuck"] = "needs both 1-swap and 2-swap on"
+    if options.get("swap_scope") != "top-k":
+        idle["scope_k"] = "used by the top-k scope only"
+    return idle
+
+
 def restart_noise_scales(config: PackerConfig) -> list[float]:
     """Each restart's noise scale (see ``noise_min``, ``noise_max``)."""
     count = config.num_restarts

@@ -177,9 +177,10 @@ def estimate_seconds(layers: int, items: int, packs: int, config: PackerConfig) 
     return MODEL.estimate(layers, items, packs, config)
 
 
-def is_slow(layers: int, items: int, packs: int, config: PackerConfig, threshold_s: float = SLOW_SECONDS) -> bool:
-    """Whether a run is estimated past ``threshold_s`` (then the app runs it on request)."""
-    return estimate_seconds(layers, items, packs, config) > threshold_s
+def is_slow(layers: int, items: int, packs: int, config: PackerConfig, threshold_s: float | None = None) -> bool:
+    """Whether a run is estimated past ``threshold_s`` (default ``SLOW_SECONDS``;
+    then the app runs it on request)."""
+    return estimate_seconds(layers, items, packs, config) > (SLOW_SECONDS if threshold_s is None else threshold_s)
 
 
 def record_run(layers: int, items: int, packs: int, config: PackerConfig, seconds: float) -> None:

@@ -16,6 +16,7 @@ from packviz.compare import (
     table_rows,
 )
 from packviz.cost import estimate_seconds
+from packviz.text import escape_markdown
 from packviz.viz.figures import comparison_figure
 from packviz.workers import pack_in_worker
 from ui.caches import run_pack, start_packing_workers
@@ -84,7 +85,7 @@ st.title("Compare packers")
 data = data_sidebar()
 choice = packer_sidebar(data.weight.shape[1])
 if choice is None:
-    st.warning("Choose a pack count that divides the items (see the sidebar).")
+    st.warning(escape_markdown(f"Not compared: {st.session_state.get('packer_problem') or 'see the sidebar'}."))
     st.stop()
 _, config, packs = choice
 refuse_what_does_not_fit(data, config, packs)

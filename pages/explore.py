@@ -46,35 +46,44 @@ if loads_box.open:
     with loads_box:
         st.plotly_chart(heatmap(data.digest, data), width="stretch", key="heatmap")
 
+# The last result packed on this data stays on screen while the settings cannot run
+# (bad knobs, a pack count that does not divide) or wait for Run.
+shown = st.session_state.get("shown_run")
+kept = shown is not None and shown[0] == data.digest
+meanwhile = (f"Shown meanwhile: the last result, preset {shown[3]}, {shown[2]} packs, seed {shown[1].seed}."
+             if kept else "Nothing has been packed on this data yet.")
+# One slot for what stops a run, written on every run: a change that lets the run go
+# clears it before the run starts, not after.
+notice = st.empty()
 if choice is None:
-    st.warning("Choose a pack count that divides the items (see the sidebar) to pack this data.")
-    publish_view()
-    st.stop()
-label, config, packs = choice
-refuse_what_does_not_fit(data, config, packs)
-
-# A run estimated slow waits for Run, and the last result packed on this data stays on
-# screen meanwhile; a quick one (or one already run) follows every change.
-wanted = (data.digest, config, packs)
-ran = st.session_state.setdefault("ran_runs", set())
-if is_slow(layers, items, packs, config) and wanted not in ran:
-    shown = st.session_state.get("shown_run")
-    seconds = estimate_seconds(layers, items, packs, config)
-    note = st.columns([1, 4])
-    if note[0].button("▶ Run", type="primary", key="run_slow", width="stretch"):
-        ran.add(wanted)
-        st.rerun()
-    kept = shown is not None and shown[0] == data.digest
-    note[1].info(f"These settings take roughly {seconds:,.0f} s to pack {layers} layers: press Run to pack them. "
-                 + (f"Shown meanwhile: the last result, preset {shown[3]}, {shown[2]} packs, seed {shown[1].seed}."
-                    if kept else "Nothing has been packed on this data yet."))
+    problem = st.session_state.get("packer_problem") or "the pack count does not divide the items"
+    notice.warning(escape_markdown(f"Not packed: {problem}. {meanwhile}"))
     if not kept:
         publish_view()
         st.stop()
     _, config, packs, label = shown
 else:
-    ran.add(wanted)
-    st.session_state.shown_run = (data.digest, config, packs, label)
+    label, config, packs = choice
+    refuse_what_does_not_fit(data, config, packs)
+    # A run estimated slow waits for Run; a quick one (or one already run) follows every change.
+    wanted = (data.digest, config, packs)
+    ran = st.session_state.setdefault("ran_runs", set())
+    if is_slow(layers, items, packs, config) and wanted not in ran:
+        seconds = estimate_seconds(layers, items, packs, config)
+        with notice.container():
+            note = st.columns([1, 4])
+            if note[0].button("▶ Run", type="primary", key="run_slow", width="stretch"):
+                ran.add(wanted)
+                st.rerun()
+            note[1].info(f"These settings take roughly {seconds:,.0f} s to pack {layers} layers: press Run to "
+                         f"pack them. {meanwhile}")
+        if not kept:
+            publish_view()
+            st.stop()
+        _, config, packs, label = shown
+    else:
+        ran.add(wanted)
+        st.session_state.shown_run = (data.digest, config, packs, label)
 
 result = run_pack(data.digest, data.weight, config, packs)
 summary = overview(data.digest, data, config, packs)

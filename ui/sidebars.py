@@ -8,7 +8,7 @@ import streamlit as st
 import torch
 
 from packviz import PRESETS, PackerConfig
-from packviz.config import SELECT_BY, START_KINDS, SWAP_SCOPES, SWAP_SCORES
+from packviz.config import SELECT_BY, START_KINDS, SWAP_SCOPES, SWAP_SCORES, idle_knobs, knob_problem
 from packviz.data.generators import GENERATORS, drifting_moe, generate
 from packviz.data.loaders import DEFAULT_MAX_VALUES, SUFFIXES, LoadedMatrix, read_loads
 from packviz.data.samples import DEFAULT_SAMPLE, SAMPLES, Dataset, default_pack_count, load_sample, make_dataset
@@ -203,37 +203,57 @@ def packer_sidebar(num_items: int) -> tuple[str, PackerConfig, int] | None:
         for column, value in zip(columns, sorted(nearby)):
             column.button(str(value), key=f"use_packs_{value}", on_click=_use_packs, args=(value,),
                           help=f"use {value} packs")
+    # A knob that changes nothing with the others as they are is greyed out, and says why.
+    idle = idle_knobs({name: st.session_state[name] for name in KNOBS})
+
+    def why(name: str) -> dict:
+        return {"disabled": True, "help": f"Greyed out: {idle[name]}."} if name in idle else {}
+
     with st.sidebar.expander("Options", expanded=False):
+        if idle:
+            labels = {"noise_min": "noise", "noise_max": "noise", "num_refined": "candidates refined",
+                      "swap_scope": "swap scope", "scope_k": "k", "swap_score": "move score",
+                      "two_swap_when_stuck": "2-swaps only where no 1-swap helps",
+                      "stop_at_lower_bound": "stop at the lower bound"}
+            reasons: dict[str, list[str]] = {}
+            for name, reason in idle.items():
+                if labels[name] not in reasons.setdefault(reason, []):
+                    reasons[reason].append(labels[name])
+            st.caption("Greyed out: " + "; ".join(f"{', '.join(names)}: {reason}" for reason, names in reasons.items())
+                       + ".")
         st.number_input("Restarts", 1, 8192, key="num_restarts")
-        st.number_input("Noise min", 0.0, 5.0, key="noise_min", step=0.01, format="%.3f")
-        st.number_input("Noise max", 0.0, 5.0, key="noise_max", step=0.01, format="%.3f")
-        st.number_input("Candidates refined", 1, 8192, key="num_refined")
+        st.number_input("Noise min", 0.0, 5.0, key="noise_min", step=0.01, format="%.3f", **why("noise_min"))
+        st.number_input("Noise max", 0.0, 5.0, key="noise_max", step=0.01, format="%.3f", **why("noise_max"))
+        st.number_input("Candidates refined", 1, 8192, key="num_refined", **why("num_refined"))
         st.selectbox("Fill", START_KINDS, key="start",
                      help="greedy: each item into the lightest pack with room; snake: dealt 0..m-1, m-1..0, ...; "
                           "differencing: rows of one item per pack merged, the two of largest spread first "
                           "(restart 0 stays the greedy)")
         st.checkbox("1-swap refinement", key="one_swap")
         st.checkbox("2-swap refinement", key="two_swap")
-        st.checkbox("2-swaps only where no 1-swap helps", key="two_swap_when_stuck")
-        st.selectbox("Swap between", SWAP_SCOPES, key="swap_scope",
+        st.checkbox("2-swaps only where no 1-swap helps", key="two_swap_when_stuck", **why("two_swap_when_stuck"))
+        st.selectbox("Swap between", SWAP_SCOPES, key="swap_scope", disabled="swap_scope" in idle,
                      help="extremes: heaviest with lightest pack; top-k: the k heaviest with the k lightest; "
-                          "heaviest-vs-all: heaviest with every other pack")
-        st.number_input("k (top-k scope)", 1, 64, key="scope_k")
-        st.selectbox("Move score", SWAP_SCORES, key="swap_score")
+                          "heaviest-vs-all: heaviest with every other pack"
+                          + (f". Greyed out: {idle['swap_scope']}." if "swap_scope" in idle else ""))
+        st.number_input("k (top-k scope)", 1, 64, key="scope_k", **why("scope_k"))
+        st.selectbox("Move score", SWAP_SCORES, key="swap_score", **why("swap_score"))
         st.number_input("Iteration cap", 0, 10_000, key="max_iterations")
         st.selectbox("Keep and choose candidates by", SELECT_BY, key="select_by")
-        st.checkbox("Stop refining at the lower bound", key="stop_at_lower_bound")
+        st.checkbox("Stop refining at the lower bound", key="stop_at_lower_bound", **why("stop_at_lower_bound"))
         st.number_input("Random seed", 0, 2**31 - 1, key="seed")
         devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         st.selectbox("Device", devices, key="device", help="auto: CUDA when there is one, else CPU")
     options = {name: st.session_state[name] for name in KNOBS}
     options["seed"] = int(st.session_state.get("seed", 0))
     options["device"] = st.session_state.get("device", "auto")
-    try:
-        config = PRESETS[preset].config.replace(**options)
-    except ValueError as error:
-        st.sidebar.error(escape_markdown(str(error)))
+    # What stops a run, in one sentence, for the page to say beside the result it keeps.
+    st.session_state.packer_problem = knob_problem(options) or (
+        None if ok else f"{num_items} items do not split evenly into {packs} packs")
+    if knob_problem(options):
+        st.sidebar.error(escape_markdown(knob_problem(options)) + ".")
         return None
+    config = PRESETS[preset].config.replace(**options)
     base = dataclasses.replace(PRESETS[preset].config, seed=config.seed, device=config.device)
     label = preset if config == base else f"{preset}-custom"
     return (label, config, packs) if ok else None
