@@ -220,8 +220,19 @@ def layer_metrics(pack_loads: torch.Tensor, weight: torch.Tensor) -> LayerMetric
         imbalance=_ratio(max_load, mean_load),
         balancedness=_ratio(mean_load, max_load),
         lower_bound=bound,
-        gap_to_lower_bound=_ratio(max_load, bound) - 1.0,
+        gap_to_lower_bound=_gap(max_load, bound),
     )
+
+
+# A gap this small is the float noise of summing loads, not a placement above the
+# bound: a max load is never below the lower bound, and a gap of 1e-9 is one token
+# in a billion.
+GAP_NOISE = 1e-9
+
+
+def _gap(max_load: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+    gap = _ratio(max_load, bound) - 1.0
+    return torch.where(gap.abs() <= GAP_NOISE, torch.zeros_like(gap), gap)
 
 
 def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:

@@ -17,3 +17,21 @@ def download_name(kind: str, preset: str, num_packs: int, seed: int, suffix: str
     """File names that say what the download holds: ``placement_eplb_32packs_seed0.csv``."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", preset)
     return f"{kind}_{safe}_{num_packs}packs_seed{seed}.{suffix}"
+
+
+def format_load(value: float) -> str:
+    """A load as text and charts show it: whole numbers (and any from 100,000 up)
+    with separators, else 5 significant digits, so that a narration and the chart
+    beside it print the same figure (8,092.5 in both)."""
+    value = float(value)
+    return f"{value:,.0f}" if value.is_integer() or abs(value) >= 1e5 else f"{value:,.5g}"
+
+
+def sum_text(value: float) -> str:
+    """A sum of loads for a file: a whole number as one, else 12 significant digits,
+    the float noise of the additions left out (214.112, not 214.11199999999997)."""
+    value = float(value)
+    if value.is_integer():
+        return str(int(value))
+    rounded = float(f"{value:.12g}")
+    return str(int(rounded)) if rounded.is_integer() else repr(rounded)

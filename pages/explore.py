@@ -8,7 +8,8 @@ from ui.router import require_router
 
 require_router()
 
-st.title("packviz: balanced packing, step by step")
+heading = st.empty()
+heading.title("packviz: balanced packing, step by step")
 # The imports below bring in torch and plotly: seconds on a server's first visit.
 # The title and this notice go out before them, so the page is never blank.
 starting = st.empty()
@@ -19,6 +20,7 @@ with starting.container(), st.spinner("Loading the packer…"):
     from packviz.trace.timeline import phase_starts
     from packviz.viz.figures import restarts_figure
     from ui.caches import (
+        PRESENTER_HEIGHT,
         animation_spec,
         heatmap,
         layer_story,
@@ -28,7 +30,16 @@ with starting.container(), st.spinner("Loading the packer…"):
         run_trace,
         start_packing_workers,
     )
-    from ui.explore_view import SECTIONS, publish_view, refuse_what_does_not_fit, restore_view
+    from ui.explore_view import (
+        PRESENT_CSS,
+        PRESENT_KEY,
+        PRESENT_SCREENS,
+        SECTIONS,
+        presenting,
+        publish_view,
+        refuse_what_does_not_fit,
+        restore_view,
+    )
     from ui.sidebars import data_sidebar, packer_sidebar
 starting.empty()
 
@@ -37,14 +48,19 @@ for problem in restore_view():
 data = data_sidebar()
 layers, items = data.weight.shape
 choice = packer_sidebar(items)
-
-st.caption(escape_markdown(f"{data.source}: {data.description}"))
-# on_change="rerun" makes the expander lazy: the heatmap is built and sent only while it is open.
-loads_box = st.expander(f"Loads: {layers} layers x {items} items, total {float(data.weight.sum()):,.0f}",
-                        expanded=layers * items <= 4096, key="loads_open", on_change="rerun")
-if loads_box.open:
-    with loads_box:
-        st.plotly_chart(heatmap(data.digest, data), width="stretch", key="heatmap")
+# Present: the step-through alone, its buttons, chart and narration on one screen of a laptop.
+present = presenting()
+if present:
+    heading.empty()
+    st.html(PRESENT_CSS)
+else:
+    st.caption(escape_markdown(f"{data.source}: {data.description}"))
+    # on_change="rerun" makes the expander lazy: the heatmap is built and sent only while it is open.
+    loads_box = st.expander(f"Loads: {layers} layers x {items} items, total {float(data.weight.sum()):,.0f}",
+                            expanded=layers * items <= 4096, key="loads_open", on_change="rerun")
+    if loads_box.open:
+        with loads_box:
+            st.plotly_chart(heatmap(data.digest, data), width="stretch", key="heatmap")
 
 # The last result packed on this data stays on screen while the settings cannot run
 # (bad knobs, a pack count that does not divide) or wait for Run.
@@ -89,12 +105,13 @@ result = run_pack(data.digest, data.weight, config, packs)
 summary = overview(data.digest, data, config, packs)
 metrics = summary.metrics
 
-cols = st.columns(5)
-cols[0].metric("Mean gap to LB", f"{float(metrics.gap_to_lower_bound.mean()) * 100:.4f}%")
-cols[1].metric("Max gap to LB", f"{float(metrics.gap_to_lower_bound.max()) * 100:.4f}%")
-cols[2].metric("Mean max/mean", f"{float(metrics.imbalance.mean()):.5f}")
-cols[3].metric("Run time", f"{result.elapsed_s * 1000:,.1f} ms")
-cols[4].metric("Device", result.device)
+if not present:
+    cols = st.columns(5)
+    cols[0].metric("Mean gap to LB", f"{float(metrics.gap_to_lower_bound.mean()) * 100:.4f}%")
+    cols[1].metric("Max gap to LB", f"{float(metrics.gap_to_lower_bound.max()) * 100:.4f}%")
+    cols[2].metric("Mean max/mean", f"{float(metrics.imbalance.mean()):.5f}")
+    cols[3].metric("Run time", f"{result.elapsed_s * 1000:,.1f} ms")
+    cols[4].metric("Device", result.device)
 
 # One section at a time (not tabs): only what is on screen is computed.
 section = st.radio("Section", SECTIONS, horizontal=True,
@@ -105,13 +122,24 @@ section = st.radio("Section", SECTIONS, horizontal=True,
 def step_through() -> None:
     """A layer's recorded run. A fragment: a layer, view or step change reruns and
     resends only this, not the page's metrics, heatmap or overview."""
-    top = st.columns([1, 1, 2])
+    top = st.columns([1, 1.4, 1, 1.6])
     layer = int(top[0].number_input("Layer", 0, layers - 1, key="layer"))
     view = top[1].radio("View", ["Animation", "Presenter"], horizontal=True, key="view")
     story = layer_story(data.digest, data, config, packs, layer)
     frames = story.frames
-    top[2].caption(f"{len(frames)} steps: {len(story.trace.chosen_candidate.placements)} placements, "
-                   f"{len(story.trace.chosen_candidate.swaps)} moves; LB {story.bound:,.6g}")
+    about = (f"{len(frames)} steps: {len(story.trace.chosen_candidate.placements)} placements, "
+             f"{len(story.trace.chosen_candidate.swaps)} moves; LB {story.bound:,.6g}")
+    screen = None
+    if view == "Presenter":
+        top[2].toggle("Present", key=PRESENT_KEY, help="The step-through alone, buttons, chart and narration on "
+                                                       "one screen; no sidebar")
+        if present:
+            screen = top[3].selectbox("Screen", list(PRESENT_SCREENS), key="present_screen",
+                                      label_visibility="collapsed")
+    if presenting() != present:
+        st.rerun()  # in or out of Present: the whole page changes, not only this part
+    if screen is None:
+        top[3].caption(about)
     if view == "Animation":
         # 80 ms: 12 frames a second, which the bar-moving frames keep up with at 288 items
         speed = st.select_slider("Frame time", [40, 80, 150, 300, 600, 1200], value=80, key="frame_ms",
@@ -138,16 +166,25 @@ def step_through() -> None:
         buttons[5].button("Final »", on_click=go_to, args=(starts["final"],), width="stretch")
         step = st.session_state.step
         buttons[6].markdown(f"**Step {step} / {len(frames) - 1}**  \n{frames[step].phase}")
-        st.plotly_chart(presenter_figure(data.digest, data, config, packs, layer, step),
-                        width="stretch", key="presenter")
-        st.info(story.captions[step])
+        if screen is None:
+            st.plotly_chart(presenter_figure(data.digest, data, config, packs, layer, step, PRESENTER_HEIGHT),
+                            width="stretch", key="presenter")
+            st.info(story.captions[step])
+        else:
+            # as Learn's Present: the narration beside the chart, both under the buttons
+            chart, words = st.columns([3.4, 1])
+            chart.plotly_chart(presenter_figure(data.digest, data, config, packs, layer, step,
+                                                PRESENT_SCREENS[screen]), width="stretch", key="presenter")
+            words.info(story.captions[step])
+            words.caption(about)
     st.caption("Each bar is a pack, each segment an item (its colour stays with it); the outlined segments "
                "are the items placed or swapped in this step. Dashed lines: the mean pack load and the lower "
                "bound LB.")
     publish_view()
     if view == "Presenter" and st.session_state.step + 1 < len(frames):
         # The next step's figure, built once this one is on its way: Next then only sends it.
-        presenter_figure(data.digest, data, config, packs, layer, st.session_state.step + 1)
+        presenter_figure(data.digest, data, config, packs, layer, st.session_state.step + 1,
+                         PRESENT_SCREENS[screen] if screen else PRESENTER_HEIGHT)
 
 
 @st.fragment

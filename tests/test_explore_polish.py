@@ -83,3 +83,93 @@ def test_the_slow_notice_goes_as_soon_as_a_change_makes_the_run_quick(monkeypatc
     assert not [i for i in at.info if "press Run" in plain(i.value)]
     assert not [b for b in at.button if b.key == "run_slow"]
     assert metric(at, "Mean gap to LB")
+
+
+def _lognormal_on_its_bounds():
+    # 2 items a pack: every layer's greedy is on its bound, and the float sums land a hair either side
+    from packviz.data.generators import generate
+    from packviz.data.loaders import LoadedMatrix
+    from packviz.data.samples import make_dataset
+
+    weight = generate("lognormal", 8, 64, seed=0, integer=False)
+    return make_dataset(LoadedMatrix(weight, "8 x 64 lognormal", "upload"), default_packs=32)
+
+
+def test_a_layer_on_its_bound_shows_a_gap_of_zero_not_float_noise():
+    from packviz import pack
+    from packviz.metrics import layer_metrics
+    from packviz.viz.figures import overview_figure
+
+    data = _lognormal_on_its_bounds()
+    result = pack(data.weight, 32, "fast")
+    metrics = layer_metrics(result.pack_loads, result.weight)
+    ratio = result.pack_loads.amax(dim=1) / metrics.lower_bound - 1
+    assert bool((ratio < 0).any()) and bool((ratio != 0).any())  # the noise this data carries
+    assert bool((metrics.gap_to_lower_bound == 0).all())
+    gap_axis = overview_figure(metrics).layout.yaxis
+    assert list(gap_axis.range) == [0, 1] and gap_axis.exponentformat == "none"
+
+    at = fresh()
+    at.session_state["dataset"] = data
+    at.session_state["packs"] = 32
+    at.run()
+    assert not at.exception
+    assert metric(at, "Mean gap to LB") == "0.0000%" and metric(at, "Max gap to LB") == "0.0000%"
+
+
+def test_the_per_pack_csv_writes_sums_without_float_noise():
+    import csv
+    import io
+
+    import torch
+
+    from packviz import pack
+    from packviz.io.export import pack_summary_csv
+
+    weight = torch.tensor([[48.966, 255.756, 231.495, 83.97]], dtype=torch.float64)
+    result = pack(weight, 2, "eplb")
+    assert "315.46500000000003" in repr(result.pack_loads.tolist())  # the float sum
+    rows = list(csv.DictReader(io.StringIO(pack_summary_csv(result))))
+    loads = sorted(row[next(k for k in row if "load" in k and "share" not in k)] for row in rows)
+    assert loads == ["304.722", "315.465"], loads
+
+
+def test_the_narration_prints_a_load_as_the_chart_beside_it_does():
+    import torch
+
+    from packviz import pack
+    from packviz.metrics import lower_bound
+    from packviz.teach.narration import explore
+    from packviz.trace.timeline import build_frames
+    from packviz.viz.figures import lesson_figure
+
+    weight = torch.tensor([[4046.25, 4046.25, 3000.5, 1200.0, 900.0, 700.0]], dtype=torch.float64)
+    trace = pack(weight, 2, "fast", trace_layers=[0]).traces[0]
+    frames = build_frames(trace)
+    last = len(frames) - 1
+    caption = explore(trace, frames, last)
+    figure = lesson_figure(trace, frames, last, float(lower_bound(weight, 2)[0]))
+    totals = [text.removeprefix("<b>").removesuffix("</b>") for trace_ in figure.data
+              if trace_.type == "scatter" and trace_.mode == "text" for text in trace_.text]
+    top = max(totals, key=lambda t: float(t.replace(",", "")))
+    assert f"max pack load {top}" in caption, (caption, totals)
+
+
+def test_segment_labels_are_readable_or_left_out():
+    from packviz import pack
+    from packviz.data.samples import DEFAULT_SAMPLE, load_sample
+    from packviz.metrics import lower_bound
+    from packviz.trace.timeline import build_frames
+    from packviz.viz.figures import SEGMENT_MIN_FONT, lesson_figure
+
+    weight = load_sample(DEFAULT_SAMPLE).weight[:1]
+    trace = pack(weight, 32, "fast", trace_layers=[0]).traces[0]
+    frames = build_frames(trace)
+    figure = lesson_figure(trace, frames, len(frames) - 1, float(lower_bound(weight, 32)[0]))
+    # Plotly shrinks an inside label to fit its segment: never below a size one can read
+    assert figure.layout.uniformtext.mode == "hide" and figure.layout.uniformtext.minsize >= SEGMENT_MIN_FONT >= 12
+    segments = [text for bar in figure.data if bar.type == "bar" and bar.textposition == "inside"
+                for text in bar.text if text]
+    # 32 bars across: the item number alone (3 characters at most), its load on hover
+    assert segments and all(len(text) <= 3 and text.isdigit() for text in segments)
+    assert all(bar.textfont.size >= SEGMENT_MIN_FONT for bar in figure.data if bar.type == "bar")

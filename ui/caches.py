@@ -90,12 +90,17 @@ def animation_spec(digest: str, _data: Dataset, config: PackerConfig, num_packs:
     return animation_figure(story.trace, story.frames, story.bound, story.labels, story.captions, frame_ms=frame_ms)
 
 
+# The presenter's chart height at a desk (lesson_figure's own); Present picks one to fit the screen.
+PRESENTER_HEIGHT = 600
+
+
 @st.cache_resource(show_spinner=False, max_entries=256)
 def presenter_figure(digest: str, _data: Dataset, config: PackerConfig, num_packs: int, layer: int,
-                     step: int) -> go.Figure:
+                     step: int, height: int = PRESENTER_HEIGHT) -> go.Figure:
     story = layer_story(digest, _data, config, num_packs, layer)
     # kept as its dict: a cached go.Figure would be deep-copied by to_dict on every draw
-    return PrebuiltFigure(lesson_figure(story.trace, story.frames, step, story.bound, story.labels).to_dict())
+    return PrebuiltFigure(lesson_figure(story.trace, story.frames, step, story.bound, story.labels,
+                                        height=height).to_dict())
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -34,7 +34,24 @@ VIEW_PARAMS = [
     Param("layer", parse_int(0, 1 << 20)),
     Param("view", parse_choice(["Animation", "Presenter"])),
     Param("step", parse_int(0, 1 << 20)),
+    Param(PRESENT_KEY := "present_view", parse_bool, show_bool),
 ]
+# The presenter's screen sizes and the chart's height on each: what is left under the controls.
+PRESENT_SCREENS = {"laptop 1366 x 768": 470, "projector 1920 x 1080": 760}
+# Our own fixed CSS (never user text): in present mode the step-through has the screen.
+PRESENT_CSS = """<style>
+  [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header {display: none !important;}
+  .block-container {padding-top: 0.6rem !important; padding-bottom: 0 !important; max-width: 100% !important;}
+  [data-testid="stAlert"] p {font-size: 1.2rem !important; line-height: 1.35;}
+  .stButton button p {font-size: 1.1rem !important;}
+  [data-testid="stVerticalBlock"] {gap: 0.45rem !important;}
+</style>"""
+
+
+def presenting() -> bool:
+    """Whether Explore shows the step-through alone, for a room (Presenter's Present)."""
+    return bool(st.session_state.get(PRESENT_KEY)) and st.session_state.get("view") == "Presenter" \
+        and st.session_state.get("section") == "Step through a layer"
 KNOB_PARAMS = [_knob_param(name) for name in KNOBS]
 
 

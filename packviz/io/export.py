@@ -11,6 +11,7 @@ import torch
 from packviz.data.experts import SlotMap
 from packviz.metrics import layer_metrics
 from packviz.packer import PackResult
+from packviz.text import sum_text
 
 PLACEMENT_COLUMNS = ("layer", "item", "pack", "rank_in_pack", "load", "expert", "replica")
 SUMMARY_COLUMNS = ("layer", "pack", "items", "experts", "load", "share_of_layer")
@@ -68,7 +69,7 @@ def pack_summary_csv(result: PackResult, slots: SlotMap | None = None) -> str:
             items = table[layer][p * per_pack:(p + 1) * per_pack]
             writer.writerow((layer, p, " ".join(map(str, items)),
                              " ".join(slots.expert_name(experts[layer][i]) for i in items),
-                             _number(loads[layer][p]), f"{loads[layer][p] / total:.6f}"))
+                             sum_text(loads[layer][p]), f"{loads[layer][p] / total:.6f}"))
     return out.getvalue()
 
 

@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Sequence
 
 from packviz.teach.differencing import Merged, row_spread, row_sums
+from packviz.text import format_load
 from packviz.trace.events import (
     STOP_ITERATION_CAP,
     STOP_LOWER_BOUND,
@@ -63,7 +64,9 @@ def fill_rule(frames: Sequence[Frame], index: int) -> str:
 
 
 def explore(trace: LayerTrace, frames: Sequence[Frame], index: int) -> str:
-    """What happened at this step, in one sentence."""
+    """What happened at this step, in one sentence; loads printed as the step chart
+    beside it prints them (``packviz.text.format_load``: 8,092.5, not 8,092)."""
+    fmt = format_load
     frame = frames[index]
     event = frame.event
     if isinstance(event, Merged):

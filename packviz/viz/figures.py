@@ -11,6 +11,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from packviz.metrics import LayerMetrics
+from packviz.text import format_load
 from packviz.trace.replay import LayerTrace
 from packviz.trace.timeline import Frame, build_frames
 
@@ -81,7 +82,10 @@ def overview_figure(metrics: LayerMetrics) -> go.Figure:
     figure.add_trace(go.Scatter(x=layers, y=((metrics.imbalance - 1) * 100).tolist(), name="max/mean - 1 (%)",
                                 mode="lines+markers",
                                 hovertemplate="layer %{x}<br>max/mean - 1 %{y:.4f}%<extra></extra>"), row=2, col=1)
-    figure.update_yaxes(rangemode="tozero", ticksuffix="%")
+    figure.update_yaxes(rangemode="tozero", ticksuffix="%", exponentformat="none")
+    if not bool((metrics.gap_to_lower_bound > 0).any()):
+        # every layer on its bound: flat bars on a fixed axis, not an axis stretched over nothing
+        figure.update_yaxes(range=[0, 1], row=1, col=1)
     figure.update_xaxes(title_text="layer", tickformat="d", row=2, col=1)
     figure.update_layout(height=380, margin={"l": 60, "r": 10, "t": 30, "b": 40}, showlegend=False)
     return figure
@@ -355,12 +359,14 @@ def comparison_figure(rows: Sequence[dict], front: Sequence[str] = ()) -> go.Fig
 # Okabe & Ito's colour-blind-safe palette (black left out: it hides labels).
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
 LESSON_FONT = 18
+# The smallest segment label drawn: below this a label is hidden (hover still gives it).
+SEGMENT_MIN_FONT = 12
 # Arrows of a swap: a magenta outside the item palette, legible on light and dark backgrounds.
 ARROW_COLOUR = "#E7298A"
 
 
 def _short(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 1e5 else f"{value:,.5g}"
+    return format_load(value)  # as the narration beside the chart prints it
 
 
 def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float,
@@ -422,8 +428,11 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
             items = [panel.slots[p][rank] for p in range(trace.num_packs)]
             figure.add_trace(dict(type="bar",
                 x=packs, y=[weight[i] if i >= 0 else 0 for i in items],
-                text=[f"{i}: {_short(weight[i])}" if i >= 0 else "" for i in items],
-                textposition="inside", insidetextanchor="middle", textangle=0,
+                # many packs: the item alone (its load on hover), which fits a narrow bar at a readable size
+                text=[("" if i < 0 else f"{i}: {_short(weight[i])}" if roomy else str(i)) for i in items],
+                # narrow bars: Plotly's own angle (no textangle) turns a label upright where that fits it
+                # larger, as segments there are taller than wide
+                textposition="inside", insidetextanchor="middle", **({"textangle": 0} if roomy else {}),
                 textfont={"size": size - 2, "color": "#000000"},
                 customdata=[_item_label(i, item_labels) for i in items],
                 hovertemplate="%{x}<br>%{customdata}<br>load %{y:,}<extra></extra>",
@@ -476,7 +485,10 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     figure.update_annotations(selector={"text": "before the swap"}, font_size=size)
     figure.update_annotations(selector={"text": "after the swap"}, font_size=size)
     figure.update_layout(
-        barmode="relative", bargap=0.25, height=height,
+        # many packs: thinner gaps, so that a bar holds its label at a readable size
+        barmode="relative", bargap=0.25 if roomy else 0.1, height=height,
+        # A label Plotly would shrink below this to fit its segment is left out, not drawn unreadable.
+        uniformtext={"minsize": SEGMENT_MIN_FONT, "mode": "hide"},
         template=None if dark is None else "plotly_dark" if dark else "plotly_white",
         font={"size": size, "color": text_colour}, margin={"l": 80, "r": right, "t": 40, "b": 40},
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
