@@ -1,4 +1,4 @@
-"""``python -m packviz pack|rebalance|generate``: the packer, EPLB placement and generators from a shell."""
+"""``python -m packviz pack|rebalance|convert|generate``: the packer, EPLB placement and generators from a shell."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, get_args
 import numpy as np
 import torch
 
+from packviz.cli_convert import add_convert_parser, convert_command
 from packviz.cli_rebalance import add_rebalance_parser, rebalance_command
 from packviz.config import DEFAULT_PRESET, OPTION_NAMES, PRESETS, PackerConfig, resolve_config
 from packviz.data.generators import GENERATORS, generate
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     add_rebalance_parser(commands)
+    add_convert_parser(commands)
 
     making = commands.add_parser("generate", help="write a generated load matrix",
                                  description="Write a seeded, generated [layers, items] load matrix.")
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return _pack(args)
         if args.command == "rebalance":
             return rebalance_command(args)
+        if args.command == "convert":
+            return convert_command(args)
         return _generate(args)
     except (_UsageError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
