@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+MAX_IDS = 10_000_000
+
 
 class PlanFileError(ValueError):
     """A plan file that cannot be read or written; the message says what and where."""
@@ -92,6 +94,10 @@ def int_rows(rows: object, where: str, what: str = "layer") -> torch.Tensor:
     width = len(rows[0])
     if width == 0:
         raise PlanFileError(f"{where}: {what} 0 lists no slots")
+    if len(rows) * width > MAX_IDS:
+        # YAML aliases can make a small file name millions of ids
+        raise PlanFileError(f"{where}: {len(rows)} {what}s x {width} slots is more than the {MAX_IDS:,} ids "
+                            "packviz reads from a plan file")
     for index, row in enumerate(rows):
         if len(row) != width:
             raise PlanFileError(f"{where}: {what} {index} has {len(row)} slots, {what} 0 has {width}")
