@@ -19,6 +19,7 @@ import torch
 
 from packviz.eplb.placement import ExpertPlacement, rebalance_experts
 from packviz.metrics import lower_bound
+from packviz.validate import slot_counts_hint
 
 Policy = Literal["auto", "hierarchical", "global"]
 POLICIES: tuple[Policy, ...] = ("auto", "hierarchical", "global")
@@ -58,13 +59,14 @@ class Cluster:
                 return f"The number of {name} must be a whole number of at least 1, not {value!r}."
         if self.num_groups is not None and (not isinstance(self.num_groups, int) or self.num_groups < 1):
             return f"The number of expert groups must be a whole number of at least 1, not {self.num_groups!r}."
+        slots_hint = slot_counts_hint(self.num_replicas, num_logical, self.num_gpus)
         if self.num_replicas < num_logical:
             return (f"{self.num_replicas} slots are fewer than the {num_logical} experts: "
-                    "every expert needs at least one slot.")
+                    f"every expert needs at least one slot ({slots_hint}).")
         if self.num_replicas % self.num_gpus:
             hint = _divisors_hint(self.num_replicas, "GPU", self.num_gpus)
             return (f"{self.num_replicas} slots do not split evenly over {self.num_gpus} GPUs: "
-                    f"every GPU needs the same number of slots ({hint}).")
+                    f"every GPU needs the same number of slots ({slots_hint}; {hint}).")
         if self.num_gpus % self.num_nodes:
             return (f"{self.num_gpus} GPUs do not split evenly over {self.num_nodes} nodes "
                     f"({_divisors_hint(self.num_gpus, 'node', self.num_nodes)}).")
