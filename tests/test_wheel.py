@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -150,3 +152,17 @@ def test_the_installed_library_packs_places_and_loads_samples_without_streamlit(
     assert seen["phy2log"] == README_PHY2LOG
     assert seen["logcnt"] == README_LOGCNT
     assert [58, 288] in seen["sample_shapes"] and [2, 12] in seen["sample_shapes"]
+
+
+def test_requirements_files_install_what_the_package_declares():
+    """`make run` installs from requirements.txt: it must hold every dependency
+    pyproject.toml declares, the app's included, so both ways give a working app."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["app"]
+
+    def name(requirement: str) -> str:
+        return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower()
+
+    listed = {name(line) for line in (ROOT / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith(("#", "-"))}
+    assert {name(requirement) for requirement in declared} <= listed
