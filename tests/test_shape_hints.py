@@ -25,7 +25,7 @@ SAMPLE = ROOT / "sample_data" / "deepseek_v3_58x256.csv"
     (Cluster(150, None, 1, 8), 150, "slot counts that work on 8 GPUs: 152 or 160"),  # 144 leaves experts out
     (Cluster(144, 8, 4, 32), 256, "slot counts that work on 32 GPUs: 256 or 288"),
     (Cluster(200, 8, 4, 32), 256, "slot counts that work on 32 GPUs: 256 or 288"),
-    (Cluster(288, 8, 4, 30), 256, "slot counts that work on 30 GPUs: 270 or 300"),
+    (Cluster(288, 8, 2, 30), 256, "slot counts that work on 30 GPUs: 270 or 300"),
     (Cluster(7, None, 1, 4), 4, "slot counts that work on 4 GPUs: 4 or 8"),
     (Cluster(3, None, 1, 1), 4, "slot counts that work on 1 GPU: 4 or 5"),
 ])
@@ -35,6 +35,17 @@ def test_a_refused_slot_count_names_the_nearest_slot_counts_that_work(cluster, e
     assert problem.count(". ") == 0 and problem.endswith(".")
     with pytest.raises(ValueError, match=words):
         place(torch.ones(2, experts), cluster)
+
+
+def test_the_gpu_counts_offered_also_split_over_the_nodes():
+    # 30 GPUs on 4 nodes fail twice: offer GPU counts that fix both, and no slot count for 30 GPUs
+    problem = Cluster(288, 8, 4, 30).problem(256)
+    assert "GPU counts near 30 that work: 12, 16, 24, 32, 36, 48" in problem, problem
+    assert "slot counts" not in problem
+    assert "GPU counts near 33 that work: 9, 12, 18, 24, 36, 48" in Cluster(288, 8, 3, 33).problem(256)
+    # no GPU count splits 150 slots over 4 nodes: only the slot counts are offered
+    problem = Cluster(150, None, 4, 8).problem(128)
+    assert "144 or 152" in problem and "GPU counts" not in problem
 
 
 def test_shapes_whose_slot_count_is_fine_say_nothing_about_slots():

@@ -64,9 +64,13 @@ class Cluster:
             return (f"{self.num_replicas} slots are fewer than the {num_logical} experts: "
                     f"every expert needs at least one slot ({slots_hint}).")
         if self.num_replicas % self.num_gpus:
-            hint = _divisors_hint(self.num_replicas, "GPU", self.num_gpus)
+            # GPU counts that also split over the nodes, so the hint does not lead to the next refusal
+            gpus_hint = _divisors_hint(self.num_replicas, "GPU", self.num_gpus, multiple_of=self.num_nodes)
+            # other slot counts on these GPUs help only where the GPUs split over the nodes
+            fits_nodes = self.num_gpus % self.num_nodes == 0
+            hints = "; ".join(hint for hint in (slots_hint if fits_nodes else "", gpus_hint) if hint)
             return (f"{self.num_replicas} slots do not split evenly over {self.num_gpus} GPUs: "
-                    f"every GPU needs the same number of slots ({slots_hint}; {hint}).")
+                    f"every GPU needs the same number of slots ({hints}).")
         if self.num_gpus % self.num_nodes:
             return (f"{self.num_gpus} GPUs do not split evenly over {self.num_nodes} nodes "
                     f"({_divisors_hint(self.num_gpus, 'node', self.num_nodes)}).")
@@ -96,9 +100,12 @@ class Cluster:
         return torch.arange(self.num_gpus) // self.gpus_per_node
 
 
-def _divisors_hint(total: int, what: str, near: int) -> str:
-    """The whole divisors of ``total`` nearest ``near``, in order."""
-    counts = [d for d in range(1, min(total, 1 << 16) + 1) if total % d == 0]
+def _divisors_hint(total: int, what: str, near: int, multiple_of: int = 1) -> str:
+    """The whole divisors of ``total`` (multiples of ``multiple_of``) nearest
+    ``near``, in order; empty when there is none."""
+    counts = [d for d in range(multiple_of, min(total, 1 << 16) + 1, multiple_of) if total % d == 0]
+    if not counts:
+        return ""
     nearest = sorted(sorted(counts, key=lambda d: (abs(d - near), d))[:6])
     return f"{what} counts near {near} that work: {', '.join(map(str, nearest))}"
 
