@@ -33,8 +33,9 @@ def add_convert_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--to", required=True, choices=list(FORMATS), metavar="FORMAT",
                         help=f"the format to write: {', '.join(FORMATS)}")
     parser.add_argument("output", metavar="OUT", help="the file to write")
-    parser.add_argument("--gpus", type=int, metavar="N", help="GPUs (EP ranks, devices) in all, for csv and vllm-ascend "
-                        "(default: the input's, where it says)")
+    parser.add_argument("--gpus", type=int, metavar="N",
+                        help="GPUs (EP ranks, devices) in all, for csv and vllm-ascend (default: the input's, where it "
+                             "says)")
     parser.add_argument("--nodes", type=int, metavar="N", help="nodes, for csv (default: the input's, else 1)")
     parser.add_argument("--first-layer", type=int, metavar="N",
                         help="the model's number of the first MoE layer (DeepSeek-V3: 3), for TensorRT-LLM's keys and "
