@@ -325,7 +325,7 @@ def _checked_loads(array: np.ndarray, where: str) -> np.ndarray:
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         w, layer, e = (int(i) for i in np.argwhere(bad)[0])
-        value = values[w, layer, e]
+        value = float(values[w, layer, e])
         what = "is negative" if np.isfinite(value) else "is not a finite number"
         raise TraceError(f"{where}: window {w}, layer {layer}, expert {e}: {value!r} {what}")
     return values
@@ -490,6 +490,7 @@ def _check_rows(rows: _Rows, name: str, options: _Options) -> None:
 
 
 _ID = re.compile(r"-?\d+")
+_SEPARATORS = str.maketrans(",;|", "   ")
 
 
 def _parse_ids(cell: object, name: str, line: int, column: str) -> list[int]:
@@ -498,11 +499,13 @@ def _parse_ids(cell: object, name: str, line: int, column: str) -> list[int]:
     elif isinstance(cell, (int, float)) and not isinstance(cell, bool):
         values = [cell]
     elif isinstance(cell, str):
-        text = cell.strip().strip("[]()")
-        parts = [p for p in re.split(r"[\s,;|]+", text) if p]
-        if not parts or not all(_ID.fullmatch(p) for p in parts):
-            raise TraceError(f"{name}: line {line}, column {column!r}: {_quoted(cell)} is not a list of expert ids")
-        return [int(p) for p in parts]
+        parts = cell.strip().strip("[]()").translate(_SEPARATORS).split()
+        try:
+            if parts:
+                return [int(p) for p in parts]
+        except ValueError:
+            pass
+        raise TraceError(f"{name}: line {line}, column {column!r}: {_quoted(cell)} is not a list of expert ids")
     else:
         raise TraceError(f"{name}: line {line}, column {column!r}: {_quoted(cell)} is not a list of expert ids")
     out = []
