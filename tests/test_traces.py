@@ -206,6 +206,10 @@ def test_sglang_routed_experts_split_prompt_from_decode_and_find_the_dense_layer
         for layer in (1, 2):
             direct[layer, token[layer]] += 1
     assert np.array_equal(prefill.loads.sum(0).numpy(), direct)
+    second, _ = routed_response(3, 1, 3, 2, seed=2)
+    lines = (json.dumps(response) + "\n" + json.dumps(second) + "\n").encode()
+    both = by_phase(read_trace(lines, "responses.jsonl", layers=3, window=1, unit="forward passes"))
+    assert both["prefill"].loads.shape[0] == 2 and both["decode"].loads.shape[0] == 3  # 2 prompts; 3 + 0 decoded
     by_k = read_trace(data, "response.json", top_k=2)
     assert torch.equal(by_k[0].loads.sum(0), prefill.loads.sum(0))
     with pytest.raises(TraceError, match="give layers= or top_k= to reshape them"):

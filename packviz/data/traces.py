@@ -35,7 +35,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,6 +178,8 @@ def _read_files(files: list[_File], options: _Options, label: str) -> list[LoadS
         return _read_torch(files, options, label)
     if suffix == ".npy":
         return _read_npy(files, options, label)
+    if suffix == ".jsonl" and _first_record_is_a_response(files[0]):
+        return _routed_experts(_jsonl_responses(files), options, label, files[0].name)
     if suffix in TEXT_SUFFIXES or suffix == ".jsonl":
         return _read_logs(files, options, label)
     if suffix == ".json":
@@ -788,7 +790,35 @@ def _routed_array(meta: dict, options: _Options, name: str, number: int) -> np.n
     return flat.reshape(-1, layers, per_position // layers)
 
 
-def _routed_experts(responses: list[dict], options: _Options, label: str, name: str) -> list[LoadSeries]:
+def _first_record_is_a_response(file: _File) -> bool:
+    with file.text() as handle:
+        for text in handle:
+            if text.strip():
+                try:
+                    record = json.loads(text)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    return False  # the row reader names the line
+                return isinstance(record, dict) and "meta_info" in record
+    return False
+
+
+def _jsonl_responses(files: list[_File]) -> Iterator[dict]:
+    """SGLang responses one a line, read one at a time."""
+    for file in files:
+        with file.text() as handle:
+            for line, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    record = json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise TraceError(f"{file.name}: line {line} is not valid JSON ({error.msg})") from None
+                if not isinstance(record, dict) or not isinstance(record.get("meta_info"), dict):
+                    raise TraceError(f"{file.name}: line {line} is no SGLang response (it has no meta_info)")
+                yield record
+
+
+def _routed_experts(responses: Iterable[dict], options: _Options, label: str, name: str) -> list[LoadSeries]:
     unit = options.unit or "tokens"
     if unit == "windows":
         raise TraceError(f"{name}: routed experts are windowed by 'forward passes' or 'tokens'")
