@@ -10,7 +10,6 @@ import io
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -20,7 +19,7 @@ from packviz.cli import write_matrix
 from packviz.data.generators import drifting_moe, moe
 from packviz.data.traffic import drifting_traffic
 
-PREFILL_TRACE = "deepseek_v2_lite_prefill_trace.npy"
+PREFILL_TRACE = "deepseek_v2_lite_prefill_trace.pt"
 PREFILL_TRACE_WINDOWS, PREFILL_TRACE_SEED = 48, 1
 
 DEEPSEEK_README = [[90, 132, 40, 61, 104, 165, 39, 4, 73, 56, 183, 86],
@@ -69,7 +68,8 @@ def write_all(out: Path) -> list[Path]:
     (out / "sglang_dump.pt").write_bytes(sglang_dump())
     written.append(out / "sglang_dump.pt")
     trace = drifting_traffic(PREFILL_TRACE_WINDOWS, phase="prefill", seed=PREFILL_TRACE_SEED)
-    np.save(out / PREFILL_TRACE, trace.numpy().astype(np.int32))
+    # a .pt, as the wheel ships the samples' .csv and .pt files
+    torch.save(trace.to(torch.int32), out / PREFILL_TRACE)
     written.append(out / PREFILL_TRACE)
     return written
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,3 +110,10 @@ def test_shipped_trace_sample_is_the_generator_output_and_small():
     assert series.loads.shape == (48, 27, 64)
     assert series.moe_layers.tolist() == [False] + [True] * 26
     assert torch.equal(series.loads, drifting_traffic(48, phase="prefill", seed=1))
+
+
+def test_the_trace_sample_regenerates_byte_for_byte(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "scripts" / "make_samples.py"
+    subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], check=True, capture_output=True)
+    (name,) = TRACE_SAMPLES.values()
+    assert (tmp_path / name).read_bytes() == (SAMPLE_DIR / name).read_bytes()

@@ -49,7 +49,7 @@ DEFAULT_SAMPLE = next(iter(SAMPLES))
 # Traces with a time axis, read by packviz.data.traces.read_trace: label -> file in sample_data/
 TRACE_SAMPLES: dict[str, str] = {
     "DeepSeek-V2-Lite prefill, 48 windows of 40 prompts (synthetic, matches a real trace)":
-        "deepseek_v2_lite_prefill_trace.npy",
+        "deepseek_v2_lite_prefill_trace.pt",
 }
 DEFAULT_TRACE_SAMPLE = next(iter(TRACE_SAMPLES))
 
