@@ -22,9 +22,9 @@
   file one forward pass unless it has a step column.
 
 Windows count ``forward passes`` or ``tokens`` (a token's n-th appearance at a layer is its n-th token
-there), per phase. Token-level files are read in bounded memory: text in chunks of lines, ``.npy``
-memory-mapped in chunks of rows. Nothing is unpickled. Every refusal is a :class:`TraceError` naming
-the file, the line or row, the column and the value.
+there), per phase; the last window may hold fewer. Token-level files are read in bounded memory:
+text in chunks of lines, ``.npy`` memory-mapped in chunks of rows. Nothing is unpickled. Every
+refusal is a :class:`TraceError` naming the file, the line or row, the column and the value.
 """
 
 from __future__ import annotations
@@ -306,10 +306,11 @@ def _windowed(array: np.ndarray, options: _Options, source: str, where: str) -> 
     values = _checked_loads(array, where)
     window = options.window or 1
     if window > 1:
-        usable = values.shape[0] // window * window
-        if usable == 0:
-            raise TraceError(f"{where}: {values.shape[0]} windows are fewer than one window of {window}")
-        values = values[:usable].reshape(-1, window, *values.shape[1:]).sum(axis=1)
+        # the last window may be partial, as the last window of a log is
+        grouped = math.ceil(values.shape[0] / window)
+        padded = np.zeros((grouped * window, *values.shape[1:]))
+        padded[: values.shape[0]] = values
+        values = padded.reshape(grouped, window, *values.shape[1:]).sum(axis=1)
     loads = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
     if options.experts is not None and options.experts > loads.shape[2]:
         loads = torch.nn.functional.pad(loads, (0, options.experts - loads.shape[2]))
