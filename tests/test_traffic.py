@@ -117,3 +117,20 @@ def test_the_trace_sample_regenerates_byte_for_byte(tmp_path):
     subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], check=True, capture_output=True)
     (name,) = TRACE_SAMPLES.values()
     assert (tmp_path / name).read_bytes() == (SAMPLE_DIR / name).read_bytes()
+
+
+def test_generate_command_writes_a_traffic_trace_read_trace_reads(tmp_path, capsys):
+    from packviz.cli import main
+    from packviz.data.traces import read_trace
+
+    out = tmp_path / "trace.npy"
+    assert main(["generate", "decode-traffic", "--layers", "5", "--items", "16", "--windows", "4", "--seed", "2",
+                 "--param", "dense_layers=2", "--out", str(out)]) == 0
+    (series,) = read_trace(out)
+    assert series.loads.shape == (4, 5, 16) and series.moe_layers.tolist() == [False, False, True, True, True]
+    assert torch.equal(series.loads, drifting_traffic(4, 5, 16, dense_layers=2, phase="decode", seed=2))
+    assert main(["generate", "prefill-traffic", "--layers", "3", "--items", "8", "--out", str(out)]) == 2
+    assert "prefill-traffic needs --windows N" in capsys.readouterr().err
+    assert main(["generate", "prefill-traffic", "--layers", "3", "--items", "8", "--windows", "2",
+                 "--out", str(tmp_path / "t.csv")]) == 2
+    assert "written as .npy or .pt, not .csv" in capsys.readouterr().err
