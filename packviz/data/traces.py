@@ -774,13 +774,18 @@ def _routed_array(meta: dict, options: _Options, name: str, number: int) -> np.n
         raise TraceError(f"{where}: routed_experts is not base64 of {dtype_name} ({error})") from None
     positions = None
     if isinstance(meta.get("prompt_tokens"), int) and isinstance(meta.get("completion_tokens"), int):
-        positions = meta["prompt_tokens"] + meta["completion_tokens"] - 1
+        # the last token is sampled but never run through the model, so most versions hold one fewer
+        total = meta["prompt_tokens"] + meta["completion_tokens"]
+        known = options.layers or options.top_k or 1
+        positions = next((n for n in (total - 1, total) if n > 0 and flat.size % n == 0
+                          and (flat.size // n) % known == 0), None)
     if options.layers and options.top_k:
         per_position = options.layers * options.top_k
     elif positions and (options.layers or options.top_k):
-        per_position = flat.size // positions if positions else 0
+        per_position = flat.size // positions
     elif options.layers or options.top_k:
-        raise TraceError(f"{where}: give both layers and top_k (meta_info says no prompt_tokens/completion_tokens)")
+        raise TraceError(f"{where}: give both layers and top_k ({flat.size} ids do not split by meta_info's "
+                         "prompt_tokens + completion_tokens)")
     else:
         raise TraceError(f"{where}: routed_experts is {flat.size} flat ids; give layers= or top_k= to reshape them")
     known = options.layers or options.top_k
