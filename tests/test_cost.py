@@ -23,9 +23,11 @@ from packviz.workers import PROBE_CONFIGS, _quickest, calibrate_here, time_probe
 DEFAULT = (58, 288, 32)  # the app's default sample
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def calibrated():
-    use_one_thread_here()  # as the app runs: one intra-op thread a run
+    # as the app runs: one intra-op thread a run, the probes timed just before (on a shared
+    # machine the speed drifts by 2x within a minute)
+    use_one_thread_here()
     calibrate_here()
 
 
