@@ -84,15 +84,21 @@ def test_the_exact_solver_goes_layer_by_layer_and_shows_a_partial_answer():
     assert set(at.dataframe[2].value["layers_proved"]) == {1}
 
 
-def test_presets_estimated_past_the_budget_wait_for_the_toggle():
+def test_presets_estimated_past_the_budget_wait_for_the_toggle(monkeypatch):
+    from packviz import cost
     from packviz.cost import estimate_seconds
     from packviz.data.generators import generate
     from packviz.data.loaders import LoadedMatrix
     from packviz.data.samples import make_dataset
 
-    # 10 layers of 1024 items on 32 packs: best's 2-swaps over 32 items a pack are estimated
-    # far past the budget, the others well within it
+    # 10 layers of 1024 items on 32 packs: best's 2-swaps over 32 items a pack, taught by a
+    # (pretended) run of 60 s, are estimated far past the budget, the others within it
+    model = cost.CostModel()
+    model.observe(cost.Measurement(10, 1024, 32, PRESETS["best"].config, 60.0))
+    monkeypatch.setattr(cost, "MODEL", model)
     assert estimate_seconds(10, 1024, 32, PRESETS["best"].config) > 30
+    assert sum(estimate_seconds(10, 1024, 32, PRESETS[name].config) for name in ("eplb", "fast", "restarts-2swap")) \
+        < 15
     data = make_dataset(LoadedMatrix(generate("moe", 10, 1024, seed=0), "10 x 1024 generated", "generated"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     at.session_state["dataset"] = data
