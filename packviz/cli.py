@@ -1,4 +1,4 @@
-"""``python -m packviz pack|rebalance|generate``: the packer, EPLB placement and generators from a shell."""
+"""``python -m packviz pack|rebalance|replay|generate``: the packer, EPLB placement and generators from a shell."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from packviz.cli_rebalance import add_rebalance_parser, rebalance_command
+from packviz.cli_replay import add_replay_parser, replay_command
 from packviz.config import DEFAULT_PRESET, OPTION_NAMES, PRESETS, PackerConfig, resolve_config
 from packviz.data.generators import GENERATORS, generate
 from packviz.data.loaders import SUFFIXES, read_loads
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     add_rebalance_parser(commands)
+    add_replay_parser(commands)
 
     making = commands.add_parser("generate", help="write a generated load matrix",
                                  description="Write a seeded, generated [layers, items] load matrix.")
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return _pack(args)
         if args.command == "rebalance":
             return rebalance_command(args)
+        if args.command == "replay":
+            return replay_command(args)
         return _generate(args)
     except (_UsageError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

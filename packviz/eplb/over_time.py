@@ -5,10 +5,16 @@ A serving engine re-plans from the loads it has seen (SGLang every
 steps over a ``window_size`` window) and then serves the loads to come. So a
 plan is judged on the window after the one it was made from. Each planner is
 one entry of a dict, name -> callable, so another strategy (a re-planner
-that keeps most of the previous plan) is one more line:
+that keeps most of the previous plan, a look-ahead planner of
+``packviz.eplb.forecast``) is one more line:
 
     planners = {"kept": kept_planner(cluster, "fast"), "fresh": fresh_planner(cluster, "fast"),
                 "re-plan": replanning_planner(cluster, packviz.eplb.replan.replan, "best")}
+
+A planner is called ``planner(loads, previous)``: ``loads`` is the last
+window [layers, num_logical], or, for a planner with a true ``sees_history``
+attribute (the look-ahead planners), every window seen so far
+[t + 1, layers, num_logical]; ``previous`` is the plan in place or None.
 
 Shapes: steps [S, layers, num_logical]; windows [W, layers, num_logical].
 """
@@ -24,9 +30,16 @@ from packviz.eplb.cluster import Cluster, balance, place
 from packviz.eplb.moves import DEEPSEEK_V3_EXPERT_BYTES, Moves, moves_between
 from packviz.eplb.placement import ExpertPlacement
 
-# (loads of one window [layers, num_logical], the plan in place or None at the
-# start) -> the plan for the next window, phy2log [layers, num_replicas]
+# (loads of one window [layers, num_logical], or of all windows seen
+# [t + 1, layers, num_logical] when the planner's ``sees_history`` is true; the
+# plan in place or None at the start) -> the plan for the next window, phy2log
+# [layers, num_replicas]
 Planner = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+def sees_history(planner: Planner) -> bool:
+    """True when ``planner`` takes every window seen so far, not only the last."""
+    return bool(getattr(planner, "sees_history", False))
 
 
 def windows(steps: torch.Tensor, window: int) -> torch.Tensor:
@@ -97,7 +110,8 @@ def over_time(history: torch.Tensor, cluster: Cluster, planners: Mapping[str, Pl
         scores = []
         previous = None
         for index in range(history.shape[0] - 1):
-            plan = planner(history[index], previous).cpu()
+            loads = history[:index + 1] if sees_history(planner) else history[index]
+            plan = planner(loads, previous).cpu()
             moves.append(None if previous is None else moves_between(previous, plan, cluster, expert_bytes))
             scores.append(balance(history[index + 1], plan, cluster))
             plans.append(plan)
