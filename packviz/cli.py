@@ -21,7 +21,7 @@ from packviz.data.samples import make_dataset
 from packviz.io.export import placement_csv, sglang_json, summary_table
 from packviz.limits import check_fits
 from packviz.packer import pack
-from packviz.validate import check_num_packs
+from packviz.validate import check_num_packs, slot_counts_hint
 
 
 class _Parser(argparse.ArgumentParser):
@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pack(args: argparse.Namespace) -> int:
     loaded = read_loads(args.loads, array_name=args.array)
+    if args.replicate is not None:
+        _check_replicate(args.replicate, loaded.shape[1], args.packs)
     data = make_dataset(loaded, replicate_into=args.replicate)
     options = {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
     seed = options.pop("seed", 0)
@@ -160,6 +162,18 @@ def _pack(args: argparse.Namespace) -> int:
         if path:
             print(f"written: {path}")
     return 0
+
+
+def _check_replicate(num_slots: int, num_experts: int, num_packs: int) -> None:
+    """--replicate's slot count, with the slot counts that would work for these experts and packs."""
+    if num_packs < 1:
+        return  # check_num_packs says what is wrong with the pack count
+    if num_slots < num_experts:
+        raise ValueError(f"--replicate {num_slots}: {num_slots} slots are fewer than the {num_experts} experts "
+                         f"({slot_counts_hint(num_slots, num_experts, num_packs, 'pack')}).")
+    if num_slots % num_packs:
+        raise ValueError(f"--replicate {num_slots}: {num_slots} slots do not split evenly into {num_packs} packs "
+                         f"({slot_counts_hint(num_slots, num_experts, num_packs, 'pack')}).")
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 from packviz.config import PRESETS
@@ -104,6 +105,11 @@ def rebalance_command(args: argparse.Namespace) -> int:
           f"(means over {num_layers} layers)")
     for sentence in checks.sentences():
         print(f"check: {sentence}")
+    if not checks.ok:
+        # a plan that leaves an expert without a slot or spreads a group over nodes
+        # must not reach a serving engine: no file is written
+        print("the plan failed its checks; nothing written", file=sys.stderr)
+        return 1
     written = []
     if previous is not None:
         kept = balance(weight, previous, cluster)
@@ -116,6 +122,10 @@ def rebalance_command(args: argparse.Namespace) -> int:
                   f"{float(replanned.moves.total.double().mean()):.1f} replicas moved per layer "
                   f"({float(replanned.moves.intra_node.double().mean()):.1f} within nodes, "
                   f"{float(replanned.moves.inter_node.double().mean()):.1f} between)")
+            if cluster.hierarchical and int(replanned.groups_moved.sum()):
+                print(f"{int(replanned.groups_moved.sum())} expert groups moved to another node, whole, in "
+                      f"{int((replanned.groups_moved > 0).sum())} of {num_layers} layers (every group stays on "
+                      "one node)")
         print(f"previous plan on these loads: balancedness {kept.balancedness.mean():.4f}; the new plan moves "
               f"{len(moves)} replicas, {moves.intra_bytes / 1e9:.2f} GB within nodes and "
               f"{moves.inter_bytes / 1e9:.2f} GB between them, about {seconds:.2f} s")

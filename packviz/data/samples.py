@@ -17,7 +17,16 @@ from packviz.data.experts import SlotMap, replicate
 from packviz.data.loaders import LoadedMatrix, read_loads
 from packviz.validate import valid_pack_counts
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
+
+def _sample_dir() -> Path:
+    """The wheel ships the samples inside the package (``packviz/sample_data``);
+    a checkout keeps them at the repository root."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "sample_data"
+    return installed if installed.is_dir() else package.parent / "sample_data"
+
+
+SAMPLE_DIR = _sample_dir()
 
 
 @dataclass(frozen=True)

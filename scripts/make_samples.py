@@ -1,6 +1,6 @@
 """Regenerate the generated samples in sample_data/, byte for byte.
 
-    python sample_data/make_samples.py [--out DIR]
+    python scripts/make_samples.py [--out DIR]
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def write_all(out: Path) -> list[Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "sample_data"))
     args = parser.parse_args()
     for path in write_all(Path(args.out)):
         print(path)
