@@ -202,7 +202,6 @@ def robust_swaps(scenarios: torch.Tensor, phy2log: torch.Tensor, cluster: Cluste
     gpus, per_gpu = cluster.num_gpus, cluster.slots_per_gpu
     if gpus < 2 or num_layers == 0:
         return phy2log
-    gpu_of_slot = cluster.gpu_of_slot()
     node_of_gpu = cluster.node_of_gpu()
     weights = scenarios.permute(1, 0, 2)                                   # [L, K, n]
     if prior is None:

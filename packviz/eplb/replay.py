@@ -220,8 +220,9 @@ def check_trace(trace: torch.Tensor) -> torch.Tensor:
     bad = ~torch.isfinite(trace) | (trace < 0)
     if bool(bad.any()):
         window, layer, expert = (int(v) for v in bad.nonzero()[0])
-        raise ValueError(f"window {window}, layer {layer}, expert {expert}: the load {float(trace[window, layer, expert])!r} "
-                         "is not a finite number >= 0")
+        value = float(trace[window, layer, expert])
+        raise ValueError(f"window {window}, layer {layer}, expert {expert}: the load {value!r} is not a finite "
+                         "number >= 0")
     return trace
 
 
