@@ -12,7 +12,7 @@ from ui.router import require_router
 
 require_router()
 
-st.title("Replay: what an EPLB setting serves over time")
+st.title("Replay: EPLB settings on a trace")
 starting = st.empty()
 with starting.container(), st.spinner("Loading the planner…"):
     import torch
@@ -306,7 +306,6 @@ elif section == "Sweep":
             if state.get("replay_job_trace", (None,))[0] != digest:
                 st.caption("This sweep ran on an earlier trace; run it again for the one in the sidebar.")
             chosen = recommend(results, window_s)
-            st.plotly_chart(sweep_figure(results, window_s), width="stretch", key="replay_sweep_chart")
             engines = [r for r in results if r.settings.planner == "last"]
             reference = max(engines, key=lambda r: r.mean_balancedness) if engines else None
             flags = engine_flags(chosen.settings, window_passes, num_logical)
@@ -317,6 +316,7 @@ elif section == "Sweep":
                 + (f"; the best last-window setting swept serves {reference.mean_balancedness:.4f} moving "
                    f"{reference.gb_per_hour(window_s):,.1f} GB an hour." if reference else ".")
                 + " The best served balancedness on the Pareto front, the fewest GB on a near tie.")
+            st.plotly_chart(sweep_figure(results, window_s), width="stretch", key="replay_sweep_chart")
             flag_cols = st.columns(3)
             flag_cols[0].caption("SGLang server arguments")
             flag_cols[0].code(flags.sglang_command, language="bash", wrap_lines=True)
