@@ -129,6 +129,10 @@ else:
 trace = series.loads.to(torch.float64)
 num_windows, num_layers, num_logical = trace.shape
 num_moe = int(series.moe_layers.sum())
+if num_windows < 2:
+    st.error(f"This trace has {num_windows} window(s) of {series.window:,} {series.unit}; a plan is scored on the "
+             "window after the one it is made from, so a replay needs at least 2: a smaller window makes more.")
+    st.stop()
 digest = hashlib.sha256(trace.numpy().tobytes()).hexdigest() + str(tuple(trace.shape))
 
 # The cluster ----------------------------------------------------------------------------------------------

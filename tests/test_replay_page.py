@@ -176,3 +176,39 @@ def test_stop_keeps_the_replays_that_finished():
     assert 1 <= len(job.results) < job.total == 10
     assert f"Stopped: {len(job.results)} of 10 replays finished" in at.warning[0].value
     assert len(at.dataframe[0].value) == len(job.results)
+
+
+LOG = "\n".join(["layer,step,experts,phase"] + [
+    f'{layer},{step},"[{(step + layer) % 4},{(step * 3 + layer + 1) % 4}]",{"prefill" if step < 2 else "decode"}'
+    for step in range(6) for layer in range(2)]).encode()
+
+
+def test_a_log_with_both_phases_plans_one_and_its_window_can_be_tokens():
+    at = replay_page(replay_planner="last")
+    at.radio(key="replay_source").set_value("Upload").run()
+    at.file_uploader(key="replay_upload").upload("log.csv", LOG, "text/csv").run()
+    assert not at.exception and not at.error
+    assert at.radio(key="replay_phase").options == ["prefill", "decode"]
+    assert "2 windows of 1 forward pass, prefill; 2 MoE layers of 2, 4 experts each" in plain(at.caption[0].value)
+    at.radio(key="replay_phase").set_value("decode").run()
+    assert "4 windows of 1 forward pass, decode" in plain(at.caption[0].value)
+    decode = read_trace(LOG, "log.csv")[1].loads
+    expected = replay(decode, ReplaySettings(Cluster(5, None, 1, 1, "global"), planner="last"))
+    assert metric(at, "Served balancedness") == f"{expected.mean_balancedness:.4f}"
+    at.radio(key="replay_unit").set_value("tokens").run()
+    assert not at.exception
+    assert at.number_input(key="replay_upload_window").value == 4096
+    assert "a replay needs at least 2" in plain(at.error[0].value)
+    at.number_input(key="replay_upload_window").set_value(2).run()
+    assert not at.exception and not at.error
+    assert "2 windows of 2 tokens, decode" in plain(at.caption[0].value)
+
+
+def test_the_generator_gives_decode_traffic_of_the_windows_and_seed_asked():
+    from packviz.data.traffic import drifting_traffic
+
+    at = replay_page(replay_planner="last", replay_source="Generator", replay_gen_phase="decode",
+                     replay_gen_windows="12", replay_gen_seed="3")
+    assert "12 windows, decode; 26 MoE layers of 27" in plain(at.caption[0].value)
+    expected = replay(drifting_traffic(12, phase="decode", seed=3), ReplaySettings(SAMPLE_CLUSTER, planner="last"))
+    assert metric(at, "Served balancedness") == f"{expected.mean_balancedness:.4f}"
