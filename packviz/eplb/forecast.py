@@ -71,10 +71,12 @@ class LookAheadPlanner:
     window_count: K, the windows a mean, sd or scenario set covers; half_life:
     the EMA's, in windows; z: sd multiples above the mean; packer: the preset
     of every fresh plan; tolerance: a re-plan's busiest GPU within this of a
-    fresh plan's on the forecast; move_price: what the robust swaps charge per
+    fresh plan's on the forecast; fresh: plan from scratch every time (None:
+    ``last`` does, the others re-plan from the plan in place); move_price: what the robust swaps charge per
     replica moved (in units of a layer's load: 0.001 is a thousandth of the
     layer's traffic on the busiest GPU); swap_steps: at most this many robust
-    swaps per layer per plan."""
+    swaps per layer per plan; center: the robust scenarios (see
+    :meth:`scenarios`)."""
 
     cluster: Cluster
     kind: Kind = "mean"
@@ -86,7 +88,7 @@ class LookAheadPlanner:
     move_price: float = 0.0005
     swap_steps: int | None = None
     center: Literal["windows", "last", "mean", "ema"] = "windows"
-    fresh: bool = False
+    fresh: bool | None = None
     seed: int = 0
     sees_history: bool = field(default=True, init=False)
 
@@ -142,7 +144,9 @@ class LookAheadPlanner:
                  max_moves: int | None = None) -> torch.Tensor:
         seen = _as_history(seen)
         forecast = self.forecast(seen)
-        if previous is None or self.fresh or (self.kind == "last" and max_moves is None):
+        # ``last`` is the engines' fresh plan unless asked to re-plan; the others re-plan unless asked not to
+        fresh = self.fresh if self.fresh is not None else self.kind == "last"
+        if previous is None or (fresh and max_moves is None):
             plan = place(forecast, self.cluster, self.packer, self.seed).phy2log.cpu()
             prior = None
         else:
@@ -211,7 +215,7 @@ def robust_swaps(scenarios: torch.Tensor, phy2log: torch.Tensor, cluster: Cluste
         in_prior = _held(prior.cpu(), num_logical, gpus) > 0               # [L, G, n]
         moves = _moves_from(in_prior, phy2log, num_logical, gpus)
     active = weights.sum(dim=(1, 2)) > 0
-    steps = max_steps if max_steps is not None else 2 * gpus + 8
+    steps = max_steps if max_steps is not None else gpus + 8
     sources = min(gpus, SOURCE_GPUS)
     targets = min(gpus, max(TARGET_GPUS, sources + 1))
     for _ in range(steps):
@@ -311,6 +315,9 @@ class AutoPlanner:
     The backtest: each candidate makes a fresh plan (``backtest_packer``) on
     every prefix of the windows seen, scored on the window that followed it;
     a candidate's score is the mean of its last ``backtest_windows`` scores.
+    The backtest plans at most ``backtest_layers`` layers, evenly spread (the
+    choice is one for all layers; a sample of them ranks the candidates at a
+    fraction of the time).
     Nothing after the last window seen is ever looked at: the plans made on
     windows 0..t depend on those windows only (cached by window, the cache
     checked against the windows given on every call). Before two windows are
@@ -320,6 +327,7 @@ class AutoPlanner:
     candidates: list[LookAheadPlanner]
     backtest_windows: int = 12
     backtest_packer: str = "eplb"
+    backtest_layers: int = 8
     sees_history: bool = field(default=True, init=False)
     _windows: list[torch.Tensor] = field(default_factory=list, init=False, repr=False)
     _plans: list[list[torch.Tensor]] = field(default_factory=list, init=False, repr=False)
@@ -334,14 +342,20 @@ class AutoPlanner:
         while keep < min(len(self._windows), seen.shape[0]) and torch.equal(self._windows[keep], seen[keep]):
             keep += 1
         del self._windows[keep:], self._plans[keep:], self._scores[max(keep - 1, 0):]
+        sample = self._sample(seen.shape[1])
         for index in range(keep, seen.shape[0]):
-            window = seen[index]
-            self._windows.append(window.clone())
+            window = seen[index][sample]
+            self._windows.append(seen[index].clone())
             if index > 0:
                 self._scores.append(torch.tensor([_served(window, plan, self.cluster)
                                                   for plan in self._plans[index - 1]]))
-            prefix = seen[:index + 1]
+            prefix = seen[:index + 1, sample]
             self._plans.append([self._shadow(candidate, prefix) for candidate in self.candidates])
+
+    def _sample(self, num_layers: int) -> torch.Tensor:
+        """The layers the backtest plans, evenly spread."""
+        count = min(num_layers, self.backtest_layers)
+        return torch.linspace(0, num_layers - 1, count).round().long().unique()
 
     def _shadow(self, candidate: LookAheadPlanner, prefix: torch.Tensor) -> torch.Tensor:
         shadow = replace(candidate, packer=self.backtest_packer)
@@ -379,10 +393,10 @@ def _served(window: torch.Tensor, phy2log: torch.Tensor, cluster: Cluster) -> fl
 def default_candidates(cluster: Cluster, packer: str = "eplb") -> list[LookAheadPlanner]:
     """The auto planner's candidates, the default first (taken before there is a backtest)."""
     base = LookAheadPlanner(cluster, packer=packer)
+    # every candidate re-plans from the plan in place, the last-window one too (few moves whichever is picked)
     return [replace(base, kind="robust", window_count=4), replace(base, kind="robust", window_count=8),
-            replace(base, kind="last"), replace(base, kind="mean", window_count=2),
-            replace(base, kind="mean", window_count=4), replace(base, kind="mean", window_count=8),
-            replace(base, kind="ema", half_life=1.0), replace(base, kind="ema", half_life=3.0),
+            replace(base, kind="last", fresh=False), replace(base, kind="mean", window_count=4),
+            replace(base, kind="mean", window_count=8), replace(base, kind="ema", half_life=1.0),
             replace(base, kind="mean_sd", window_count=8, z=FLASHLB_Z)]
 
 
