@@ -159,8 +159,11 @@ def test_the_sweep_finds_the_recommendation_and_its_exports_are_its_plans(monkey
     assert len(rows) == 5 and rows[0].startswith("setting,planner,interval,trigger,served_balancedness")
 
 
-def test_stop_keeps_the_replays_that_finished():
-    at = replay_page(replay_planner="last", replay_section="Sweep", replay_sweep_planners="last",
+def test_stop_keeps_the_replays_that_finished(monkeypatch):
+    # one replay after another in the page's process, robust:4 taking seconds each: the sweep is still running
+    # when Stop is clicked (on the worker pool the remaining replays may all finish meanwhile)
+    monkeypatch.setenv("PACKVIZ_WORKERS", "0")
+    at = replay_page(replay_planner="last", replay_section="Sweep", replay_sweep_planners="robust:4",
                      replay_sweep_intervals="1,2,4,8,16", replay_sweep_triggers="interval,drop")
     at.button(key="replay_sweep_run").click().run()
     job = at.session_state["replay_job"]
