@@ -35,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from packviz.cli_replay import read_trace_file
+from packviz.data.traffic import drifting_traffic
 from packviz.eplb.cluster import Cluster, place
 from packviz.eplb.replay import ReplaySettings, replay
 
@@ -62,14 +63,22 @@ def decode_like(windows: int = 40, layers: int = 24, experts: int = 128, routes:
     return torch.from_numpy(out)
 
 
-def synthetic_traces(seed: int, windows: int) -> list[tuple[str, torch.Tensor, Cluster]]:
-    """Synthetic traces and their clusters: the tuned decode shape and shapes and seeds it was not tuned on."""
+def synthetic_traces(seed: int, windows: int, only: str | None = None) -> list[tuple[str, torch.Tensor, Cluster]]:
+    """Synthetic traces and their clusters: the tuned decode shape, ``packviz.data.traffic``'s prefill
+    traffic, and shapes and seeds neither was tuned on (``only``: those whose name holds it)."""
+    every = _synthetic(seed, windows)
+    return [case for case in every if only is None or only in case[0]]
+
+
+def _synthetic(seed: int, windows: int) -> list[tuple[str, torch.Tensor, Cluster]]:
     return [
         ("decode 24x128, 144 slots / 16 GPUs", decode_like(windows=windows, seed=seed),
          Cluster(144, None, 1, 16, "global")),
         ("decode, seed +1, slower drift", decode_like(windows=windows, seed=seed + 1, drift=0.08, revert=0.95),
          Cluster(144, None, 1, 16, "global")),
-        ("prefill-like top-6 26x64, 72 slots / 8 GPUs", decode_like(windows=windows, layers=26, experts=64,
+        ("packviz prefill traffic (fitted to the real prefill trace), 72 slots / 8 GPUs",
+         drifting_traffic(windows, phase="prefill", seed=seed + 4), Cluster(72, None, 1, 8, "global")),
+        ("drifting top-6 26x64, 72 slots / 8 GPUs", decode_like(windows=windows, layers=26, experts=64,
                                                                     routes=20000, top_k=6, skew=0.5, drift=0.06,
                                                                     revert=0.9, seed=seed + 2),
          Cluster(72, None, 1, 8, "global")),
@@ -134,11 +143,12 @@ def main() -> int:
     parser.add_argument("--timing-windows", type=int, default=100, help="0: skip the timing target")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--windows", type=int, default=30, help="windows of each synthetic trace")
+    parser.add_argument("--only", help="only the synthetic traces whose name holds this")
     args = parser.parse_args()
     planners = args.planners.split(",")
     if args.recommended not in planners:
         planners.append(args.recommended)
-    cases = [] if args.no_synthetic else synthetic_traces(args.seed, args.windows)
+    cases = [] if args.no_synthetic else synthetic_traces(args.seed, args.windows, args.only)
     for path in args.trace:
         if args.slots is None or args.gpus is None:
             parser.error("--trace needs --slots and --gpus")

@@ -1,5 +1,5 @@
-"""``python -m packviz pack|rebalance|replay|convert|generate``: the packer, EPLB placement, replay of an EPLB loop,
-engine formats and generators (load matrices and traffic traces) from a shell."""
+"""``python -m packviz pack|rebalance|replay|convert|generate``: the packer, EPLB placement and its replay over a
+trace, engine formats and generators (load matrices and traffic traces) from a shell."""
 
 from __future__ import annotations
 

@@ -23,7 +23,8 @@ def add_replay_parser(commands: argparse._SubParsersAction) -> None:
             "makes the plan for the next from the windows seen so far, and each plan is scored on the window it "
             "served. Without --groups/--nodes the policy is global."),
     )
-    parser.add_argument("trace", help=".npy of [windows, layers, experts] loads")
+    parser.add_argument("trace", help=".npy of [windows, layers, experts] loads, or a routing trace "
+                                      "(SGLang recorder dump, routed experts, token log; its first phase)")
     parser.add_argument("--slots", type=int, required=True, help="physical expert slots per layer (>= experts)")
     parser.add_argument("--gpus", type=int, required=True, help="GPUs in all (EP ranks)")
     parser.add_argument("--groups", type=int, help="expert groups (with --nodes: the hierarchical policy)")
@@ -52,12 +53,21 @@ def add_replay_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def read_trace_file(path: str, window: int) -> torch.Tensor:
-    """[windows, layers, experts] float64 from an ``.npy`` (``window`` rows summed into one), or ValueError."""
+    """[windows, layers, experts] float64 from an ``.npy`` of loads (``window`` rows summed into one), or from
+    any routing trace ``packviz.data.traces.read_trace`` reads (``window`` forward passes a window; the first
+    phase it finds), or ValueError."""
     file = Path(path)
-    if file.suffix.lower() != ".npy":
-        raise ValueError(f"{path}: a trace must be an .npy file of [windows, layers, experts] loads")
-    if not file.is_file():
+    if not file.exists():
         raise ValueError(f"{path}: no such file")
+    if window < 1:
+        raise ValueError(f"--window must be at least 1, got {window}")
+    if file.suffix.lower() != ".npy" or file.is_dir():
+        from packviz.data.traces import read_trace
+
+        series = read_trace(file, window=window)
+        if not series:
+            raise ValueError(f"{path}: no routed tokens found")
+        return check_trace(series[0].loads)
     try:
         array = np.load(file, allow_pickle=False)
     except (ValueError, OSError) as error:
@@ -67,8 +77,6 @@ def read_trace_file(path: str, window: int) -> torch.Tensor:
     if array.ndim != 3:
         raise ValueError(f"{path}: expected [windows, layers, experts], got {array.ndim} dimensions "
                          f"of shape {tuple(array.shape)}")
-    if window < 1:
-        raise ValueError(f"--window must be at least 1 row, got {window}")
     count = array.shape[0] // window
     if count < 2:
         raise ValueError(f"{path}: {array.shape[0]} rows make {count} window(s) of {window}; a replay needs at least 2")

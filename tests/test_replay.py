@@ -340,6 +340,21 @@ def test_cli_writes_plans_and_summary(trace_file, tmp_path, extra, capsys):
     assert "served balancedness" in capsys.readouterr().out
 
 
+def test_cli_reads_a_token_log_through_the_trace_readers(tmp_path):
+    log = tmp_path / "routes.csv"
+    rows = ["layer,step,expert"]
+    generator = torch.Generator().manual_seed(0)
+    for step in range(6):
+        for layer in range(2):
+            for _ in range(20):
+                rows.append(f"{layer},{step},{int(torch.randint(0, 8, (1,), generator=generator))}")
+    log.write_text("\n".join(rows) + "\n")
+    plans_path = tmp_path / "plans.npy"
+    assert main(["replay", str(log), "--slots", "12", "--gpus", "4", "--window", "2",
+                 "--plans-out", str(plans_path)]) == 0
+    assert np.load(plans_path).shape == (2, 2, 12)
+
+
 def test_cli_last_is_the_plan_on_the_last_window_alone(trace_file, tmp_path):
     plans_path = tmp_path / "plans.npy"
     assert main(["replay", str(trace_file), "--slots", "12", "--gpus", "4", "--planner", "last",
@@ -374,9 +389,9 @@ def test_cli_refuses_a_missing_file_and_another_suffix(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "none.npy"), "--slots", "12", "--gpus", "4"]) == 2
     assert "no such file" in capsys.readouterr().err
     other = tmp_path / "trace.csv"
-    other.write_text("1,2\n")
+    other.write_text("layer,step,expert\n0,0,x\n")
     assert main(["replay", str(other), "--slots", "12", "--gpus", "4"]) == 2
-    assert ".npy" in capsys.readouterr().err
+    assert "trace.csv" in capsys.readouterr().err
     path = tmp_path / "trace.npy"
     np.save(path, np.ones((4, 3, 8)))
     assert main(["replay", str(path), "--slots", "10", "--gpus", "4"]) == 2
