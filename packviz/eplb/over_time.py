@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from packviz.eplb.cluster import Cluster, balance, place
+from packviz.eplb.cluster import Cluster, balance, check_plan, place
 from packviz.eplb.moves import DEEPSEEK_V3_EXPERT_BYTES, Moves, moves_between
 from packviz.eplb.placement import ExpertPlacement
 
@@ -73,7 +73,9 @@ class PlannerRun:
     """One planner over the history: entry i is the plan made on window i, scored on window i + 1.
 
     balancedness / imbalance / bound_over_mean: [W - 1], means over layers;
-    moves[i]: what plan i copied from plan i - 1 (None for the first plan)."""
+    moves[i]: what plan i copied from plan i - 1 (None for the first plan);
+    problems[i]: the sentences of the checks plan i failed (empty when it
+    passed: every expert served, in hierarchical mode every group on one node)."""
 
     plans: list[torch.Tensor]
     balancedness: torch.Tensor
@@ -81,6 +83,12 @@ class PlannerRun:
     max_over_mean: torch.Tensor
     bound_over_mean: torch.Tensor
     moves: list[Moves | None]
+    problems: list[list[str]]
+
+    @property
+    def failed(self) -> list[int]:
+        """The windows whose plan failed its checks."""
+        return [index for index, found in enumerate(self.problems) if found]
 
 
 def over_time(history: torch.Tensor, cluster: Cluster, planners: Mapping[str, Planner],
@@ -95,12 +103,15 @@ def over_time(history: torch.Tensor, cluster: Cluster, planners: Mapping[str, Pl
         plans: list[torch.Tensor] = []
         moves: list[Moves | None] = []
         scores = []
+        problems: list[list[str]] = []
         previous = None
         for index in range(history.shape[0] - 1):
             plan = planner(history[index], previous).cpu()
             moves.append(None if previous is None else moves_between(previous, plan, cluster, expert_bytes))
             scores.append(balance(history[index + 1], plan, cluster))
             plans.append(plan)
+            checks = check_plan(plan, history.shape[2], cluster)
+            problems.append([] if checks.ok else checks.sentences())
             previous = plan
         runs[name] = PlannerRun(
             plans=plans,
@@ -109,5 +120,6 @@ def over_time(history: torch.Tensor, cluster: Cluster, planners: Mapping[str, Pl
             max_over_mean=torch.stack([(s.imbalance + 1).max() for s in scores]),
             bound_over_mean=torch.stack([s.bound_over_mean.mean() for s in scores]),
             moves=moves,
+            problems=problems,
         )
     return runs
