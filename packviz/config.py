@@ -63,6 +63,10 @@ class PackerConfig:
         guarantee's anchor); noise perturbs the later restarts' orders.
     select_by: what pruning and the final choice minimise: ``spread``
         (heaviest minus lightest, the seed's) or ``max_load`` (the heaviest).
+        By max load, the lighter of the unperturbed fills is always kept and
+        no final candidate heavier than it once refined is chosen, so a config
+        otherwise alike but with more restarts, candidates or iterations (``best`` against
+        ``fast``) is never heavier than one with fewer.
     stop_at_lower_bound: a candidate stops refining once its heaviest pack
         reaches the layer's lower bound (nothing can beat it).
     relative_tolerance: differences below this fraction of a layer's largest
