@@ -94,8 +94,10 @@ def _keep_widget_state() -> None:
             st.session_state[key] = saved[key]
 
 
-def data_sidebar() -> Dataset:
-    """Sample, generator or upload; a refused upload keeps the data already loaded."""
+def data_sidebar(replicate: bool = True) -> Dataset:
+    """Sample, generator or upload; a refused upload keeps the data already loaded. ``replicate=False``
+    hides "Replicate hot experts" (a page that replicates by its own slot count, as Deploy does); an
+    upload then keeps the count set elsewhere, so switching pages does not reload it."""
     _keep_widget_state()
     _follow_linked_sample()
     dataset()
@@ -116,7 +118,7 @@ def data_sidebar() -> Dataset:
             integer = st.checkbox("Whole token counts", value=True)
             steps = int(st.number_input(STEPS_LABEL, 1, 10_000, 1, help=STEPS_HELP))
             drift = st.number_input("Drift per step (moe with steps)", 0.0, 1.0, 0.3)
-            slots = st.number_input(REPLICATE_LABEL, 0, 65536, 0, help=REPLICATE_HELP)
+            slots = st.number_input(REPLICATE_LABEL, 0, 65536, 0, help=REPLICATE_HELP) if replicate else 0
             if st.form_submit_button("Generate"):
                 try:
                     # a size no preset can pack within the app's memory is refused before it is made
@@ -149,7 +151,10 @@ def data_sidebar() -> Dataset:
             "Load matrix (one row per layer, one column per expert)",
             type=[s.lstrip(".") for s in SUFFIXES], key="upload",
         )
-        slots = int(st.sidebar.number_input(REPLICATE_LABEL, 0, 65536, key="upload_slots", help=REPLICATE_HELP))
+        if replicate:
+            slots = int(st.sidebar.number_input(REPLICATE_LABEL, 0, 65536, key="upload_slots", help=REPLICATE_HELP))
+        else:
+            slots = int(st.session_state.get("upload_slots", 0))
         wanted = (upload.file_id, slots) if upload is not None else None
         if wanted is not None and st.session_state.get("upload_id") != wanted:
             st.session_state.upload_id = wanted
