@@ -268,3 +268,28 @@ def test_balance_log_axis_draws_no_bound_at_its_floor():
     # the global policy's bound is the mean itself (0%): no marker at the axis floor
     assert all(y is None or y > 1e-3 for y in bounds["y"])
     assert any("0%" in a["text"] for a in figure["layout"].get("annotations", []))
+
+
+def test_the_cli_defaults_match_the_apps(tmp_path, capsys):
+    from packviz.cli import main
+
+    out = tmp_path / "plan.json"
+    assert main(["rebalance", str(ROOT / "sample_data" / "deepseek_v3_58x256.csv"), "--replicas", "288",
+                 "--nodes", "4", "--gpus", "32", "--sglang", str(out)]) == 0
+    # no --groups, no --preset: DeepSeek-V3's 8 groups (the data's shape) and the app's fast preset
+    assert torch.equal(torch.tensor(json.loads(out.read_text())["physical_to_logical_map"]),
+                       place(EXPERTS, DEFAULT, "fast").phy2log)
+    printed = capsys.readouterr().out
+    assert "8 expert groups, hierarchical policy, preset fast" in printed
+    loads = tmp_path / "dense.csv"
+    loads.write_bytes(dense_csv())
+    assert main(["rebalance", str(loads), "--replicas", "288", "--nodes", "1", "--gpus", "32"]) == 0
+    printed = capsys.readouterr().out
+    assert "over 1 node," in printed and "means over 58 MoE layers of 61" in printed
+
+
+def test_durations_read_well():
+    from packviz.text import count_of, duration
+
+    assert duration(0) == "no time" and duration(0.0004) == "0.4 ms" and duration(0.25) == "250 ms"
+    assert duration(3.14159) == "3.14 s" and count_of(1, "node") == "1 node" and count_of(4, "node") == "4 nodes"
