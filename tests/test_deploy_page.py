@@ -91,7 +91,7 @@ def test_over_time_scores_each_plan_on_the_next_window(page):
     assert not page.exception
     assert page.info[0].value.startswith("This data has no time axis")
     rows = page.dataframe[0].value
-    replanned = "re-planned from the plan in place (within 0.5% of fresh)"
+    replanned = "re-planned (within 0.5% of fresh)"
     assert set(rows["planner"]) == {"kept from window 0", "fresh each window", replanned}
     assert (rows[rows["planner"] == "kept from window 0"]["replicas moved"] == 0).all()
     assert (rows[rows["planner"] == "fresh each window"]["replicas moved"] > 0).all()

@@ -92,11 +92,19 @@ def gpu_heatmap_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Clu
         colorbar={"title": "load / mean", "thickness": 12},
         hovertemplate="layer %{y}, GPU %{x}<br>%{z:.4f} x the mean<extra></extra>",
     ))
-    dense = (~moe).nonzero().flatten().tolist()
-    if dense:
+    # one label per run of dense layers (rows a few pixels high: a label each would pile up)
+    runs: list[list[int]] = []
+    for layer in (~moe).nonzero().flatten().tolist():
+        if runs and runs[-1][1] == layer - 1:
+            runs[-1][1] = layer
+        else:
+            runs.append([layer, layer])
+    if runs:
         figure.add_trace(go.Scatter(
-            x=[(cluster.num_gpus - 1) / 2] * len(dense), y=dense, mode="text", text=["dense, no load"] * len(dense),
-            textfont={"color": "#777777", "size": 10}, hoverinfo="skip", showlegend=False))
+            x=[(cluster.num_gpus - 1) / 2] * len(runs), y=[(first + last) / 2 for first, last in runs], mode="text",
+            text=[f"layer{'s' if last > first else ''} {first}{f'-{last}' if last > first else ''}: dense, no load"
+                  for first, last in runs],
+            textfont={"color": "#555555", "size": 10}, hoverinfo="skip", showlegend=False))
     figure.update_layout(height=320, margin={"l": 50, "r": 10, "t": 10, "b": 40},
                          xaxis={"title": "GPU", "tickformat": "d"},
                          yaxis={"title": "layer", "autorange": "reversed", "tickformat": "d"})
@@ -153,10 +161,10 @@ def balance_comparison_figure(rows: Sequence[Mapping]) -> go.Figure:
     if any(on_mean):
         plans = ", ".join(name for name, zero in zip(names, on_mean) if zero)
         figure.add_annotation(text=f"bound 0% (the mean itself): {plans}", xref="paper", yref="paper", x=1,
-                              y=0.98, xanchor="right", yanchor="top", showarrow=False,
+                              y=1.0, xanchor="right", yanchor="bottom", showarrow=False,
                               font={"size": 11, "color": "#555555"})
-    figure.update_layout(height=340, margin={"l": 60, "r": 10, "t": 10, "b": 80},
-                         legend={"orientation": "h", "y": 1.08},
+    figure.update_layout(height=360, margin={"l": 60, "r": 10, "t": 50 if any(on_mean) else 10, "b": 80},
+                         legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0},
                          yaxis={"title": "(max - mean) / mean (%)", "type": "log", "exponentformat": "power"})
     return figure
 
