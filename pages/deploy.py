@@ -140,8 +140,16 @@ if checks.ok:
     if cluster.hierarchical:
         passed.append("every expert group sits on one node")
     st.success("Checks pass: " + "; ".join(passed) + ".")
-for sentence in checks.sentences():
-    (st.warning if checks.ok else st.error)(sentence)
+
+
+def show_checks(found, prefix: str = "") -> None:
+    """A plan's failed checks as errors; same-GPU duplicates (they waste a slot, break nothing) as a warning."""
+    sentences = found.sentences()
+    wasted = int(found.duplicates.sum()) > 0
+    for index, sentence in enumerate(sentences):
+        duplicates = wasted and index == len(sentences) - 1
+        (st.warning if found.ok or duplicates else st.error)(prefix + sentence)
+
 
 def export_buttons(files: dict[str, str], stem: str, key: str) -> None:
     """The plan's files, one button each (``key`` tells one plan's buttons from another's)."""
@@ -195,17 +203,20 @@ def replan_in_place(previous, fresh_moves) -> None:
         st.success("The re-plan's checks pass: every expert has a slot in every layer, every GPU holds "
                    f"{cluster.slots_per_gpu} slots" + ("; every expert group sits on one node." if cluster.hierarchical
                                                        else "."))
-    for sentence in found.sentences():
-        (st.warning if found.ok else st.error)("The re-plan: " + sentence)
+    show_checks(found, "The re-plan: ")
     st.dataframe([dict(zip(MOVE_COLUMNS, row)) for row in moves.rows()], hide_index=True, width="stretch",
                  key="deploy_inplace_moves_table")
     stem = f"{preset}_replan_{cluster.num_replicas}slots_{cluster.num_gpus}gpus"
     st.download_button("Re-plan's moves CSV", moves_csv(moves), f"moves_{stem}.csv", "text/csv",
                        key="deploy_inplace_moves", help=",".join(MOVE_COLUMNS))
-    st.caption("The re-plan's files:")
-    export_buttons(caches.exports(data.digest, new, experts, cluster, first_layer), stem, "deploy_inplace")
+    if found.ok:
+        st.caption("The re-plan's files:")
+        export_buttons(caches.exports(data.digest, new, experts, cluster, first_layer), stem, "deploy_inplace")
+    else:
+        st.info("The re-plan's files are held back: it fails the checks above. The fresh plan's files are above.")
 
 
+show_checks(checks)
 section = st.radio("View", SECTIONS, horizontal=True, key="deploy_section", label_visibility="collapsed")
 
 if section == "Placement":

@@ -210,6 +210,9 @@ def test_a_re_plan_that_fails_its_checks_says_so():
         pytest.skip("the re-planner keeps the hierarchy here: nothing to report")
     assert any(e.value.startswith("The re-plan: ") and "spread over several nodes" in e.value for e in at.error)
     assert not any(s.value.startswith("The re-plan's checks pass") for s in at.success)
+    # a plan that fails its checks is not offered as files; same-GPU duplicates only warn
+    assert not any(b.proto.id.endswith("deploy_inplace_sglang") for b in at.get("download_button"))
+    assert not any("hold a replica of an expert already on the same GPU" in e.value for e in at.error)
 
 
 # ---- defaults from the data --------------------------------------------------------------------------------
