@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windows", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per rebalance (the fastest counts)")
     parser.add_argument("--deepseek", help="DeepSeek's eplb.py to run as the reference (default: the restatement)")
+    parser.add_argument("--only", default="", help="run the shapes whose name contains this text (e.g. V3)")
     args = parser.parse_args(argv)
     seeds = [0] if args.quick else list(range(args.seeds))
     num_windows = 3 if args.quick else args.windows
@@ -299,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {}
     for name, shape in SHAPES.items():
+        if args.only.lower() not in name.lower():
+            continue
         for drift in DRIFTS:
             started = time.perf_counter()
             records = run_shape(name, shape, drift, seeds, num_windows, deepseek, args.repeats)

@@ -323,11 +323,16 @@ elif section == "Over time":
         "intra-node GB": st.column_config.NumberColumn(format="%.2f"),
         "inter-node GB": st.column_config.NumberColumn(format="%.2f"),
         "transfer s (est.)": st.column_config.NumberColumn(format="%.3f")})
+    for name, run in runs.items():
+        for index in run.failed:
+            st.error(f"The {name} plan made on window {index} failed its checks: {run.problems[index][0]}")
     kept, fresh, replanned = runs[caches.KEPT], runs[caches.FRESH], runs[caches.REPLANNED]
     st.caption(f"Mean next-window balancedness ({over}): kept {float(kept.balancedness.mean()):.5f}, fresh "
                f"{float(fresh.balancedness.mean()):.5f}, re-planned {float(replanned.balancedness.mean()):.5f}. "
                "The re-planner starts from the plan in place and moves the fewest replicas it can find while "
-               f"each layer's busiest GPU stays within {caches.REPLAN_TOLERANCE:.1%} of a fresh plan's. "
+               f"each layer's busiest GPU stays within {caches.REPLAN_TOLERANCE:.1%} of a fresh plan's"
+               + (": every expert group stays on one node, and a node too heavy for that trades whole groups "
+                  "with another node. " if cluster.hierarchical else ". ") +
                "A replica moves when its expert was not on that GPU before "
                f"(its {expert_mb:,.6g} MB must be copied there); the time assumes every GPU receives at once, at "
                f"{intra:,.6g} GB/s within a node and {inter:,.6g} GB/s between nodes.")

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 import packviz.eplb.plan_table as plan_table_module
 import ui.deploy_caches as deploy_caches_module
 from packviz.data.loaders import read_loads
-from packviz.eplb.cluster import Cluster, balance, layers_phrase, moe_layers, place
+from packviz.eplb.cluster import Cluster, balance, check_plan, layers_phrase, moe_layers, place
 from packviz.eplb.models import MODELS, model_for
 from packviz.eplb.moves import moves_between
 from packviz.eplb.over_time import FreshPlans, over_time, standard_planners, windows
@@ -195,23 +195,26 @@ def test_an_uploaded_plan_is_re_planned_in_place_with_its_moves_checks_and_files
     assert int(torch.bincount(budget_moves.layer, minlength=58).max()) <= 2
 
 
-def test_a_re_plan_that_fails_its_checks_says_so():
+def test_a_re_plan_that_fails_its_checks_says_so_and_offers_no_files(monkeypatch):
+    """Any re-plan the page shows is checked: one that spreads expert groups over nodes (a re-planner that
+    left the hierarchy) is shown as failing, with no files to download."""
+    # a global re-plan from a global plan: groups spread over the nodes of the hierarchical cluster on screen
+    global_plan = place(EXPERTS, Cluster(288, 8, 4, 32, "global"), "eplb").phy2log
+    stray = plan_moves(EXPERTS, global_plan, 8, 4, 32, tolerance=0.005, packer="eplb", hierarchical=False)
+    assert check_plan(stray.placement.phy2log, 256, DEFAULT).split_groups
+    monkeypatch.setattr(deploy_caches_module, "plan_moves", lambda *args, **kwargs: stray)
     at = deploy_page()
     at.radio(key="deploy_section").set_value("Export").run()
-    # a global plan in place: keeping it spreads expert groups over the nodes of the hierarchical cluster
-    previous = place(EXPERTS, Cluster(288, 8, 4, 32, "global"), "eplb").phy2log
+    previous = place(EXPERTS.roll(1, dims=1), DEFAULT, "eplb").phy2log
     at.file_uploader(key="deploy_previous").upload("old.json", sglang_json(previous).encode(),
                                                    "application/json").run()
+    at.number_input(key="deploy_replan_tolerance").set_value(0.37).run()  # a tolerance no other test caches
     assert not at.exception
-    replanned = plan_moves(EXPERTS, previous, 8, 4, 32, tolerance=0.005, packer="fast", hierarchical=True,
-                           fresh=place(EXPERTS, DEFAULT, "fast").phy2log).placement.phy2log
-    from packviz.eplb.cluster import check_plan
-    if check_plan(replanned, 256, DEFAULT).ok:
-        pytest.skip("the re-planner keeps the hierarchy here: nothing to report")
     assert any(e.value.startswith("The re-plan: ") and "spread over several nodes" in e.value for e in at.error)
     assert not any(s.value.startswith("The re-plan's checks pass") for s in at.success)
     # a plan that fails its checks is not offered as files; same-GPU duplicates only warn
     assert not any(b.proto.id.endswith("deploy_inplace_sglang") for b in at.get("download_button"))
+    assert any(i.value.startswith("The re-plan's files are held back") for i in at.info)
     assert not any("hold a replica of an expert already on the same GPU" in e.value for e in at.error)
 
 

@@ -19,6 +19,7 @@ import torch
 
 from packviz.eplb.placement import ExpertPlacement, rebalance_experts
 from packviz.metrics import lower_bound
+from packviz.validate import slot_counts_hint
 
 Policy = Literal["auto", "hierarchical", "global"]
 POLICIES: tuple[Policy, ...] = ("auto", "hierarchical", "global")
@@ -58,13 +59,18 @@ class Cluster:
                 return f"The number of {name} must be a whole number of at least 1, not {value!r}."
         if self.num_groups is not None and (not isinstance(self.num_groups, int) or self.num_groups < 1):
             return f"The number of expert groups must be a whole number of at least 1, not {self.num_groups!r}."
+        slots_hint = slot_counts_hint(self.num_replicas, num_logical, self.num_gpus)
         if self.num_replicas < num_logical:
             return (f"{self.num_replicas} slots are fewer than the {num_logical} experts: "
-                    "every expert needs at least one slot.")
+                    f"every expert needs at least one slot ({slots_hint}).")
         if self.num_replicas % self.num_gpus:
-            hint = _divisors_hint(self.num_replicas, "GPU", self.num_gpus)
+            # GPU counts that also split over the nodes, so the hint does not lead to the next refusal
+            gpus_hint = _divisors_hint(self.num_replicas, "GPU", self.num_gpus, multiple_of=self.num_nodes)
+            # other slot counts on these GPUs help only where the GPUs split over the nodes
+            fits_nodes = self.num_gpus % self.num_nodes == 0
+            hints = "; ".join(hint for hint in (slots_hint if fits_nodes else "", gpus_hint) if hint)
             return (f"{self.num_replicas} slots do not split evenly over {self.num_gpus} GPUs: "
-                    f"every GPU needs the same number of slots ({hint}).")
+                    f"every GPU needs the same number of slots ({hints}).")
         if self.num_gpus % self.num_nodes:
             return (f"{self.num_gpus} GPUs do not split evenly over {self.num_nodes} nodes "
                     f"({_divisors_hint(self.num_gpus, 'node', self.num_nodes)}).")
@@ -94,9 +100,12 @@ class Cluster:
         return torch.arange(self.num_gpus) // self.gpus_per_node
 
 
-def _divisors_hint(total: int, what: str, near: int) -> str:
-    """The whole divisors of ``total`` nearest ``near``, in order."""
-    counts = [d for d in range(1, min(total, 1 << 16) + 1) if total % d == 0]
+def _divisors_hint(total: int, what: str, near: int, multiple_of: int = 1) -> str:
+    """The whole divisors of ``total`` (multiples of ``multiple_of``) nearest
+    ``near``, in order; empty when there is none."""
+    counts = [d for d in range(multiple_of, min(total, 1 << 16) + 1, multiple_of) if total % d == 0]
+    if not counts:
+        return ""
     nearest = sorted(sorted(counts, key=lambda d: (abs(d - near), d))[:6])
     return f"{what} counts near {near} that work: {', '.join(map(str, nearest))}"
 

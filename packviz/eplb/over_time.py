@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from packviz.eplb.cluster import Cluster, balance, place
+from packviz.eplb.cluster import Cluster, balance, check_plan, place
 from packviz.eplb.moves import DEEPSEEK_V3_EXPERT_BYTES, Moves, moves_between
 from packviz.eplb.placement import ExpertPlacement
 from packviz.eplb.replan import Replan, plan_moves
@@ -133,7 +133,9 @@ class PlannerRun:
     """One planner over the history: entry i is the plan made on window i, scored on window i + 1.
 
     balancedness / imbalance / bound_over_mean: [W - 1], means over layers;
-    moves[i]: what plan i copied from plan i - 1 (None for the first plan)."""
+    moves[i]: what plan i copied from plan i - 1 (None for the first plan);
+    problems[i]: the sentences of the checks plan i failed (empty when it
+    passed: every expert served, in hierarchical mode every group on one node)."""
 
     plans: list[torch.Tensor]
     balancedness: torch.Tensor
@@ -141,6 +143,12 @@ class PlannerRun:
     max_over_mean: torch.Tensor
     bound_over_mean: torch.Tensor
     moves: list[Moves | None]
+    problems: list[list[str]]
+
+    @property
+    def failed(self) -> list[int]:
+        """The windows whose plan failed its checks."""
+        return [index for index, found in enumerate(self.problems) if found]
 
 
 def over_time(history: torch.Tensor, cluster: Cluster, planners: Mapping[str, Planner],
@@ -171,6 +179,10 @@ def over_time(history: torch.Tensor, cluster: Cluster, planners: Mapping[str, Pl
         moves += [moves_between(before, after, cluster, expert_bytes)
                   for before, after in zip(plans[name], plans[name][1:])]
         scores = [balance(history[index + 1], plan, cluster) for index, plan in enumerate(plans[name])]
+        problems: list[list[str]] = []
+        for plan in plans[name]:
+            checks = check_plan(plan, history.shape[2], cluster)
+            problems.append([] if checks.ok else checks.sentences())
         runs[name] = PlannerRun(
             plans=plans[name],
             balancedness=torch.tensor([s.mean_balancedness for s in scores], dtype=torch.float64),
@@ -178,5 +190,6 @@ def over_time(history: torch.Tensor, cluster: Cluster, planners: Mapping[str, Pl
             max_over_mean=torch.tensor([s.worst_max_over_mean for s in scores], dtype=torch.float64),
             bound_over_mean=torch.tensor([s.mean_bound_over_mean for s in scores], dtype=torch.float64),
             moves=moves,
+            problems=problems,
         )
     return runs

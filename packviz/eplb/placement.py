@@ -40,7 +40,7 @@ from packviz.eplb.replicate import (
     spread_duplicates,
 )
 from packviz.packer import pack
-from packviz.validate import as_weight_matrix
+from packviz.validate import as_weight_matrix, slot_counts_hint
 
 
 class PlacementShapeError(ValueError, AssertionError):
@@ -155,9 +155,11 @@ def _whole_number(name: str, value: object, minimum: int = 1) -> int:
 
 def _check_shape(num_logical: int, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int) -> None:
     if num_replicas < num_logical:
-        raise PlacementShapeError(f"{num_replicas} replicas cannot hold {num_logical} experts")
+        raise PlacementShapeError(f"{num_replicas} replicas cannot hold {num_logical} experts "
+                                  f"({slot_counts_hint(num_replicas, num_logical, num_gpus)})")
     if num_replicas % num_gpus:
-        raise PlacementShapeError(f"{num_replicas} replicas do not split evenly over {num_gpus} GPUs")
+        raise PlacementShapeError(f"{num_replicas} replicas do not split evenly over {num_gpus} GPUs "
+                                  f"({slot_counts_hint(num_replicas, num_logical, num_gpus)})")
     if num_gpus % num_nodes:
         raise PlacementShapeError(f"{num_gpus} GPUs do not split evenly over {num_nodes} nodes")
     if num_logical % num_groups:

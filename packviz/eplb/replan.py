@@ -39,6 +39,7 @@ import torch
 from packviz.config import PackerConfig
 from packviz.engine.driver import threads_for
 from packviz.eplb.cluster import Cluster, policy_bound
+from packviz.eplb.groups import group_nodes, group_slots, groups_moved, groups_split, move_groups, settle_groups
 from packviz.eplb.moves import moves_between
 from packviz.eplb.placement import (
     ExpertPlacement,
@@ -81,7 +82,13 @@ class Replan:
     With a tolerance and no fresh plan given, a layer the steps bring within
     tolerance of the policy's lower bound (so of any plan) takes that bound as
     ``fresh_peak``, and when every layer does no fresh plan is made (``fresh``
-    None)."""
+    None).
+
+    Hierarchical: ``groups_moved`` [layers] the expert groups whose node changed
+    (all their replicas crossed between nodes; every other move stays inside a
+    node); ``repair_moves`` [layers] the replicas moved only to bring a plan in
+    place that spread a group over nodes back to one node a group (a move budget
+    counts the moves after those). Both zero in global mode."""
 
     placement: ExpertPlacement
     moves: MoveCount
@@ -90,6 +97,8 @@ class Replan:
     kept_peak: torch.Tensor
     from_fresh: torch.Tensor
     fresh: torch.Tensor | None
+    groups_moved: torch.Tensor
+    repair_moves: torch.Tensor
 
 
 def holdings(phy2log: torch.Tensor, num_logical: int, num_gpus: int) -> torch.Tensor:
@@ -129,7 +138,7 @@ class _Search:
     """The step-by-step search on every layer at once (see the module's docstring)."""
 
     def __init__(self, weight: torch.Tensor, previous: torch.Tensor, num_gpus: int, num_nodes: int,
-                 inter_node_price: float) -> None:
+                 inter_node_price: float, start: torch.Tensor | None = None, within_nodes: bool = False) -> None:
         self.weight = weight
         self.num_layers, self.num_logical = weight.shape
         self.num_replicas = previous.shape[1]
@@ -138,13 +147,21 @@ class _Search:
         self.gpu_of_slot = torch.arange(self.num_replicas) // self.per_gpu
         self.node_of_gpu = torch.arange(num_gpus) // (num_gpus // num_nodes)
         self.previous = previous
-        self.phy2log = previous.clone()
         old_has = holdings(previous, self.num_logical, num_gpus) > 0
         old_node_has = old_has.view(self.num_layers, num_nodes, -1, self.num_logical).any(dim=2)
         on_node = old_node_has[:, self.node_of_gpu]               # [L, m, n]
         self.price_table = torch.where(old_has, 0.0, torch.where(on_node, 1.0, inter_node_price))
-        self.moves = torch.zeros(self.num_layers, dtype=torch.int64)
-        self.num_partners = min(num_gpus - 1, max(PARTNER_GPUS, num_gpus // 2))
+        # the steps start from ``start`` (the previous plan, or that plan with its
+        # groups settled on their nodes) and count moves from the previous plan
+        self.start = previous.clone() if start is None else start.clone()
+        self.start_moves = count_moves(previous, self.start, num_gpus, num_nodes).total
+        self.phy2log = self.start.clone()
+        self.moves = self.start_moves.clone()
+        # hierarchical: a step trades only inside the busiest GPU's node, so every
+        # expert group stays on the node it is on
+        self.within_nodes = within_nodes and num_nodes > 1
+        partner_pool = num_gpus // num_nodes if self.within_nodes else num_gpus
+        self.num_partners = min(partner_pool - 1, max(PARTNER_GPUS, partner_pool // 2))
 
     def counts(self, phy2log: torch.Tensor) -> torch.Tensor:
         return torch.zeros(phy2log.shape[0], self.num_logical, dtype=torch.int64).scatter_add_(
@@ -154,19 +171,26 @@ class _Search:
         """[L]: each layer's busiest GPU now."""
         return _peak_of(self.weight, self.phy2log, self.num_gpus)
 
-    def restart(self, layers: torch.Tensor) -> None:
-        """Those layers back at the previous plan, nothing moved."""
-        self.phy2log[layers] = self.previous[layers]
-        self.moves[layers] = 0
+    def restart(self, layers: torch.Tensor, start: torch.Tensor | None = None,
+                start_moves: torch.Tensor | None = None) -> None:
+        """Those layers back at their start (or at ``start`` [len(layers), S],
+        ``start_moves`` moves from the previous plan, from now on)."""
+        if start is not None:
+            self.start[layers] = start
+            self.start_moves[layers] = start_moves
+        self.phy2log[layers] = self.start[layers]
+        self.moves[layers] = self.start_moves[layers]
 
-    def run(self, target: torch.Tensor, budget: torch.Tensor | None, cross_nodes: bool, stop_at_target: bool,
+    def run(self, target: torch.Tensor, budget: torch.Tensor | None, stop_at_target: bool,
             max_steps: int, layers: torch.Tensor | None = None) -> None:
         """Steps until each layer's busiest GPU is at most ``target`` [L] (when
-        ``stop_at_target``), no step helps, or the layer's moves would pass ``budget``;
-        on the ``layers`` [L] bool given, else on all."""
+        ``stop_at_target``), no step helps, or the layer's moves would pass ``budget``
+        (counted from the start); on the ``layers`` [L] bool given, else on all."""
         active = torch.ones(self.num_layers, dtype=torch.bool) if layers is None else layers.clone()
+        if budget is not None:
+            budget = budget + self.start_moves
         with threads_for(torch.device("cpu"), self.num_layers * self.per_gpu * self.num_replicas):
-            self._run(active, target, budget, cross_nodes, stop_at_target, max_steps)
+            self._run(active, target, budget, not self.within_nodes, stop_at_target, max_steps)
 
     def _run(self, active: torch.Tensor, target: torch.Tensor, budget: torch.Tensor | None, cross_nodes: bool,
              stop_at_target: bool, max_steps: int) -> None:
@@ -213,7 +237,12 @@ class _Search:
         a = slot_load.gather(1, busy_slots)                        # their replica loads
         x3 = x.unsqueeze(2)                                        # [A, k, 1]
         # the slots j a step may take: those of the lightest GPUs (the ones with room)
-        partners = loads.topk(self.num_partners + 1, dim=1, largest=False).indices   # [A, q + 1]
+        if cross_nodes:
+            candidates = loads
+        else:
+            same_node = self.node_of_gpu.unsqueeze(0) == self.node_of_gpu[busiest].unsqueeze(1)
+            candidates = torch.where(same_node, loads, torch.full_like(loads, torch.inf))
+        partners = candidates.topk(self.num_partners + 1, dim=1, largest=False).indices   # [A, q + 1]
         slots_j = (partners.unsqueeze(2) * k + torch.arange(k)).view(num_layers, -1)  # [A, J]
         gpu_j = slots_j // k
         y_j = phy2log.gather(1, slots_j)
@@ -424,7 +453,12 @@ def plan_moves(
     old_count = torch.zeros(num_layers, num_logical, dtype=torch.int64).scatter_add_(
         1, previous, torch.ones_like(previous))
     kept_peak = gpu_loads(weight, previous, old_count, num_gpus).amax(dim=1)
-    search = _Search(weight, previous, num_gpus, num_nodes, inter_node_price)
+    # hierarchical: every group stays on one node, so the steps start from the plan
+    # in place with its groups settled on their nodes and never cross a node
+    nested = groups > 1 and nodes > 1
+    start = _settled(weight, previous, groups, nodes, num_gpus) if nested else previous
+    search = _Search(weight, previous, num_gpus, num_nodes, inter_node_price, start=start, within_nodes=nested)
+    repair_moves = search.start_moves.clone()
     steps = max_steps if max_steps is not None else 4 * num_gpus + 16
     budget = None if max_moves is None else torch.full((num_layers,), int(max_moves))
     per_gpu = num_replicas // num_gpus
@@ -444,7 +478,9 @@ def plan_moves(
         # layer depends on the layers planned with it) and the layers that missed
         # the bound take their steps again towards its target.
         fresh_peak = _policy_bound(weight, num_replicas, groups, nodes, num_gpus)
-        search.run(fresh_peak * (1 + tolerance), budget, True, True, steps)
+        if nested:
+            _trade_groups(search, weight, fresh_peak * (1 + tolerance), everywhere, groups, nodes, num_gpus)
+        search.run(fresh_peak * (1 + tolerance), budget, True, steps)
         missed = (search.peaks() > fresh_peak * (1 + tolerance)) | (search.moves > num_replicas // 2)
         planned_fresh = missed if bool(missed.any()) else torch.zeros_like(missed)
         if bool(missed.any()):
@@ -461,7 +497,11 @@ def plan_moves(
         target, stop = fresh_peak * (1 + tolerance), True
     else:
         target, stop = fresh_peak, False
-    search.run(target, budget, True, stop, steps, layers=planned_fresh)
+    if nested and tolerance is not None:
+        # a node heavier than the target over its GPUs cannot be balanced inside:
+        # such layers trade whole groups between nodes first
+        _trade_groups(search, weight, target, planned_fresh, groups, nodes, num_gpus)
+    search.run(target, budget, stop, steps, layers=planned_fresh)
     phy2log = search.phy2log
 
     from_fresh = torch.zeros(num_layers, dtype=torch.bool)
@@ -487,8 +527,48 @@ def plan_moves(
 
     placement = placement_from_phy2log(phy2log, num_logical)
     peak = gpu_loads(weight, placement.phy2log, placement.logcnt, num_gpus).amax(dim=1)
+    moved_groups = groups_moved(previous, phy2log, num_logical, groups, num_gpus, nodes) if nested \
+        else torch.zeros(num_layers, dtype=torch.int64)
     return Replan(placement, count_moves(previous, phy2log, num_gpus, num_nodes), peak, fresh_peak, kept_peak,
-                  from_fresh, fresh)
+                  from_fresh, fresh, moved_groups, repair_moves)
+
+
+def _settled(weight: torch.Tensor, previous: torch.Tensor, groups: int, nodes: int, num_gpus: int) -> torch.Tensor:
+    """``previous`` with every group on one node (itself where it already is)."""
+    num_logical = weight.shape[1]
+    split = groups_split(previous, num_logical, groups, num_gpus, nodes)
+    if not bool(split.any()):
+        return previous
+    settled = previous.clone()
+    layers = split.nonzero().squeeze(1)
+    assignment = group_nodes(previous[layers], num_logical, groups, num_gpus, nodes)
+    settled[layers] = settle_groups(weight[layers], previous[layers], assignment, num_gpus, nodes)
+    return settled
+
+
+def _trade_groups(search: _Search, weight: torch.Tensor, target: torch.Tensor, layers: torch.Tensor, groups: int,
+                  nodes: int, num_gpus: int) -> None:
+    """Restart the ``layers`` [L] bool whose heaviest node is above ``target`` [L]
+    over its GPUs from their start with whole groups traded between nodes
+    (:func:`packviz.eplb.groups.move_groups`, the groups with fewest slots first)."""
+    num_logical = weight.shape[1]
+    gpus_per_node = num_gpus // nodes
+    node_loads = weight.view(weight.shape[0], groups, -1).sum(dim=2)
+    start = search.start
+    assignment = group_nodes(start, num_logical, groups, num_gpus, nodes)
+    per_node = torch.zeros(weight.shape[0], nodes, dtype=torch.float64).scatter_add_(1, assignment, node_loads)
+    heavy = layers & (per_node.amax(dim=1) > target * gpus_per_node * (1 + 1e-12))
+    if not bool(heavy.any()):
+        return
+    chosen = heavy.nonzero().squeeze(1)
+    slots = group_slots(start[chosen], num_logical, groups, num_gpus, nodes).sum(dim=2)
+    traded = move_groups(weight[chosen], assignment[chosen], slots, target[chosen], nodes, gpus_per_node)
+    changed = (traded != assignment[chosen]).any(dim=1)
+    if not bool(changed.any()):
+        return
+    chosen, traded = chosen[changed], traded[changed]
+    new_start = settle_groups(weight[chosen], start[chosen], traded, num_gpus, nodes)
+    search.restart(chosen, new_start, count_moves(search.previous[chosen], new_start, num_gpus, nodes).total)
 
 
 def _peak_of(weight: torch.Tensor, phy2log: torch.Tensor, num_gpus: int) -> torch.Tensor:
