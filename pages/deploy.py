@@ -24,7 +24,7 @@ with starting.container(), st.spinner("Loading the planner…"):
     from packviz.viz.deploy import balance_comparison_figure, moves_curve_figure, over_time_figure
     from ui import deploy_caches as caches
     from ui.deploy_view import SECTIONS, data_gone_sentence, publish_view, restore_view
-    from ui.sidebars import data_sidebar
+    from ui.sidebars import data_sidebar, remember_widget_state
 starting.empty()
 
 PLANNERS = ("eplb", *[name for name in PRESETS if name != "eplb"])
@@ -62,6 +62,8 @@ if st.session_state.get("deploy_model_for") != data.digest:
     if bool(has_load.any()) and not (0 <= shown < num_layers and bool(has_load[shown])):
         st.session_state.deploy_layer = int(has_load.nonzero().flatten()[0])
     st.session_state.deploy_model_for = data.digest
+remember_widget_state(("deploy_replicas", "deploy_groups", "deploy_nodes", "deploy_gpus", "deploy_model",
+                       "deploy_model_for", "deploy_layer"))
 st.session_state.setdefault("deploy_policy", "auto")
 st.session_state.setdefault("deploy_preset", "fast")
 

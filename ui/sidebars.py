@@ -78,7 +78,8 @@ STEPS_HELP = ("moe loads whose hot experts drift from step to step, for the Depl
               "score-on-the-next view; every other page sees their sum.")
 PERSISTENT = (*KNOBS, "preset", "packs", "seed", "device", "source", "sample", "layer", "view", "section",
               "upload_slots", "deploy_replicas", "deploy_groups", "deploy_nodes", "deploy_gpus", "deploy_policy",
-              "deploy_preset", "deploy_section", "deploy_layer")
+              "deploy_preset", "deploy_section", "deploy_layer", "deploy_model", "deploy_model_for",
+              "deploy_expert_mb")
 
 
 def _keep_widget_state() -> None:
@@ -92,6 +93,15 @@ def _keep_widget_state() -> None:
             # Re-assigning detaches the value from the old page's widget, so the
             # same key on this page starts from it.
             st.session_state[key] = saved[key]
+
+
+def remember_widget_state(keys: tuple[str, ...]) -> None:
+    """Values a page sets itself after the sidebar ran (defaults for new data) kept as the copy
+    :func:`_keep_widget_state` puts back, so another page and back does not restore the older ones."""
+    saved = st.session_state.setdefault("saved_widgets", {})
+    for key in keys:
+        if key in st.session_state:
+            saved[key] = st.session_state[key]
 
 
 def data_sidebar(replicate: bool = True) -> Dataset:
