@@ -5,10 +5,16 @@ A serving engine re-plans from the loads it has seen (SGLang every
 steps over a ``window_size`` window) and then serves the loads to come. So a
 plan is judged on the window after the one it was made from. Each planner is
 one entry of a dict, name -> callable, so another strategy (a re-planner
-that keeps most of the previous plan) is one more line:
+that keeps most of the previous plan, a look-ahead planner of
+``packviz.eplb.forecast``) is one more line:
 
     planners = {"kept": kept_planner(cluster, "fast"), "fresh": fresh_planner(cluster, "fast"),
                 "re-plan": replanning_planner(cluster, packviz.eplb.replan.replan, "best")}
+
+A planner is called ``planner(loads, previous)``: ``loads`` is the last
+window [layers, num_logical], or, for a planner with a true ``sees_history``
+attribute (the look-ahead planners), every window seen so far
+[t + 1, layers, num_logical]; ``previous`` is the plan in place or None.
 
 Shapes: steps [S, layers, num_logical]; windows [W, layers, num_logical].
 """
@@ -26,11 +32,18 @@ from packviz.eplb.moves import DEEPSEEK_V3_EXPERT_BYTES, Moves, moves_between
 from packviz.eplb.placement import ExpertPlacement
 from packviz.eplb.replan import Replan, plan_moves
 
-# (loads of one window [layers, num_logical], the plan in place or None at the
-# start) -> the plan for the next window, phy2log [layers, num_replicas]
+# (loads of one window [layers, num_logical], or of all windows seen
+# [t + 1, layers, num_logical] when the planner's ``sees_history`` is true; the
+# plan in place or None at the start) -> the plan for the next window, phy2log
+# [layers, num_replicas]
 Planner = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 # replan(weight, previous, num_groups, num_nodes, num_gpus, *, tolerance, packer, seed, hierarchical[, fresh])
 Replanner = Callable[..., "ExpertPlacement | Replan | torch.Tensor"]
+
+
+def sees_history(planner: Planner) -> bool:
+    """True when ``planner`` takes every window seen so far, not only the last."""
+    return bool(getattr(planner, "sees_history", False))
 
 
 def windows(steps: torch.Tensor, window: int) -> torch.Tensor:
@@ -169,7 +182,8 @@ def over_time(history: torch.Tensor, cluster: Cluster, planners: Mapping[str, Pl
     for index in range(count):
         for name, planner in planners.items():
             previous = plans[name][-1] if plans[name] else None
-            plans[name].append(planner(history[index], previous).cpu())
+            loads = history[:index + 1] if sees_history(planner) else history[index]
+            plans[name].append(planner(loads, previous).cpu())
             done += 1
             if progress is not None:
                 progress(done, count * len(planners))
