@@ -155,7 +155,7 @@ def show_checks(found, prefix: str = "") -> None:
 
 def export_buttons(files: dict[str, str], stem: str, key: str) -> None:
     """The plan's files, one button each (``key`` tells one plan's buttons from another's)."""
-    cols = st.columns(4)
+    cols = st.columns(3)
     cols[0].download_button("Placement CSV", files["csv"], f"placement_{stem}.csv", "text/csv",
                             help="layer,node,gpu,slot,expert,replica,load", key=f"{key}_csv")
     cols[1].download_button("SGLang JSON", files["sglang"], f"expert_location_{stem}.json", "application/json",
@@ -163,9 +163,15 @@ def export_buttons(files: dict[str, str], stem: str, key: str) -> None:
     cols[2].download_button("SGLang logical_count JSON", files["logical_count"], "logical_count.json",
                             "application/json", help="--init-expert-location with the loads: SGLang runs EPLB on "
                                                      "them at start-up", key=f"{key}_logical_count")
-    cols[3].download_button("TensorRT-LLM YAML", files["trtllm"], f"eplb_config_{stem}.yaml", "application/yaml",
+    cols[0].download_button("TensorRT-LLM YAML", files["trtllm"], f"eplb_config_{stem}.yaml", "application/yaml",
                             help="initial_global_assignments, as examples/ep_load_balancer writes it",
                             key=f"{key}_trtllm")
+    cols[1].download_button("vLLM JSON", files["vllm"], f"expert_map_{stem}.json", "application/json",
+                            help="eplb_config.initial_expert_map_path: one slot -> expert list per MoE layer "
+                                 "(vLLM pull request 49572, not merged)", key=f"{key}_vllm")
+    cols[2].download_button("vllm-ascend JSON", files["vllm_ascend"], f"expert_map_ascend_{stem}.json",
+                            "application/json", help="expert_map_path: layer_list -> device_list -> device_expert",
+                            key=f"{key}_vllm_ascend")
 
 
 def replan_in_place(previous, fresh_moves) -> None:
@@ -213,7 +219,8 @@ def replan_in_place(previous, fresh_moves) -> None:
                        key="deploy_inplace_moves", help=",".join(MOVE_COLUMNS))
     if found.ok:
         st.caption("The re-plan's files:")
-        export_buttons(caches.exports(data.digest, new, experts, cluster, first_layer), stem, "deploy_inplace")
+        export_buttons(caches.exports(data.digest, new, experts, cluster, first_layer, sglang_rows), stem,
+                       "deploy_inplace")
     else:
         st.info("The re-plan's files are held back: it fails the checks above. The fresh plan's files are above.")
 
@@ -377,16 +384,28 @@ elif section == "Over time":
                            key="deploy_replan_moves", help=",".join(MOVE_COLUMNS))
 
 else:
-    first_layer = int(st.number_input("First MoE layer's number (TensorRT-LLM YAML keys)", 0, 10_000, 0,
-                                      key="deploy_first_layer"))
+    cols = st.columns(2)
+    first_layer = int(cols[0].number_input("First MoE layer's number", 0, 10_000, 0, key="deploy_first_layer",
+                                           help="the model's number of the first row here: TensorRT-LLM's YAML "
+                                                "keys, and the dense rows before it in SGLang's map"))
+    model_layers = int(cols[1].number_input(
+        "The model's layers (SGLang map rows; 0: these rows)", 0, 10_000, 0, key="deploy_model_layers",
+        help="SGLang builds its map for every layer of the model (61 for DeepSeek-V3, whose first 3 are dense): "
+             "rows before the first MoE layer and after the last hold the trivial map"))
+    sglang_rows = model_layers or None
+    if sglang_rows is not None and sglang_rows < first_layer + num_layers:
+        st.error(f"Layers {first_layer} to {first_layer + num_layers - 1} do not fit in a model of {sglang_rows} "
+                 "layers; the SGLang map holds these rows alone.")
+        sglang_rows = None
     stem = f"{preset}_{cluster.num_replicas}slots_{cluster.num_gpus}gpus"
-    export_buttons(caches.exports(data.digest, phy2log, experts, cluster, first_layer), stem, "deploy")
+    export_buttons(caches.exports(data.digest, phy2log, experts, cluster, first_layer, sglang_rows), stem,
+                   "deploy")
     st.subheader("From the plan in place")
     upload = st.file_uploader("The plan in place: SGLang .json, placement .csv or TensorRT-LLM .yaml",
                               type=["json", "csv", "yaml", "yml"], key="deploy_previous")
     if upload is not None:
         try:
-            previous = read_plan(upload.getvalue(), upload.name)
+            previous = read_plan(upload.getvalue(), upload.name, layers=phy2log.shape[0])
             if tuple(previous.shape) != tuple(phy2log.shape):
                 raise PlanFileError(f"{upload.name}: the plan is {previous.shape[0]} layers x {previous.shape[1]} "
                                     f"slots; the plan on screen is {phy2log.shape[0]} x {phy2log.shape[1]}")

@@ -16,7 +16,7 @@ from packviz.eplb.cluster import Cluster, balance, place
 from packviz.eplb.moves import MOVE_COLUMNS, moves_between
 from packviz.eplb.over_time import windows
 from packviz.eplb.replan import balance_moves_curve, plan_moves
-from packviz.io.deploy import read_moves_csv, read_placement_csv, read_trtllm_yaml, sglang_json
+from packviz.io.deploy import read_moves_csv, read_placement_csv, read_plan, read_trtllm_yaml, sglang_json
 from packviz.io.export import check_sglang_map
 from tests.test_app import _downloaded, _RecordingStorage
 
@@ -158,6 +158,20 @@ def test_exports_are_the_engines_map_and_moves_follow_an_uploaded_plan(monkeypat
     assert torch.equal(phy2log, expected) and (cluster.num_nodes, cluster.num_gpus) == (4, 32)
     assert torch.equal(read_trtllm_yaml(_downloaded(at, "TensorRT-LLM YAML"))[0], expected)
     assert torch.equal(torch.tensor(json.loads(_downloaded(at, "logical_count"))["logical_count"]).double(), EXPERTS)
+    assert torch.equal(read_plan(_downloaded(at, "vLLM JSON").encode(), "map.json"), expected)
+    ascend = _downloaded(at, "vllm-ascend JSON")
+    assert torch.equal(read_plan(ascend.encode(), "ascend.json"), expected)
+    # DeepSeek-V3 as SGLang loads it: 61 rows, the first 3 dense (the trivial map), then the 58 MoE layers
+    at.number_input(key="deploy_first_layer").set_value(3).run()
+    at.number_input(key="deploy_model_layers").set_value(61).run()
+    table = json.loads(_downloaded(at, "SGLang JSON"))["physical_to_logical_map"]
+    assert len(table) == 61 and torch.equal(torch.tensor(table[3:]), expected)
+    assert all(row == [slot % 256 for slot in range(288)] for row in table[:3])
+    assert torch.equal(read_plan(json.dumps({"physical_to_logical_map": table}).encode(), "v3.json", layers=58),
+                       expected)
+    at.number_input(key="deploy_model_layers").set_value(40).run()
+    assert any("do not fit in a model of 40 layers" in e.value for e in at.error)
+    at.number_input(key="deploy_model_layers").set_value(0).run()
 
     # a plan in place for other loads, of the same (hierarchical) policy
     previous = place(EXPERTS.roll(1, dims=1), DEFAULT, "eplb").phy2log

@@ -15,7 +15,14 @@ from packviz.eplb.over_time import KEPT as OVER_TIME_KEPT
 from packviz.eplb.over_time import FreshPlans, PlannerRun, loads_key, over_time, replanned_name, standard_planners
 from packviz.eplb.plan_table import plan_rows, timed_place
 from packviz.eplb.replan import MovesCurve, Replan, balance_moves_curve, plan_moves
-from packviz.io.deploy import placement_csv, sglang_json, sglang_logical_count_json, trtllm_yaml
+from packviz.io.deploy import (
+    placement_csv,
+    sglang_json,
+    sglang_logical_count_json,
+    trtllm_yaml,
+    vllm_ascend_json,
+    vllm_json,
+)
 from packviz.viz.deploy import gpu_heatmap_figure, load_bars_figure, placement_figure
 from packviz.viz.figures import PrebuiltFigure
 
@@ -114,17 +121,20 @@ def heatmap_view(digest: str, _plan: torch.Tensor, _experts: torch.Tensor, clust
 
 
 def exports(digest: str, plan: torch.Tensor, experts: torch.Tensor, cluster: Cluster,
-            first_layer: int) -> dict[str, str]:
-    """Every export of a plan [layers, num_replicas] (the fresh plan or a re-plan), by kind."""
-    return _exports(digest, loads_key(plan), plan, experts, cluster, first_layer)
+            first_layer: int, num_layers: int | None = None) -> dict[str, str]:
+    """Every export of a plan [layers, num_replicas] (the fresh plan or a re-plan), by kind; ``first_layer``
+    and ``num_layers`` place the MoE rows among the model's layers (SGLang's map has a row for every layer)."""
+    return _exports(digest, loads_key(plan), plan, experts, cluster, first_layer, num_layers)
 
 
 @st.cache_data(show_spinner="Writing the files…", max_entries=16)
 def _exports(digest: str, plan_key: str, _plan: torch.Tensor, _experts: torch.Tensor, cluster: Cluster,
-             first_layer: int) -> dict[str, str]:
+             first_layer: int, num_layers: int | None) -> dict[str, str]:
     del digest, plan_key
-    return {"csv": placement_csv(_plan, _experts, cluster), "sglang": sglang_json(_plan),
-            "logical_count": sglang_logical_count_json(_experts), "trtllm": trtllm_yaml(_plan, first_layer)}
+    return {"csv": placement_csv(_plan, _experts, cluster),
+            "sglang": sglang_json(_plan, first_layer=first_layer, num_layers=num_layers),
+            "logical_count": sglang_logical_count_json(_experts), "trtllm": trtllm_yaml(_plan, first_layer),
+            "vllm": vllm_json(_plan), "vllm_ascend": vllm_ascend_json(_plan, cluster.num_gpus)}
 
 
 def replan_from(digest: str, previous: torch.Tensor, experts: torch.Tensor, fresh: torch.Tensor, cluster: Cluster,
