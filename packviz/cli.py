@@ -1,5 +1,5 @@
-"""``python -m packviz pack|rebalance|convert|generate``: the packer, EPLB placement, engine formats and generators
-(load matrices and traffic traces) from a shell."""
+"""``python -m packviz pack|rebalance|replay|convert|generate``: the packer, EPLB placement and its replay over a
+trace, engine formats and generators (load matrices and traffic traces) from a shell."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 
 from packviz.cli_convert import add_convert_parser, convert_command
 from packviz.cli_rebalance import add_rebalance_parser, rebalance_command
+from packviz.cli_replay import add_replay_parser, replay_command
 from packviz.config import DEFAULT_PRESET, OPTION_NAMES, PRESETS, PackerConfig, resolve_config
 from packviz.data.generators import GENERATORS, generate
 from packviz.data.loaders import SUFFIXES, read_loads
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     add_rebalance_parser(commands)
+    add_replay_parser(commands)
     add_convert_parser(commands)
 
     making = commands.add_parser("generate", help="write a generated load matrix",
@@ -133,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             return _pack(args)
         if args.command == "rebalance":
             return rebalance_command(args)
+        if args.command == "replay":
+            return replay_command(args)
         if args.command == "convert":
             return convert_command(args)
         return _generate(args)

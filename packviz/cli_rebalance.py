@@ -9,7 +9,8 @@ from pathlib import Path
 
 from packviz.config import PRESETS
 from packviz.data.loaders import read_loads
-from packviz.eplb.cluster import POLICIES, Cluster, balance, check_plan, place
+from packviz.eplb.cluster import POLICIES, Cluster, balance, check_plan, layers_phrase, place
+from packviz.eplb.models import model_for
 from packviz.eplb.moves import DEEPSEEK_V3_EXPERT_BYTES, INTER_NODE_GBPS, INTRA_NODE_GBPS, moves_between
 from packviz.eplb.replan import plan_moves
 from packviz.io.deploy import (
@@ -21,6 +22,11 @@ from packviz.io.deploy import (
     vllm_ascend_json,
     vllm_json,
 )
+from packviz.text import count_of, duration
+
+# The app's preset (ui/sidebars.py APP_PRESET): the CLI and the page make the same plan by default.
+APP_PRESET = "fast"
+FROM_DATA = object()  # --groups not given: the groups of the data's model, else none
 
 
 def _groups(text: str) -> int | None:
@@ -43,15 +49,17 @@ def add_rebalance_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("loads", help="load file: one row per MoE layer, one column per logical expert")
     parser.add_argument("--replicas", type=int, required=True, help="physical expert slots per layer (>= experts)")
-    parser.add_argument("--groups", type=_groups, required=True, metavar="G",
-                        help="expert groups (none: a model without groups, placed globally)")
+    parser.add_argument("--groups", type=_groups, default=FROM_DATA, metavar="G",
+                        help="expert groups (none: a model without groups, placed globally; default: the groups "
+                             "of the model whose shape the loads have, e.g. DeepSeek-V3's 8, else none)")
     parser.add_argument("--nodes", type=int, required=True)
     parser.add_argument("--gpus", type=int, required=True, help="GPUs in all (EP ranks)")
     parser.add_argument("--policy", choices=POLICIES, default="auto",
                         help="hierarchical: expert groups onto nodes first; global: one pool; auto (default): "
                              "DeepSeek's rule, hierarchical when the groups divide among the nodes")
-    parser.add_argument("--preset", default="eplb", choices=list(PRESETS),
-                        help="the packer of each stage (default eplb: DeepSeek's own greedy)")
+    parser.add_argument("--preset", default=APP_PRESET, choices=list(PRESETS),
+                        help=f"the packer of each stage (default {APP_PRESET}, as the app; eplb: DeepSeek's own "
+                             "greedy)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--previous", metavar="PLAN",
                         help="the plan in place (any file convert reads: SGLang, vLLM or vllm-ascend .json, .csv "
@@ -74,8 +82,9 @@ def add_rebalance_parser(commands: argparse._SubParsersAction) -> None:
                         help="the model's layer count, dense layers included (DeepSeek-V3: 61): SGLang's map gets a "
                              "row for each (default: --first-layer plus the loads' rows)")
     parser.add_argument("--moves", metavar="FILE", help="with --previous: write the moves CSV here")
-    parser.add_argument("--expert-bytes", type=int, default=DEEPSEEK_V3_EXPERT_BYTES,
-                        help=f"bytes of one expert's weights (default {DEEPSEEK_V3_EXPERT_BYTES:,}: DeepSeek-V3 FP8)")
+    parser.add_argument("--expert-bytes", type=int, default=None,
+                        help="bytes of one expert's weights (default: the model's whose shape the loads have, see "
+                             f"packviz/eplb/models.py, else {DEEPSEEK_V3_EXPERT_BYTES:,}: DeepSeek-V3's in FP8)")
     parser.add_argument("--intra-gbps", type=float, default=INTRA_NODE_GBPS, help="intra-node GB/s per GPU")
     parser.add_argument("--inter-gbps", type=float, default=INTER_NODE_GBPS, help="inter-node GB/s per GPU")
 
@@ -84,6 +93,11 @@ def rebalance_command(args: argparse.Namespace) -> int:
     loaded = read_loads(args.loads)
     weight = loaded.weight
     num_layers, num_logical = weight.shape
+    model = model_for(weight)
+    if args.groups is FROM_DATA:
+        args.groups = model.num_groups if model else None
+    if args.expert_bytes is None:
+        args.expert_bytes = model.expert_bytes if model else DEEPSEEK_V3_EXPERT_BYTES
     cluster = Cluster(args.replicas, args.groups, args.nodes, args.gpus, args.policy)
     cluster.check(num_logical)
     if args.first_layer < 0:
@@ -121,11 +135,11 @@ def rebalance_command(args: argparse.Namespace) -> int:
     score = balance(weight, plan, cluster)
     mode = "hierarchical" if cluster.hierarchical else "global"
     print(loaded.description)
-    print(f"{args.replicas} slots on {args.gpus} GPUs ({cluster.slots_per_gpu} each) over {args.nodes} nodes, "
-          f"{args.groups or 'no'} expert groups, {mode} policy, preset {args.preset}")
-    print(f"balancedness (mean/max) {score.balancedness.mean():.4f}, imbalance ((max-mean)/mean) "
-          f"{score.imbalance.mean():.4%}, bound of the {mode} policy {score.bound_over_mean.mean():.4f}x the mean "
-          f"(means over {num_layers} layers)")
+    print(f"{args.replicas} slots on {count_of(args.gpus, 'GPU')} ({cluster.slots_per_gpu} each) over "
+          f"{count_of(args.nodes, 'node')}, {args.groups or 'no'} expert groups, {mode} policy, preset {args.preset}")
+    print(f"balancedness (mean/max) {score.mean_balancedness:.4f}, imbalance ((max-mean)/mean) "
+          f"{score.mean_imbalance:.4%}, bound of the {mode} policy {score.mean_bound_over_mean:.4f}x the mean "
+          f"(means over {layers_phrase(score.moe)})")
     for sentence in checks.sentences():
         print(f"check: {sentence}")
     if not checks.ok:
@@ -149,9 +163,9 @@ def rebalance_command(args: argparse.Namespace) -> int:
                 print(f"{int(replanned.groups_moved.sum())} expert groups moved to another node, whole, in "
                       f"{int((replanned.groups_moved > 0).sum())} of {num_layers} layers (every group stays on "
                       "one node)")
-        print(f"previous plan on these loads: balancedness {kept.balancedness.mean():.4f}; the new plan moves "
+        print(f"previous plan on these loads: balancedness {kept.mean_balancedness:.4f}; the new plan moves "
               f"{len(moves)} replicas, {moves.intra_bytes / 1e9:.2f} GB within nodes and "
-              f"{moves.inter_bytes / 1e9:.2f} GB between them, about {seconds:.2f} s")
+              f"{moves.inter_bytes / 1e9:.2f} GB between them, {duration(seconds)} (est.)")
         if args.moves:
             Path(args.moves).write_text(moves_csv(moves))
             written.append(args.moves)

@@ -35,3 +35,17 @@ def sum_text(value: float) -> str:
         return str(int(value))
     rounded = float(f"{value:.12g}")
     return str(int(rounded)) if rounded.is_integer() else repr(rounded)
+
+
+def count_of(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 node``, ``4 nodes``: a count with its noun in the right number."""
+    return f"{count:,} {noun if count == 1 else (plural or noun + 's')}"
+
+
+def duration(seconds: float) -> str:
+    """A time a reader can use: ``no time`` at 0, ``0.42 ms``, ``12 ms``, ``1.23 s``."""
+    if seconds <= 0:
+        return "no time"
+    if seconds < 1:
+        return f"{seconds * 1000:.2g} ms" if seconds < 0.01 else f"{seconds * 1000:,.0f} ms"
+    return f"{seconds:,.3g} s"
