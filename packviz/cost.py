@@ -8,7 +8,8 @@ counts what a run does, each count with a cost in seconds:
 - ``fill_steps``: the greedy fill places one item per step (the plain greedy is
   every preset's restart 0), a fixed cost a step whatever the layers and restarts;
 - ``fill_cells``: every restart places every item of every layer;
-- ``merges``: a differencing fill merges its rows k - 1 times (k items per pack);
+- ``merges``: a differencing fill merges its rows k - 1 times (k items per pack),
+  for every restart of every layer;
 - ``swap_cells`` and ``paired_cells``: each refinement iteration, each kept
   candidate scores the 1-swaps (k x k) and the 2-swaps (sorted pair sums, about
   P log2 P for P = k choose 2 pairs of items) of each pack pair its scope joins;
@@ -16,7 +17,8 @@ counts what a run does, each count with a cost in seconds:
 - ``runs``: a fixed cost a run.
 
 The costs a unit (``REFERENCE_COSTS``) were fitted on 25 runs of the five presets
-at five sizes on one machine; there they put every preset within about 2.5x.
+at five sizes on one machine (the merges' by hand from ``fast`` at 8 and 58 layers);
+there they put every preset within about 2.5x.
 Two things then make the estimate this machine's:
 
 - ``calibrate(measurements)``: a few small probe runs timed where the app runs
@@ -45,7 +47,7 @@ from packviz.config import PackerConfig
 REFERENCE_COSTS: dict[str, float] = {
     "fill_steps": 9.6e-5,
     "fill_cells": 1.4e-6,
-    "merges": 1.7e-2,
+    "merges": 6e-4,
     "swap_cells": 2.6e-8,
     "paired_cells": 6.7e-9,
     "runs": 2.8e-3,
@@ -77,7 +79,7 @@ def work_counts(layers: int, items: int, packs: int, config: PackerConfig) -> di
     counts["runs"] = 1.0
     counts["fill_steps"] = float(items) if config.start != "snake" or config.num_restarts > 1 else 0.0
     counts["fill_cells"] = float(layers * config.num_restarts * items)
-    counts["merges"] = float(per_pack - 1) if config.start == "differencing" else 0.0
+    counts["merges"] = float(layers * config.num_restarts * (per_pack - 1)) if config.start == "differencing" else 0.0
     if config.refines and per_pack > 1 and packs > 1:
         cells = float(per_pack * per_pack) if config.one_swap else 0.0
         cap = config.two_swap_max_pack_size

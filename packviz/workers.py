@@ -97,13 +97,14 @@ def _bare_main() -> Iterator[None]:
 
 
 # The probes: two layers of the default sample into 32 and 16 packs, each kind of
-# preset (restarts-1swap with 256 restarts: the same kind, its counts are modelled),
+# preset (restarts-1swap with 256 restarts and 8 refined, its fills and refinement in the
+# same proportion: the same kind, its counts are modelled),
 # each short enough to be timed thrice.
 PROBE_LAYERS, PROBE_PACKS = 2, (32, 16)
 PROBE_CONFIGS: tuple[PackerConfig, ...] = (
     PRESETS["eplb"].config, PRESETS["fast"].config, PRESETS["best"].config,
     PRESETS["restarts-2swap"].config,
-    PRESETS["restarts-1swap"].config.replace(num_restarts=256),
+    PRESETS["restarts-1swap"].config.replace(num_restarts=256, num_refined=8),
 )
 
 
