@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import random
 import time
 
@@ -39,6 +40,8 @@ require_router()
 SPEEDS = {"slow": 2.0, "normal": 1.0, "fast": 0.5, "faster": 0.25}
 # the chart's height in present mode: what is left of the screen under the controls
 SCREENS = {"laptop 1366 x 768": 470, "projector 1920 x 1080": 720}
+# a window at least this tall (CSS px) presents at the projector's size
+PROJECTOR_MIN_HEIGHT = 950
 PRESENT_FONT = 20  # px: read from the back of a room
 RUN_END_HOLD_S = 0.12  # s: see the end of _step_view (0.06 still dropped a frame on a busy machine)
 
@@ -63,6 +66,7 @@ PARAMS = [
 ]
 
 st.session_state.setdefault("chapter", CHAPTERS[0].key)
+screen_in_link = "screen" in st.query_params
 problems = restore(PARAMS)
 chapter = _chapter()
 st.session_state.setdefault("packs", chapter.num_packs)
@@ -159,6 +163,16 @@ top[1].toggle("Predict", key="quiz", help="Before each step, guess what the algo
 top[2].toggle("Present", key="present", help="Large type, no sidebar: for a projector")
 screen = top[3].selectbox("Screen", list(SCREENS), key="screen", label_visibility="collapsed") \
     if presenting else None
+if presenting and not screen_in_link:
+    # No screen named in the link: the browser's window picks one (the server cannot see it), and the
+    # page reloads with it named. Our own fixed script, no user text in it.
+    laptop, projector = (json.dumps(name) for name in SCREENS)
+    st.html(f"""<script>
+      const url = new URL(window.location.href);
+      const fits = window.innerHeight >= {PROJECTOR_MIN_HEIGHT} ? {projector} : {laptop};
+      if (url.searchParams.get("screen") !== fits) {{
+        url.searchParams.set("screen", fits); window.location.replace(url); }}
+    </script>""", unsafe_allow_javascript=True)
 for problem in problems:
     st.warning(f"Shared link: {problem}.")
 
@@ -186,10 +200,9 @@ if chapter.eplb is not None:
 told = eplb_text(chapter.key, eplb_steps) if eplb_steps else chapter_text(chapter.key, trace, compared)
 if not presenting:
     st.markdown(told.text)
-else:
-    # the whole text, a click away: the chart, narration and Next keep the screen
-    with st.expander(f"About this chapter: {chapter.title}"):
-        st.markdown(told.text)
+elif told.point:
+    # the chapter's point stays on screen; the whole text is below the step, where opening it moves nothing
+    st.markdown(told.point)
 bound = float(lower_bound(torch.tensor([trace.weight], dtype=torch.float64), trace.num_packs)[0])
 chart_height = SCREENS[screen] if screen else 500
 options = ", ".join(f"{name}={value}" for name, value in chapter.options.items())
@@ -200,8 +213,11 @@ about_run = (f"{trace.num_items} items into {trace.num_packs} packs of {trace.it
 def _new_instance(kind: str) -> None:
     """A student's own instance of the size chosen: random loads, or all 0 to type over."""
     packs, per_pack = st.session_state.new_packs, st.session_state.new_per_pack
+    # a session's own sequence of instances: a counter alone gave every session the same "random" loads
+    st.session_state.setdefault("instance_seed", random.randrange(1 << 30))
     st.session_state.instances = st.session_state.get("instances", 0) + 1
-    loads = random_loads(packs * per_pack, st.session_state.instances) if kind == "random" else \
+    loads = random_loads(packs * per_pack, st.session_state.instance_seed + st.session_state.instances) \
+        if kind == "random" else \
         (0.0,) * (packs * per_pack)
     st.session_state.packs = packs
     st.session_state.loads = format_loads(loads)
@@ -297,15 +313,23 @@ def _ask(place, question: Question, asked: str, book: str, label: str) -> None:
     place.markdown(f"**{label}:** {question.prompt}")
     answers = st.session_state.setdefault(book, {})
     revealed = answers.get(asked)
-    choice = place.radio("Your answer", question.options, index=None, key=f"guess_{book}_{asked}",
-                         label_visibility="collapsed", horizontal=len(question.options) <= 6,
-                         disabled=revealed is not None)
-    if revealed is None and place.button("Reveal", key=f"reveal_{book}", disabled=choice is None):
-        answers[asked] = (choice, question.is_right(choice))
-        st.rerun()  # redraw with the answer locked
     if revealed is not None:
+        # the verdict alone (it names the choice): the options would push the pseudo-code off a projector
         (place.success if revealed[1] else place.error)(question.verdict(revealed[0]))
         place.caption(f"Score: {sum(right for _, right in answers.values())} of {len(answers)}")
+        return
+    picks = st.session_state.setdefault(f"{book}_picks", {})
+    choice = picks.get(asked)
+    # buttons, not a radio: a focused radio takes the arrow keys that step the lesson
+    columns = place.columns(2) if len(question.options) > 2 and max(map(len, question.options)) <= 16 else [place]
+    for number, option in enumerate(question.options):
+        columns[number % len(columns)].button(
+            option, key=f"option_{book}_{number}", width="stretch",
+            type="primary" if option == choice else "secondary",
+            on_click=lambda option=option: picks.__setitem__(asked, option))
+    # scored in the click's callback, so the run it starts draws the answer locked
+    place.button("Reveal", key=f"reveal_{book}", disabled=choice is None,
+                 on_click=lambda: answers.__setitem__(asked, (choice, question.is_right(choice))))
 
 
 def _question_widget(place, question: Question) -> None:
@@ -372,20 +396,29 @@ def _step_view() -> None:
     restart = trace.chosen_candidate.restart
     shown = f" · restart {restart}" if not eplb_steps and (len(trace.candidates) > 1 or restart) else ""
     right.markdown(f"**Step {index} of {len(frames) - 1}** · {frame.phase}{shown}")
-    asking = st.session_state.quiz and not st.session_state.playing and not eplb_steps
-    question = question_for(trace, frames, index) if asking else None
+    asking = st.session_state.quiz and not st.session_state.playing
+    question = (frame.question if eplb_steps else question_for(trace, frames, index)) if asking else None
+    code = _pseudocode(frame.line if eplb_steps else line_of(frame.event, trace.config))
+    last = index == len(frames) - 1
+    following = list(CHAPTERS[[c.key for c in CHAPTERS].index(chapter.key) + 1:])[:1]
     if question is not None:
+        if presenting:
+            right.html(code)  # above the question: a revealed answer must not push the line being run off screen
         # the room sees the question beside the chart, the answer only on Reveal
         _question_widget(right, question)
+        if not presenting:
+            right.html(code)
     else:
         right.info(frame.narration if eplb_steps else learn(trace, frames, index))
-    right.html(_pseudocode(frame.line if eplb_steps else line_of(frame.event, trace.config)))
-    following = list(CHAPTERS[[c.key for c in CHAPTERS].index(chapter.key) + 1:])[:1]
-    if index == len(frames) - 1 and following:
+        if asking and not last:
+            right.caption("Nothing to predict at this step (no choice to make): Next shows it.")
+        if not (presenting and last and not following):
+            right.html(code)
+    if last and following:
         right.button(f"Next chapter: {following[0].title} ›", key="next_chapter", on_click=_next_chapter,
                      type="primary")
-    elif index == len(frames) - 1:
-        right.success("**The lesson in its numbers.** " + " ".join(_recap()))
+    elif last:
+        right.success("**The lesson in its numbers**\n" + "\n".join(f"- {line}" for line in _recap()))
     publish(PARAMS)
     # Streamlit drops the retained old chart when the run ends; the new one needs a frame or two
     # to measure its width and draw. Ended at once, the run's end often came first (5 of 10 clicks
@@ -398,6 +431,9 @@ playing_at_start = (st.session_state.playing, st.session_state.speed)
 interval = SPEEDS[st.session_state.speed] if st.session_state.playing else None
 st.fragment(run_every=interval)(_step_view)()
 
+if presenting:
+    with st.expander(f"About this chapter: {chapter.title}"):
+        st.markdown(told.text)
 if not eplb_steps:
     st.caption(about_run)
 if compared is not None:

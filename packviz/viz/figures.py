@@ -11,6 +11,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from packviz.metrics import LayerMetrics
+from packviz.teach.narration import fmt
 from packviz.trace.replay import LayerTrace
 from packviz.trace.timeline import Frame, build_frames
 
@@ -350,7 +351,8 @@ ARROW_COLOUR = "#E7298A"
 
 
 def _short(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 1e5 else f"{value:,.5g}"
+    # the texts' rule (narration.fmt): a number on a Learn chart reads as in the words beside it
+    return fmt(value)
 
 
 def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float,
@@ -703,32 +705,61 @@ def lesson_step_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, l
 
 def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | None = None) -> go.Figure:
     """An EPLB step's bars (a ``packviz.teach.eplb_lessons.Bars``): each bar
-    stacked from its pieces, one colour per piece label, marked bars outlined."""
+    stacked from its pieces, one colour per piece label, each slice named with
+    its load (so a bar's sum can be checked), marked bars outlined; the mean and,
+    where the bars are GPUs or nodes, the lower bound named in the right margin;
+    what is still to place listed above, the next one first."""
     size = font or LESSON_FONT
     figure = go.Figure()
     figure._validate = False
     names = sorted({label for bar in bars.parts for label, _ in bar}, key=lambda n: (len(n), n))
-    colour_of = {name: item_colour(i, len(names)) for i, name in enumerate(names)}
+    # an expert keeps its colour from step to step: by its number, not by the order names appear
+    numbered = all(name.rsplit(" ", 1)[-1].isdigit() for name in names)
+    span = 1 + max((int(n.rsplit(" ", 1)[-1]) for n in names), default=0) if numbered else len(names)
+    colour_of = {name: item_colour(int(name.rsplit(" ", 1)[-1]) if numbered else i, span)
+                 for i, name in enumerate(names)}
     depth = max((len(bar) for bar in bars.parts), default=0)
+    crowded = len(bars.labels) > 6
     for level in range(depth):
         pieces = [bar[level] if level < len(bar) else ("", 0.0) for bar in bars.parts]
+        short = [label.replace("expert ", "e").replace("group ", "g").replace("node ", "n") for label, _ in pieces]
         figure.add_trace(dict(type="bar", x=list(bars.labels), y=[value for _, value in pieces],
                               marker={"color": [colour_of.get(label, "rgba(0,0,0,0)") for label, _ in pieces],
                                       "line": {"color": [ARROW_COLOUR if b in bars.marked else "rgba(128,128,128,0.9)"
                                                          for b in range(len(pieces))],
                                                "width": [4 if b in bars.marked else 1.5 for b in range(len(pieces))]}},
-                              text=[label.replace("expert ", "e") if value else "" for label, value in pieces],
+                              text=[f"{name}{'<br>' if crowded else ': '}{_short(value)}" if value else ""
+                                    for name, (_, value) in zip(short, pieces)],
+                              customdata=[label for label, _ in pieces],
                               textposition="inside", insidetextanchor="middle", textangle=0,
                               textfont={"size": size - 4, "color": "#000000"}, showlegend=False,
-                              hovertemplate="%{x}<br>%{text}: %{y:,.4g}<extra></extra>"))
+                              hovertemplate="%{x}<br>%{customdata}: %{y:,.4g}<extra></extra>"))
     totals = bars.totals
     figure.add_trace(dict(type="scatter", x=list(bars.labels), y=totals, mode="text",
-                          text=[f"<b>{_short(round(v, 2))}</b>" for v in totals], textposition="top center",
+                          text=[f"<b>{_short(v)}</b>" for v in totals], textposition="top center",
                           textfont={"size": size - 2}, hoverinfo="skip", showlegend=False, cliponaxis=False))
-    if bars.line is not None:
-        figure.add_hline(y=bars.line, line={"dash": "dash", "color": "#3D9BE0", "width": 2.5},
-                         annotation_text=f"{bars.line_label} {_short(round(bars.line, 2))}",
-                         annotation_font={"size": size - 2, "color": "#3D9BE0"})
-    figure.update_yaxes(range=[0, 1.2 * max(max(totals, default=1.0), bars.line or 0.0, 1e-9)], title_text="load")
+    references = [(bars.line, bars.line_label, "#3D9BE0", -10)] if bars.line is not None else []
+    if bars.bound is not None:
+        references.append((bars.bound, "LB", "#D55E00", 10))
+    for value, label, colour, shift in references:
+        # named in the right margin, off the bars and their totals ("mean slot 45.11" sat on a bar)
+        figure.add_hline(y=value, line={"dash": "dash", "color": colour, "width": 2.5})
+        figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=value, yref="y", yshift=shift,
+                              text=f"{label} {_short(value)}", showarrow=False,
+                              font={"color": colour, "size": size - 2})
+    longest = max((len(f"{label} {_short(value)}") for value, label, _, _ in references), default=0)
+    right = max(20, round(0.5 * (size - 2) * longest) + 14)
+    top = 60
+    if bars.queue:
+        # the queue, next first: what the room predicts from
+        queue = " · ".join(bars.queue[:8]) + (f" · +{len(bars.queue) - 8} more" if len(bars.queue) > 8 else "")
+        figure.add_annotation(x=0, xref="paper", xanchor="left", y=1.0, yref="paper", yanchor="bottom", yshift=4,
+                              text=f"still to place: <b>{bars.queue[0]}</b>" + queue[len(bars.queue[0]):],
+                              showarrow=False, font={"size": size - 4})
+        top = 90
+    high = max(max(totals, default=1.0), bars.line or 0.0, bars.bound or 0.0, 1e-9)
+    figure.update_yaxes(range=[0, 1.2 * high], title_text="load")
     figure.update_layout(barmode="stack", bargap=0.25, title={"text": bars.title, "font": {"size": size}})
-    return _lesson_layout(figure, dark, height, size)
+    figure = _lesson_layout(figure, dark, height, size)
+    figure.update_layout(margin={"r": right, "t": top})
+    return figure
