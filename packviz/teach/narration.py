@@ -34,14 +34,14 @@ VOICES = ("explore", "learn")
 def fmt(value: float) -> str:
     """Loads as people read them, and as every Learn chart and GIF labels them (one
     rule, so a number in a text is the number on the chart): whole numbers with
-    separators, else at most two decimals (158.5, 135.33), below 1 four significant digits."""
+    separators, else at most two decimals (158.5, 135.33, -0.17), below 0.01 three significant digits."""
     value = float(value)
     if value.is_integer():
         return f"{value:,.0f}"
-    if abs(value) >= 1:
+    if abs(value) >= 0.01:
         text = f"{value:,.2f}".rstrip("0").rstrip(".")
         return "0" if text in ("-0", "") else text
-    return f"{value:,.4g}"
+    return f"{value:,.3g}"
 
 
 def _items(items: Sequence[int]) -> str:
