@@ -29,7 +29,7 @@ from packviz.teach.narration import fmt, learn
 from packviz.teach.practice import Practice, fresh_question, lesson_recap
 from packviz.teach.pseudocode import line_of, lines
 from packviz.teach.quiz import Question, question_for
-from packviz.trace.timeline import build_frames, phase_starts
+from packviz.trace.timeline import phase_starts
 from packviz.viz.figures import bars_figure, lesson_step_figure
 from packviz.viz.gif import animation_gif
 from ui.router import require_router
@@ -92,11 +92,13 @@ def _run(key: str, loads: str, packs: int) -> PackResult:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _lesson_gif(key: str, loads: str, packs: int, dark: bool) -> bytes:
+    """The lesson's steps as the page shows them (one GIF frame a step), in the page's colours."""
     trace = _run(key, loads, packs).traces[0]
-    frames = build_frames(trace)
+    frames = lesson_frames(trace)
     captions = [learn(trace, frames, index) for index in range(len(frames))]
     weight = torch.tensor([trace.weight], dtype=torch.float64)
-    return animation_gif(trace, frames, captions, float(lower_bound(weight, trace.num_packs)[0]), dark=dark)
+    return animation_gif(trace, frames, captions, float(lower_bound(weight, trace.num_packs)[0]), dark=dark,
+                         break_axis=False)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -466,7 +468,12 @@ def _practice() -> None:
 _practice()
 lesson_loads, lesson_packs = st.session_state.loads, st.session_state.packs
 if not eplb_steps:
-    st.download_button("Download this lesson as a GIF (for slides)",
-                       data=lambda: _lesson_gif(chapter.key, lesson_loads, lesson_packs, dark),
-                       file_name=f"packviz_{chapter.key}.gif", mime="image/gif", key="download_gif")
+    # both themes offered: the app's theme can change from its menu without a run that would tell us
+    downloads = st.columns(2)
+    for column, (theme, is_dark) in zip(downloads, (("light", False), ("dark", True))):
+        column.download_button(f"Download this lesson as a GIF, {theme} (for slides)",
+                               data=lambda is_dark=is_dark: _lesson_gif(chapter.key, lesson_loads, lesson_packs,
+                                                                        is_dark),
+                               file_name=f"packviz_{chapter.key}_{theme}.gif", mime="image/gif",
+                               key=f"download_gif_{theme}", type="primary" if is_dark == dark else "secondary")
 publish(PARAMS)

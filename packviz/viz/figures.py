@@ -14,6 +14,13 @@ from packviz.metrics import LayerMetrics
 from packviz.teach.narration import fmt
 from packviz.trace.replay import LayerTrace
 from packviz.trace.timeline import Frame, build_frames
+from packviz.viz.lesson_style import (
+    LB_COLOUR,
+    MEAN_COLOUR,
+    MOVED_COLOUR,
+    OKABE_ITO,  # noqa: F401 - viz.deploy's palette, kept importable here
+    item_colour,
+)
 
 PALETTE = qualitative.Dark24 + qualitative.Light24
 HIGHLIGHT_WIDTH = 4
@@ -343,11 +350,9 @@ def comparison_figure(rows: Sequence[dict]) -> go.Figure:
     return figure
 
 
-# Okabe & Ito's colour-blind-safe palette (black left out: it hides labels).
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
 LESSON_FONT = 18
-# Arrows of a swap: a magenta outside the item palette, legible on light and dark backgrounds.
-ARROW_COLOUR = "#E7298A"
+# Arrows of a swap and moved items' outlines (packviz.viz.lesson_style, shared with the GIF).
+ARROW_COLOUR = MOVED_COLOUR
 
 
 def _short(value: float) -> str:
@@ -386,7 +391,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     # moved items: a thick magenta outline, outside the item colours and legible on light and dark
     mark = ARROW_COLOUR
     arrow = ARROW_COLOUR
-    heavy, light = "#D55E00", "#3D9BE0"  # a blue that reads on dark backgrounds too
+    heavy, light = LB_COLOUR, MEAN_COLOUR
     moved = set(frame.highlight)
     weight = trace.weight
     packs = [f"pack {p}" for p in range(trace.num_packs)]
@@ -722,17 +727,6 @@ def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, heigh
         figure.update_layout(margin={"r": round(0.5 * (size - 2) * len(f"LB {_short(lower_bound)}")) + 14})
     figure.update_annotations(font_size=size - 4, selector=lambda a: a.text and a.text.startswith("row "))
     return figure
-
-
-def item_colour(item: int, num_items: int = len(OKABE_ITO)) -> str:
-    """An item's colour in the Learn figures: Okabe and Ito's eight while they
-    suffice, else a hue of its own per item (golden-angle steps, three
-    lightnesses), so no two items of a lesson share a colour. Light enough for
-    black labels."""
-    if num_items <= len(OKABE_ITO):
-        return OKABE_ITO[item % len(OKABE_ITO)]
-    hue = (item * 137.508) % 360
-    return f"hsl({hue:.1f}, 70%, {(62, 72, 54)[item % 3]}%)"
 
 
 def lesson_step_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float,

@@ -294,7 +294,7 @@ def test_a_server_started_dark_downloads_a_dark_gif():
     with serve_app(free_port(), env=env) as (url, _), chromium_page(width=1366, height=768) as page:
         open_link(page, f"{url}/learn?chapter=greedy&step=0")
         with page.expect_download(timeout=180_000) as download:
-            page.get_by_role("button", name=re.compile("Download this lesson as a GIF")).click()
+            page.get_by_role("button", name=re.compile("Download this lesson as a GIF, dark")).click()
         first = Image.open(io.BytesIO(download.value.path().read_bytes())).convert("L")
         corner = first.getpixel((2, 2))
         assert corner < 80, corner  # a dark background, not white

@@ -252,3 +252,19 @@ def test_narration_helper_still_matches(app):
     with chromium_page(width=1366, height=768) as page:
         open_link(page, f"{app}/learn?chapter=greedy&step=2")
         assert alert_text(page) == learn(trace, lesson_frames(trace), 2)
+
+
+def test_the_gif_has_a_frame_per_step_and_either_theme_without_a_reload(app):
+    """Defect 7: the GIF had 13 frames for 11 steps and stayed light after the theme was switched."""
+    import io
+
+    from PIL import Image
+
+    trace = CHAPTER_BY_KEY["greedy"].run().traces[0]
+    with chromium_page(width=1366, height=768) as page:
+        open_link(page, f"{app}/learn?chapter=greedy&step=0")
+        with page.expect_download(timeout=180_000) as download:
+            page.get_by_role("button", name=re.compile("GIF, dark")).click()
+        image = Image.open(io.BytesIO(download.value.path().read_bytes()))
+        assert image.n_frames == len(lesson_frames(trace))
+        assert image.convert("L").getpixel((2, 2)) < 80  # dark, in a light browser
