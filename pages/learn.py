@@ -54,10 +54,39 @@ def _packs() -> int:
     return st.session_state.get("packs") or _chapter().num_packs
 
 
+def _per_loads() -> int:
+    """What the loads must split evenly into: the packs, or for EPLB any count of experts (the slots split)."""
+    return 1 if _chapter().eplb else _packs()
+
+
+def _parse_shape(raw: str) -> str:
+    """An EPLB instance's slots (replication) or slots,groups,nodes (hierarchy), as in a link; empty
+    for the chapter's own."""
+    if not raw:
+        return ""
+    parts = [int(part) for part in raw.split(",")]
+    if len(parts) not in (1, 3) or not all(1 <= part <= MAX_INLINE_ITEMS for part in parts):
+        raise ValueError(f"{raw[:20]!r} is not slots or slots,groups,nodes (each 1 to {MAX_INLINE_ITEMS})")
+    return ",".join(map(str, parts))
+
+
+def _shape() -> dict[str, int]:
+    """The EPLB chapter's slots, groups and nodes: the student's own (``shape``) or the chapter's."""
+    default = _chapter().eplb or {}
+    raw = st.session_state.get("shape")
+    if not raw:
+        return dict(default)
+    parts = [int(part) for part in raw.split(",")]
+    if "groups" in default and len(parts) == 3:
+        return {"slots": parts[0], "groups": parts[1], "nodes": parts[2]}
+    return {**default, "slots": parts[0]}
+
+
 PARAMS = [
     Param("chapter", parse_choice([c.key for c in CHAPTERS])),
     Param("packs", parse_int(1, 16)),
-    Param("loads", lambda raw: format_loads(parse_loads(raw, _packs()))),
+    Param("loads", lambda raw: format_loads(parse_loads(raw, _per_loads()))),
+    Param("shape", _parse_shape),
     Param("step", parse_int(0, 10_000)),
     Param("quiz", parse_bool, show_bool),
     Param("present", parse_bool, show_bool),
@@ -72,6 +101,7 @@ chapter = _chapter()
 st.session_state.setdefault("packs", chapter.num_packs)
 st.session_state.setdefault("loads", format_loads(chapter.loads))
 st.session_state.setdefault("quiz", False)
+st.session_state.setdefault("shape", "")
 st.session_state.setdefault("present", False)
 st.session_state.setdefault("speed", "normal")
 st.session_state.setdefault("playing", False)
@@ -82,6 +112,7 @@ def _chapter_changed() -> None:
     st.session_state.packs = new.num_packs
     st.session_state.loads = format_loads(new.loads)
     st.session_state.pop("step", None)
+    st.session_state.shape = ""
     st.session_state.playing = False
 
 
@@ -102,9 +133,8 @@ def _lesson_gif(key: str, loads: str, packs: int, dark: bool) -> bytes:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _eplb(key: str, loads: str, packs: int) -> list[EplbStep]:
-    chapter = CHAPTER_BY_KEY[key]
-    return chapter_steps(chapter.eplb, parse_loads(loads, packs), packs)
+def _eplb(shape: tuple[tuple[str, int], ...], loads: str, packs: int) -> list[EplbStep]:
+    return chapter_steps(dict(shape), parse_loads(loads, 1), packs)
 
 
 @st.cache_data(show_spinner=False)
@@ -179,12 +209,14 @@ for problem in problems:
     st.warning(f"Shared link: {problem}.")
 
 try:
-    parse_loads(st.session_state.loads, st.session_state.packs)
+    parse_loads(st.session_state.loads, _per_loads())
 except ValueError:
     st.session_state.packs = chapter.num_packs
     st.session_state.loads = format_loads(chapter.loads)
 
-result = _run(chapter.key, st.session_state.loads, st.session_state.packs)
+# an EPLB chapter's own story is its steps; the packer's run is only the packing chapters'
+result = _run(chapter.key, format_loads(chapter.loads), chapter.num_packs) if chapter.eplb else \
+    _run(chapter.key, st.session_state.loads, st.session_state.packs)
 trace = result.traces[0]
 frames = lesson_frames(trace)
 compared = _compare(chapter.key, st.session_state.loads, st.session_state.packs).traces[0] \
@@ -193,11 +225,12 @@ eplb_steps = None
 if chapter.eplb is not None:
     # EPLB's other half: its steps replace the packer's story (the packing is one of them)
     try:
-        eplb_steps = _eplb(chapter.key, st.session_state.loads, st.session_state.packs)
+        eplb_steps = _eplb(tuple(_shape().items()), st.session_state.loads, st.session_state.packs)
     except ValueError as error:
-        st.warning(f"These loads do not fit this chapter ({error}); it shows its own.")
+        st.warning(f"This instance does not fit this chapter ({error}); it shows its own.")
         st.session_state.packs, st.session_state.loads = chapter.num_packs, format_loads(chapter.loads)
-        eplb_steps = _eplb(chapter.key, st.session_state.loads, st.session_state.packs)
+        st.session_state.shape = ""
+        eplb_steps = _eplb(tuple(chapter.eplb.items()), st.session_state.loads, st.session_state.packs)
     frames = eplb_steps
 told = eplb_text(chapter.key, eplb_steps) if eplb_steps else chapter_text(chapter.key, trace, compared)
 if not presenting:
@@ -227,11 +260,48 @@ def _new_instance(kind: str) -> None:
     st.session_state.playing = False
 
 
+def _new_eplb_instance(kind: str) -> None:
+    """A student's own EPLB instance: experts, slots, groups, nodes and GPUs as chosen; random loads or all 0."""
+    experts = st.session_state.new_experts
+    st.session_state.setdefault("instance_seed", random.randrange(1 << 30))
+    st.session_state.instances = st.session_state.get("instances", 0) + 1
+    loads = random_loads(experts, st.session_state.instance_seed + st.session_state.instances) \
+        if kind == "random" else (0.0,) * experts
+    st.session_state.loads = format_loads(loads)
+    st.session_state.packs = st.session_state.new_gpus
+    shape = [st.session_state.new_slots]
+    if "groups" in (chapter.eplb or {}):
+        shape += [st.session_state.new_groups, st.session_state.new_nodes]
+    st.session_state.shape = ",".join(map(str, shape))
+    st.session_state.pop("step", None)
+    st.session_state.playing = False
+
+
+def _eplb_sizes() -> None:
+    """The EPLB chapters' own sizes: experts, slots, (groups, nodes,) GPUs."""
+    shape = _shape()
+    experts = len(parse_loads(st.session_state.loads, 1))
+    fields = [("Experts", "new_experts", experts), ("Slots", "new_slots", shape["slots"])]
+    if "groups" in shape:
+        fields += [("Groups", "new_groups", shape["groups"]), ("Nodes", "new_nodes", shape["nodes"])]
+    fields.append(("GPUs", "new_gpus", st.session_state.packs))
+    size = st.columns(len(fields) + 2)
+    for column, (label, key, value) in zip(size, fields):
+        column.number_input(label, 1, MAX_INLINE_ITEMS, value=value, key=key)
+    size[-2].button("Random loads", key="random_loads", on_click=_new_eplb_instance, args=("random",),
+                    width="stretch")
+    size[-1].button("Blank (all 0)", key="blank_loads", on_click=_new_eplb_instance, args=("blank",),
+                    width="stretch")
+    st.caption("Slots must split evenly over the GPUs and hold every expert at least once"
+               + ("; experts split into the groups, groups and GPUs over the nodes." if "groups" in shape else "."))
+    st.button("Back to the chapter's own instance", key="reset_loads", on_click=_chapter_changed)
+
+
 def _loads_editor() -> None:
     """The teacher edits the loads in place, item by item; the run follows at
     at once and the step stays where it was."""
     with st.expander("Edit the loads, or make your own instance", expanded=False):
-        current = parse_loads(st.session_state.loads, st.session_state.packs)
+        current = parse_loads(st.session_state.loads, _per_loads())
         # typed as text, so that a bad cell reaches the message as it was typed
         edited = st.data_editor(
             {"item": list(range(len(current))), "load": [format_loads((v,)) for v in current]},
@@ -249,6 +319,9 @@ def _loads_editor() -> None:
             if new_loads != st.session_state.loads:
                 st.session_state.loads = new_loads
                 st.rerun()
+        if chapter.eplb:
+            _eplb_sizes()
+            return
         size = st.columns([1, 1, 1, 1])
         size[0].number_input("Packs m", 1, 16, value=st.session_state.packs, key="new_packs")
         size[1].number_input("Items per pack", 1, 16, value=trace.items_per_pack, key="new_per_pack")

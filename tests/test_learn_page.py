@@ -222,3 +222,22 @@ def test_the_eplb_chapters_step_through_replication_and_the_hierarchy():
     assert at.session_state.chapter == "hierarchy" and not at.exception
     button(at, "end").click().run()
     assert any("The lesson in its numbers" in s.value for s in at.success)
+
+
+def test_an_eplb_chapter_takes_a_students_own_experts_slots_groups_nodes_and_gpus():
+    """Their own instance: 12 experts in 4 groups, 2 nodes, 4 GPUs, 16 slots, random loads; the
+    shape travels in the link, and a shape that cannot work says why and keeps the chapter's."""
+    at = learn_page(chapter="hierarchy")
+    for key, value in (("new_experts", 12), ("new_slots", 16), ("new_groups", 4), ("new_nodes", 2),
+                       ("new_gpus", 4)):
+        at.number_input(key=key).set_value(value)
+    button(at, "random_loads").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["shape"] == "16,4,2" and len(at.query_params["loads"].split(",")) == 12
+    assert not at.warning
+    steps = chapter_steps({"slots": 16, "groups": 4, "nodes": 2},
+                          tuple(float(v) for v in at.query_params["loads"].split(",")), 4)
+    assert at.info[0].value == steps[0].narration and "12 experts in 4 groups" in steps[0].narration
+    other = learn_page(chapter="replication", shape="7", packs="3")
+    assert any("does not fit this chapter" in w.value and "split evenly over 3 GPUs" in w.value
+               for w in other.warning)
