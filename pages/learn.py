@@ -29,6 +29,7 @@ from packviz.teach.narration import fmt, learn
 from packviz.teach.practice import Practice, fresh_question, lesson_recap
 from packviz.teach.pseudocode import line_of, lines
 from packviz.teach.quiz import Question, question_for
+from packviz.teach.quiz_session import SessionQuestion, session_questions
 from packviz.trace.timeline import phase_starts
 from packviz.viz.figures import bars_figure, lesson_step_figure
 from packviz.viz.gif import animation_gif
@@ -42,7 +43,8 @@ SPEEDS = {"slow": 2.0, "normal": 1.0, "fast": 0.5, "faster": 0.25}
 SCREENS = {"laptop 1366 x 768": 470, "projector 1920 x 1080": 720}
 # a window at least this tall (CSS px) presents at the projector's size
 PROJECTOR_MIN_HEIGHT = 950
-PRESENT_FONT = 20  # px: read from the back of a room
+PRESENT_FONT = 20
+MAX_QUIZ = 30  # questions in one quiz session  # px: read from the back of a room
 RUN_END_HOLD_S = 0.12  # s: see the end of _step_view (0.06 still dropped a frame on a busy machine)
 
 
@@ -92,6 +94,8 @@ PARAMS = [
     Param("present", parse_bool, show_bool),
     Param("speed", parse_choice(list(SPEEDS))),
     Param("screen", parse_choice(list(SCREENS))),
+    Param("quiz_seed", parse_int(0, 1 << 30)),
+    Param("quiz_size", parse_int(1, MAX_QUIZ)),
 ]
 
 st.session_state.setdefault("chapter", CHAPTERS[0].key)
@@ -102,6 +106,8 @@ st.session_state.setdefault("packs", chapter.num_packs)
 st.session_state.setdefault("loads", format_loads(chapter.loads))
 st.session_state.setdefault("quiz", False)
 st.session_state.setdefault("shape", "")
+st.session_state.setdefault("quiz_seed", 0)  # 0: no quiz session running
+st.session_state.setdefault("quiz_size", 8)
 st.session_state.setdefault("present", False)
 st.session_state.setdefault("speed", "normal")
 st.session_state.setdefault("playing", False)
@@ -539,6 +545,56 @@ def _practice() -> None:
 
 
 _practice()
+
+
+@st.cache_data(show_spinner="Drawing the questions, each from a run of its own…", max_entries=8)
+def _session(seed: int, size: int) -> list[SessionQuestion]:
+    return session_questions(seed, size)
+
+
+def _start_quiz() -> None:
+    st.session_state.quiz_seed = random.randrange(1, 1 << 30)
+    st.session_state.quiz_size = st.session_state.quiz_size_pick
+    st.session_state.quiz_at = 0
+
+
+def _quiz_session() -> None:
+    """N questions across every chapter, each from a real run on a fresh instance, scored; the
+    link (quiz_seed, quiz_size) replays the same questions."""
+    seed, size = st.session_state.quiz_seed, st.session_state.quiz_size
+    with st.expander("Quiz: questions across all chapters, each on a fresh instance, scored", expanded=seed > 0):
+        start = st.columns([1, 1, 2])
+        start[0].number_input("Questions", 1, MAX_QUIZ, value=size, key="quiz_size_pick")
+        start[1].button("Start a new quiz", key="start_quiz", on_click=_start_quiz, width="stretch")
+        if not seed:
+            return
+        questions = _session(seed, size)
+        book = f"quizbook_{seed}"
+        answers = st.session_state.setdefault(book, {})
+        right = sum(ok for _, ok in answers.values())
+        current = min(st.session_state.setdefault("quiz_at", 0), size)
+        st.progress(len(answers) / size, text=f"{len(answers)} of {size} answered · score {right} of {len(answers)}")
+        start[2].caption("This page's link replays these questions (quiz_seed and quiz_size in it).")
+        if current >= size:
+            st.success(f"Final score: {right} of {size}.")
+            return
+        asked = questions[current]
+        st.caption(f"{CHAPTER_BY_KEY[asked.chapter].title}: {asked.kind}, on new random loads.")
+        if asked.practice is not None:
+            run = asked.practice.trace
+            weight = torch.tensor([run.weight], dtype=torch.float64)
+            figure = lesson_step_figure(run, asked.practice.frames, asked.practice.index,
+                                        float(lower_bound(weight, run.num_packs)[0]), height=420)
+        else:
+            figure = bars_figure(asked.bars, height=420)
+        st.plotly_chart(figure, width="stretch", key="quiz_chart")
+        _ask(st, asked.question, str(current), book, f"Question {current + 1} of {size}")
+        if str(current) in answers:
+            st.button("Next question ›" if current + 1 < size else "See the final score", key="next_question",
+                      type="primary", on_click=lambda: st.session_state.update(quiz_at=current + 1))
+
+
+_quiz_session()
 lesson_loads, lesson_packs = st.session_state.loads, st.session_state.packs
 if not eplb_steps:
     # both themes offered: the app's theme can change from its menu without a run that would tell us

@@ -241,3 +241,25 @@ def test_an_eplb_chapter_takes_a_students_own_experts_slots_groups_nodes_and_gpu
     other = learn_page(chapter="replication", shape="7", packs="3")
     assert any("does not fit this chapter" in w.value and "split evenly over 3 GPUs" in w.value
                for w in other.warning)
+
+
+def test_a_quiz_session_draws_questions_across_chapters_scores_them_and_replays_from_its_link():
+    from packviz.teach.quiz_session import session_questions
+
+    questions = session_questions(123, 3)
+    assert len({q.kind for q in questions}) == 3  # each a different idea
+    at = learn_page(chapter="greedy", quiz_seed="123", quiz_size="3")
+    assert at.query_params["quiz_seed"] == "123"
+    for number, asked in enumerate(questions):
+        assert any(asked.question.prompt in m.value for m in at.markdown), number
+        assert at.get("progress")[0].proto.value == int(100 * number / 3)  # the bar fills as answers come
+        pick = asked.question.answer if number != 1 else next(
+            o for o in asked.question.options if not asked.question.is_right(o))
+        options(at, "quizbook_123")[pick].click().run()
+        button(at, "reveal_quizbook_123").click().run()
+        button(at, "next_question").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+    assert any(s.value == "Final score: 2 of 3." for s in at.success)
+    # the link replays the same questions in another session
+    again = learn_page(chapter="greedy", quiz_seed="123", quiz_size="3")
+    assert any(questions[0].question.prompt in m.value for m in again.markdown)
