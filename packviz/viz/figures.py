@@ -15,10 +15,12 @@ from packviz.teach.narration import fmt
 from packviz.trace.replay import LayerTrace
 from packviz.trace.timeline import Frame, build_frames
 from packviz.viz.lesson_style import (
+    BOUND_MARK,
     LB_COLOUR,
     MEAN_COLOUR,
     MOVED_COLOUR,
     OKABE_ITO,  # noqa: F401 - viz.deploy's palette, kept importable here
+    bound_items,
     item_colour,
 )
 
@@ -394,6 +396,10 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     heavy, light = LB_COLOUR, MEAN_COLOUR
     moved = set(frame.highlight)
     weight = trace.weight
+    # the items whose loads make LB, marked once they are all drawn (the LB name says so)
+    marked = set(bound_items(weight, trace.num_packs))
+    if not marked <= {item for row in frame.slots for item in row if item >= 0}:
+        marked = set()
     packs = [f"pack {p}" for p in range(trace.num_packs)]
     # Numbers over the bars only while they fit; hovering gives them for any size.
     roomy = trace.num_packs * len(panels) <= 16
@@ -420,8 +426,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
             figure.add_trace(dict(type="bar",
                 x=packs, y=[weight[i] if i >= 0 else 0 for i in items],
                 # crowded, the number over the load: "23: 98" on one line shrank to 8 px in a narrow bar
-                text=[(f"{i}<br>{_short(weight[i])}" if crowded else f"{i}: {_short(weight[i])}") if i >= 0 else ""
-                      for i in items],
+                text=[(f"{i}<br>{_short(weight[i])}" if crowded else f"{i}: {_short(weight[i])}")
+                      + (f" {BOUND_MARK}" if i in marked else "") if i >= 0 else "" for i in items],
                 textposition="inside", insidetextanchor="middle", textangle=0,
                 textfont={"size": max(12, size - 6) if crowded else size - 2, "color": "#000000"},
                 customdata=[_item_label(i, item_labels) for i in items],
@@ -451,13 +457,15 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     figure.layout.shapes = shapes
     y_ref = figure.get_subplot(stack_row, len(panels)).yaxis.plotly_name.replace("axis", "")
     # the right margin fits the longer name ("mean 225.6" was cut at 20 px): about half an em a character
-    longest = max(len(f"LB {_short(lower_bound)}"), len(f"mean {_short(mean)}"))
+    longest = max(len(f"LB {_short(lower_bound)} = ◆"), len(f"mean {_short(mean)}"))
     right = max(60, round(0.5 * (size - 2) * longest) + 14)
     # far enough apart for two lines of type: LB and mean are often a hair apart
     apart = round(0.7 * (size - 2))
     for value, label, colour, shift in ((lower_bound, "LB", heavy, apart), (mean, "mean", light, -apart)):
         figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=value, yref=y_ref, yshift=shift,
-                              text=f"{label} {_short(value)}", showarrow=False,
+                              text=f"{label} {_short(value)}" + (f" = {BOUND_MARK}" if label == "LB" and marked
+                                                                 else ""),
+                              showarrow=False,
                               font={"color": colour, "size": size - 2})
     y_max = 1.15 * max(lower_bound, *(max(f.loads) for f in frames))
     if before is not None:
@@ -490,14 +498,35 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
             heading.text = title + "<br><span style='font-size: {}px'>{}</span>".format(size - 4, ", ".join(
                 f"pack {p} " + ("+" if panel.loads[p] > mean else "") + _short(panel.loads[p] - mean)
                 for p in sorted(told)))
+    queue = _queue(trace, frame) if frame.phase in ("start", "fill") else []
+    if queue:
+        # the items still to place, in the order the fill takes them, the next one first and marked
+        shown = queue[:QUEUE_SHOWN]
+        words = " · ".join([f"<b>▶ {shown[0]}</b>", *shown[1:]]) + \
+            (f" · +{len(queue) - QUEUE_SHOWN} more" if len(queue) > QUEUE_SHOWN else "")
+        figure.add_annotation(x=0, xref="paper", xanchor="left", y=1, yref="paper", yanchor="bottom", yshift=6,
+                              text=f"still to place: {words}", showarrow=False, name="queue",
+                              font={"size": size - 4, "color": text_colour})
     figure.update_layout(
         barmode="relative", bargap=0.25, height=height,
         template=None if dark is None else "plotly_dark" if dark else "plotly_white",
         font={"size": size, "color": text_colour},
-        margin={"l": 80, "r": right, "t": 70 if crowded and before is not None else 40, "b": 40},
+        margin={"l": 80, "r": right, "t": 70 if (crowded and before is not None) or queue else 40, "b": 40},
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
     )
     return figure
+
+
+# how many of the items still to place the fill's queue names (the rest are counted)
+QUEUE_SHOWN = 8
+
+
+def _queue(trace: LayerTrace, frame: Frame) -> list[str]:
+    """The items the fill has still to place after ``frame``, in its order: "item (load)" each."""
+    placed = {item for row in frame.slots for item in row if item >= 0}
+    # the lesson's frames are the chosen candidate's story
+    return [f"{event.item} ({_short(event.load)})" for event in trace.chosen_candidate.placements
+            if event.item not in placed]
 
 
 def _tick_step(bars: int, most: int = 16) -> int:

@@ -6,10 +6,12 @@ rule). A figure and a GIF frame of one step then agree on every colour and numbe
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 
 from packviz.teach.narration import fmt
 
-__all__ = ["LB_COLOUR", "MEAN_COLOUR", "MOVED_COLOUR", "OKABE_ITO", "fmt", "item_colour", "item_rgb", "rgb"]
+__all__ = ["BOUND_MARK", "LB_COLOUR", "MEAN_COLOUR", "MOVED_COLOUR", "OKABE_ITO", "bound_items", "fmt",
+           "item_colour", "item_rgb", "rgb"]
 
 # Okabe & Ito's colour-blind-safe palette (black left out: it hides labels and vanishes on dark).
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
@@ -40,3 +42,33 @@ def rgb(colour: str) -> tuple[int, int, int]:
 
 def item_rgb(item: int, num_items: int = len(OKABE_ITO)) -> tuple[int, int, int]:
     return rgb(item_colour(item, num_items))
+
+
+# the mark on the items whose loads make the lower bound
+BOUND_MARK = "◆"
+
+
+def bound_items(weight: Sequence[float], num_packs: int) -> tuple[int, ...]:
+    """The items [n] whose loads add up to the lower bound LB, when one bound of the family
+    (``packviz.metrics.lower_bounds``) is LB and names a few items: the heaviest with the k-1
+    lightest (L1), or t+1 of the t*m+1 heaviest with the k-t-1 lightest (L_t). Empty when LB is
+    the average pack or a crowding bound (every item, or no one set of items, makes it)."""
+    import torch
+
+    from packviz.metrics import lower_bound, lower_bounds
+
+    n = len(weight)
+    if n == 0 or n % num_packs:
+        return ()
+    tensor = torch.tensor([list(weight)], dtype=torch.float64)
+    bound = float(lower_bound(tensor, num_packs)[0])
+    family = lower_bounds(tensor, num_packs)[0].tolist()
+    best = max(range(len(family)), key=lambda i: (family[i], -i))
+    if best == 0 or family[best] < bound - 1 + 1e-9:
+        return ()
+    order = sorted(range(n), key=lambda i: (-weight[i], i))  # heaviest first
+    per_pack = n // num_packs
+    t = best - 1
+    top = order[:1] if t == 0 else order[t * num_packs - t: t * num_packs + 1]
+    rest = per_pack - t - 1
+    return tuple(sorted([*top, *(order[n - rest:] if rest > 0 else [])]))
