@@ -154,7 +154,8 @@ def _fill_steps(items: list[tuple[str, int, float]], targets: list[int], num_bin
         totals = [sum(v for _, v in stack) for stack in bins]
         label = f"{what} ({fmt(load)}) goes to {name(first_bin + target)}, {why}: it now holds " \
                 f"{fmt(totals[first_bin + target])}."
-        queue = tuple(f"{w} {fmt(v)}" for w, _, v in items[position + 1:])
+        queue = tuple(f"{key.replace('expert ', 'e').replace('group ', 'g')} ({fmt(v)})"
+                      for _, key, v in items[position + 1:])
         steps.append(EplbStep(Bars(title, tuple(name(b) for b in range(len(bins))),
                                    tuple(tuple(stack) for stack in bins), (first_bin + target,), mean, "mean",
                                    bound, queue), label[0].upper() + label[1:], line, phase))
