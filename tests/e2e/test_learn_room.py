@@ -235,9 +235,13 @@ def _random_loads(url: str) -> str:
     with chromium_page(width=1366, height=768) as page:
         open_link(page, f"{url}/learn?chapter=greedy")
         page.locator('[data-testid="stExpander"]').get_by_text("Edit the loads").click()
-        page.get_by_role("button", name="Random loads").click()
-        page.wait_for_function("() => !new URLSearchParams(window.location.search).get('loads')"
-                               ".startsWith('13,44,70')", timeout=60_000)
+        button = page.get_by_role("button", name="Random loads")
+        button.wait_for()
+        wait_until_idle(page)
+        button.click()
+        wait_until_idle(page)
+        page.wait_for_function("() => !(new URLSearchParams(window.location.search).get('loads') || "
+                               "'13,44,70').startsWith('13,44,70')", timeout=60_000)
         return parse_qs(urlparse(page.url).query)["loads"][0]
 
 
