@@ -14,6 +14,7 @@ navigation = st.navigation([
     st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
     st.Page("pages/compare.py", title="Compare packers", icon=":material/bar_chart:"),
     st.Page("pages/deploy.py", title="Deploy", icon=":material/dns:"),
+    st.Page("pages/replay.py", title="Replay", icon=":material/replay:"),
     st.Page("pages/about.py", title="How it works", icon=":material/menu_book:"),
 ])
 mark_routed()

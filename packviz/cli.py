@@ -1,4 +1,5 @@
-"""``python -m packviz pack|rebalance|generate``: the packer, EPLB placement and generators from a shell."""
+"""``python -m packviz pack|rebalance|replay|convert|generate``: the packer, EPLB placement and its replay over a
+trace, engine formats and generators (load matrices and traffic traces) from a shell."""
 
 from __future__ import annotations
 
@@ -12,15 +13,23 @@ from typing import Any, get_args
 import numpy as np
 import torch
 
+from packviz.cli_convert import add_convert_parser, convert_command
 from packviz.cli_rebalance import add_rebalance_parser, rebalance_command
+from packviz.cli_replay import add_replay_parser, replay_command
 from packviz.config import DEFAULT_PRESET, OPTION_NAMES, PRESETS, PackerConfig, resolve_config
 from packviz.data.generators import GENERATORS, generate
 from packviz.data.loaders import SUFFIXES, read_loads
 from packviz.data.samples import make_dataset
+from packviz.data.traffic import drifting_traffic
 from packviz.io.export import placement_csv, sglang_json, summary_table
 from packviz.limits import check_fits
 from packviz.packer import pack
-from packviz.validate import check_num_packs
+from packviz.validate import check_num_packs, slot_counts_hint
+
+TRAFFIC_KINDS = {
+    "prefill-traffic": "[windows, layers, items] prefill traffic whose statistics match a real DeepSeek-V2-Lite trace",
+    "decode-traffic": "[windows, layers, items] decode-sized windows with a drifting popularity",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,11 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     add_rebalance_parser(commands)
+    add_replay_parser(commands)
+    add_convert_parser(commands)
 
     making = commands.add_parser("generate", help="write a generated load matrix",
-                                 description="Write a seeded, generated [layers, items] load matrix.")
-    making.add_argument("kind", choices=list(GENERATORS),
-                        help="; ".join(f"{g.name}: {g.description}" for g in GENERATORS.values()))
+                                 description="Write a seeded, generated [layers, items] load matrix, or a "
+                                             "[windows, layers, items] traffic trace (--windows).")
+    making.add_argument("kind", choices=[*GENERATORS, *TRAFFIC_KINDS],
+                        help="; ".join([*(f"{g.name}: {g.description}" for g in GENERATORS.values()),
+                                        *(f"{k}: {d}" for k, d in TRAFFIC_KINDS.items())]))
+    making.add_argument("--windows", type=int, default=None,
+                        help="windows of a traffic trace (prefill-traffic, decode-traffic); the first "
+                             "--param dense_layers=N layers (default 1) stay all-zero")
     making.add_argument("--layers", type=int, required=True)
     making.add_argument("--items", type=int, required=True)
     making.add_argument("--seed", type=int, default=0)
@@ -119,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             return _pack(args)
         if args.command == "rebalance":
             return rebalance_command(args)
+        if args.command == "replay":
+            return replay_command(args)
+        if args.command == "convert":
+            return convert_command(args)
         return _generate(args)
     except (_UsageError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -127,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pack(args: argparse.Namespace) -> int:
     loaded = read_loads(args.loads, array_name=args.array)
+    if args.replicate is not None:
+        _check_replicate(args.replicate, loaded.shape[1], args.packs)
     data = make_dataset(loaded, replicate_into=args.replicate)
     options = {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
     seed = options.pop("seed", 0)
@@ -158,6 +180,18 @@ def _pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_replicate(num_slots: int, num_experts: int, num_packs: int) -> None:
+    """--replicate's slot count, with the slot counts that would work for these experts and packs."""
+    if num_packs < 1:
+        return  # check_num_packs says what is wrong with the pack count
+    if num_slots < num_experts:
+        raise ValueError(f"--replicate {num_slots}: {num_slots} slots are fewer than the {num_experts} experts "
+                         f"({slot_counts_hint(num_slots, num_experts, num_packs, 'pack')}).")
+    if num_slots % num_packs:
+        raise ValueError(f"--replicate {num_slots}: {num_slots} slots do not split evenly into {num_packs} packs "
+                         f"({slot_counts_hint(num_slots, num_experts, num_packs, 'pack')}).")
+
+
 def _generate(args: argparse.Namespace) -> int:
     parameters: dict[str, float] = {}
     for item in args.param:
@@ -168,9 +202,32 @@ def _generate(args: argparse.Namespace) -> int:
             parameters[key.strip()] = float(value)
         except ValueError:
             raise ValueError(f"--param {key}: {value!r} is not a number") from None
+    if args.kind in TRAFFIC_KINDS:
+        return _generate_traffic(args, parameters)
     weight = generate(args.kind, args.layers, args.items, seed=args.seed, integer=not args.real, **parameters)
     write_matrix(weight, Path(args.out))
     print(f"wrote {args.layers} x {args.items} {args.kind} loads to {args.out}")
+    return 0
+
+
+def _generate_traffic(args: argparse.Namespace, parameters: dict[str, float]) -> int:
+    if args.windows is None:
+        raise ValueError(f"{args.kind} needs --windows N: how many windows of traffic to write")
+    path = Path(args.out)
+    if path.suffix.lower() not in (".npy", ".pt"):
+        raise ValueError(f"a traffic trace [windows, layers, items] is written as .npy or .pt, not "
+                         f"{path.suffix or 'a file without a suffix'}")
+    dense = parameters.pop("dense_layers", 1.0)
+    if dense != int(dense):
+        raise ValueError(f"--param dense_layers={dense:g} is not a whole number")
+    phase = args.kind.removesuffix("-traffic")
+    loads = drifting_traffic(args.windows, args.layers, args.items, dense_layers=int(dense), phase=phase,
+                             seed=args.seed, **parameters)
+    if path.suffix.lower() == ".npy":
+        np.save(path, loads.numpy())
+    else:
+        torch.save(loads, path)
+    print(f"wrote {args.windows} windows x {args.layers} layers x {args.items} experts of {phase} traffic to {path}")
     return 0
 
 

@@ -63,6 +63,10 @@ class PackerConfig:
         guarantee's anchor); noise perturbs the later restarts' orders.
     select_by: what pruning and the final choice minimise: ``spread``
         (heaviest minus lightest, the seed's) or ``max_load`` (the heaviest).
+        By max load, the lighter of the unperturbed fills is always kept and
+        no final candidate heavier than it once refined is chosen, so a config
+        otherwise alike but with more restarts, candidates or iterations (``best`` against
+        ``fast``) is never heavier than one with fewer.
     stop_at_lower_bound: a candidate stops refining once its heaviest pack
         reaches the layer's lower bound (nothing can beat it).
     relative_tolerance: differences below this fraction of a layer's largest
@@ -175,9 +179,16 @@ OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PackerC
 
 @dataclass(frozen=True)
 class Preset:
+    """A named config. ``never_heavier_than``: presets whose expert placement
+    (``rebalance_experts``) this one is never heavier than on any layer's
+    busiest GPU: each layer takes the lightest of its own plan and theirs.
+    (``pack`` needs no such help: a config with more restarts, candidates or
+    iterations refines the same lightest unperturbed fill further.)"""
+
     name: str
     description: str
     config: PackerConfig
+    never_heavier_than: tuple[str, ...] = ()
 
 
 PRESETS: dict[str, Preset] = {
@@ -221,11 +232,22 @@ PRESETS: dict[str, Preset] = {
             PackerConfig(num_restarts=6, num_refined=4, one_swap=True, two_swap=True, swap_scope="paired",
                          two_swap_max_pack_size=None, max_iterations=80, start="differencing",
                          select_by="max_load", stop_at_lower_bound=True),
+            never_heavier_than=("fast",),
         ),
     )
 }
 
 DEFAULT_PRESET = "restarts-2swap"
+
+
+def preset_of(packer: str | PackerConfig) -> Preset | None:
+    """The preset named ``packer``, or whose config it is (seed and device aside)."""
+    if isinstance(packer, str):
+        return PRESETS.get(packer)
+    for preset in PRESETS.values():
+        if preset.config == dataclasses.replace(packer, seed=preset.config.seed, device=preset.config.device):
+            return preset
+    return None
 
 
 def resolve_config(preset: str | PackerConfig = DEFAULT_PRESET, **options: Any) -> PackerConfig:

@@ -17,3 +17,17 @@ def download_name(kind: str, preset: str, num_packs: int, seed: int, suffix: str
     """File names that say what the download holds: ``placement_eplb_32packs_seed0.csv``."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", preset)
     return f"{kind}_{safe}_{num_packs}packs_seed{seed}.{suffix}"
+
+
+def count_of(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 node``, ``4 nodes``: a count with its noun in the right number."""
+    return f"{count:,} {noun if count == 1 else (plural or noun + 's')}"
+
+
+def duration(seconds: float) -> str:
+    """A time a reader can use: ``no time`` at 0, ``0.42 ms``, ``12 ms``, ``1.23 s``."""
+    if seconds <= 0:
+        return "no time"
+    if seconds < 1:
+        return f"{seconds * 1000:.2g} ms" if seconds < 0.01 else f"{seconds * 1000:,.0f} ms"
+    return f"{seconds:,.3g} s"

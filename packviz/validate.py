@@ -12,6 +12,26 @@ def valid_pack_counts(num_items: int) -> list[int]:
     return [m for m in range(1, num_items + 1) if num_items % m == 0]
 
 
+def slot_counts_near(num_replicas: int, num_logical: int, num_gpus: int) -> list[int]:
+    """The two slot counts nearest ``num_replicas`` that work on ``num_gpus``
+    GPUs: multiples of the GPU count (every GPU the same number of slots), not
+    below the number of experts (every expert a slot); ascending."""
+    smallest = -(-num_logical // num_gpus) * num_gpus
+    below = max(smallest, num_replicas // num_gpus * num_gpus)
+    candidates = {below, below + num_gpus}
+    if below > smallest:
+        candidates.add(below - num_gpus)
+    # of at most three neighbours, keep the two nearest (the lower one on a tie)
+    return sorted(sorted(candidates, key=lambda count: (abs(count - num_replicas), count))[:2])
+
+
+def slot_counts_hint(num_replicas: int, num_logical: int, num_gpus: int, gpu_word: str = "GPU") -> str:
+    """E.g. "slot counts that work on 8 GPUs: 144 or 152" (``gpu_word="pack"``: "on 8 packs")."""
+    near = slot_counts_near(num_replicas, num_logical, num_gpus)
+    gpus = f"{num_gpus} {gpu_word}" + ("" if num_gpus == 1 else "s")
+    return f"slot counts that work on {gpus}: {' or '.join(map(str, near))}"
+
+
 def check_num_packs(num_items: int, num_packs: object) -> int:
     if not isinstance(num_packs, int) or isinstance(num_packs, bool):
         raise ValueError(f"num_packs must be a whole number, got {num_packs!r}")

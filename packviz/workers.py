@@ -157,3 +157,10 @@ def pack_in_worker(weight: torch.Tensor, num_packs: int, config: PackerConfig, *
             start_workers()
     use_one_thread_here()
     return pack(weight, num_packs, config, **pack_arguments)
+
+
+def ready_pool() -> concurrent.futures.Executor | None:
+    """The worker pool once every worker is warm, for work other than ``pack`` (a replay, a sweep's
+    replays); None while they start or with ``PACKVIZ_WORKERS=0`` (then run in the calling thread)."""
+    start_workers()
+    return _pool if worker_count() > 0 and workers_ready() else None

@@ -1,11 +1,12 @@
 """Take the README's screenshots from the running app (headless Chromium).
 
-    python scripts/screenshots.py [--out docs] [--only deploy|learn]
+    python scripts/screenshots.py [--out docs] [--only deploy|learn|replay]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -29,13 +30,32 @@ def deploy(out: Path) -> None:
         page.screenshot(path=str(out / "deploy.png"))
 
 
+def replay(out: Path, width: int = 1500, height: int = 1300, name: str = "replay") -> Path:
+    """The Replay page on the shipped sample after a small sweep: its Pareto chart and recommended setting."""
+    query = ("replay_section=Sweep&replay_sweep_planners=last,mean:8,robust:4&replay_sweep_intervals=1,4"
+             "&replay_sweep_triggers=interval,drop")
+    with running_app() as url, chromium_page(width=width, height=height) as page:
+        page.goto(f"{url}/replay?{query}")
+        wait_until_idle(page)
+        page.get_by_role("button", name=re.compile("^Run the sweep")).click()
+        page.get_by_text("Recommended:").wait_for(timeout=600_000)
+        wait_until_idle(page)
+        page.locator(".js-plotly-plot >> visible=true").first.wait_for(timeout=120_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / f"{name}.png"))
+    return out / f"{name}.png"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
-    parser.add_argument("--only", choices=["deploy", "learn"], help="take only this page's screenshots")
+    parser.add_argument("--only", choices=["deploy", "learn", "replay"], help="take only this page's screenshots")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.only == "replay":
+        print(replay(out))
+        return 0
     if args.only == "learn":
         for path in learn(out):
             print(path)
@@ -44,6 +64,7 @@ def main() -> int:
     if args.only == "deploy":
         print(out / "deploy.png")
         return 0
+    replay(out)
     with running_app() as url, chromium_page(width=1500, height=1250) as page:
         page.goto(url)
         wait_until_idle(page)
@@ -77,7 +98,7 @@ def main() -> int:
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "presenter.png"), full_page=True)
     learned = learn(out)
-    for name in ("deploy", "explore", "step_through", "restarts", "presenter"):
+    for name in ("deploy", "replay", "explore", "step_through", "restarts", "presenter"):
         print(out / f"{name}.png")
     for path in learned:
         print(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 from hypothesis import strategies as st
 
@@ -154,3 +155,105 @@ def differencing_oracle(loads: list[float], num_packs: int) -> list[int]:
         for item in items:
             pack_of[item] = pack
     return pack_of
+
+
+def replication_lower_bound(shares: list[float], num_packs: int) -> float:
+    """FACTS' family for replica loads ``shares`` on ``num_packs`` packs of equal
+    item counts: the mean, and for t = 0..k-1 the t+1 loads some pack must take
+    among the t*m+1 heaviest, plus the k-t-1 smallest."""
+    ordered = sorted(shares, reverse=True)
+    per_pack = len(ordered) // num_packs
+    bound = sum(ordered) / num_packs
+    for t in range(per_pack):
+        top = sum(ordered[t * num_packs - t:t * num_packs + 1])
+        bound = max(bound, top + sum(ordered[len(ordered) - (per_pack - t - 1):]) if per_pack - t - 1 else top)
+    return bound
+
+
+def best_placement_of_counts(weight: list[float], counts: list[int], num_packs: int, cutoff: float) -> float:
+    """The lightest busiest pack over every placement of ``counts`` replicas of each
+    expert (replica load weight / count) on ``num_packs`` packs of equal slot counts,
+    no two copies of an expert on one pack; inf when none is below ``cutoff``.
+
+    Packs are filled one at a time, each with the heaviest expert that has a copy
+    left plus k - 1 other experts (every choice tried; a run of packs headed by the
+    same expert takes its partners in one order only), cut off at ``cutoff``."""
+    num_experts = len(weight)
+    per_pack = sum(counts) // num_packs
+    order = sorted(range(num_experts), key=lambda e: (-weight[e] / counts[e], e))
+    share = [weight[e] / counts[e] for e in order]
+    left = [counts[e] for e in order]
+    best = cutoff
+
+    def fill(packs_left: int, peak: float, head: int, partners: tuple[int, ...]) -> None:
+        nonlocal best
+        if packs_left == 0:
+            best = peak
+            return
+        if sum(c * s for c, s in zip(left, share)) / packs_left >= best:
+            return
+        live = [e for e in range(num_experts) if left[e] > 0]
+        if len(live) < per_pack or any(left[e] > packs_left for e in live):
+            return
+        first = live[0]
+        forced = [e for e in live[1:] if left[e] == packs_left]
+        free = [e for e in live[1:] if left[e] < packs_left]
+        if len(forced) > per_pack - 1:
+            return
+        for extra in reversed(list(itertools.combinations(free, per_pack - 1 - len(forced)))):
+            mates = tuple(sorted(forced + list(extra)))
+            if first == head and mates < partners:
+                continue
+            load = share[first] + sum(share[e] for e in mates)
+            if max(peak, load) >= best:
+                continue
+            for e in (first, *mates):
+                left[e] -= 1
+            fill(packs_left - 1, max(peak, load), first, mates)
+            for e in (first, *mates):
+                left[e] += 1
+
+    fill(num_packs, 0.0, -1, ())
+    return best if best < cutoff else float("inf")
+
+
+def replication_optimum(weight: list[float], num_slots: int, num_packs: int) -> tuple[float, list[int]]:
+    """The exhaustive optimum of replica counts and placement together: over every
+    count vector (each expert 1..num_packs replicas, ``num_slots`` in all) and
+    every placement of its replicas with no two copies of an expert on one pack,
+    (the lightest busiest pack, its counts). Tiny layers only.
+
+    Count vectors are tried in the order of their lower bound (the mean, FACTS'
+    family of the replica loads), and the search stops at the first whose bound
+    is no lighter than the best found; only vectors whose every replica is lighter
+    than the best of DeepSeek's counts are listed."""
+    num_experts = len(weight)
+    if not num_experts <= num_slots <= num_experts * num_packs or num_slots % num_packs:
+        raise ValueError(f"{num_experts} experts cannot fill {num_slots} slots on {num_packs} packs, one copy each")
+    deepseek = [1] * num_experts
+    for _ in range(num_slots - num_experts):
+        open_experts = [e for e in range(num_experts) if deepseek[e] < num_packs]
+        deepseek[max(open_experts, key=lambda e: (weight[e] / deepseek[e], -e))] += 1
+    best = best_placement_of_counts(weight, deepseek, num_packs, float("inf"))
+    best_counts = deepseek
+    listed: list[tuple[float, list[int]]] = []
+
+    def choose(expert: int, slots_left: int, counts: list[int]) -> None:
+        if expert == num_experts:
+            if slots_left == 0:
+                shares = [w / c for w, c in zip(weight, counts) for _ in range(c)]
+                listed.append((replication_lower_bound(shares, num_packs), list(counts)))
+            return
+        lowest = max(1, math.floor(weight[expert] / best) + 1) if best < float("inf") else 1
+        highest = min(num_packs, slots_left - (num_experts - expert - 1))
+        for count in range(lowest, highest + 1):
+            choose(expert + 1, slots_left - count, [*counts, count])
+
+    choose(0, num_slots, [])
+    for bound, counts in sorted(listed, key=lambda entry: entry[0]):
+        if bound >= best:
+            break
+        peak = best_placement_of_counts(weight, counts, num_packs, best)
+        if peak < best:
+            best, best_counts = peak, counts
+    return best, best_counts

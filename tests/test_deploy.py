@@ -54,7 +54,7 @@ def test_shapes_that_cannot_work_get_one_sentence(cluster, words):
     assert problem is not None and words in problem
     assert problem.count(". ") == 0 and problem.endswith(".")
     if "GPU counts" in problem:
-        assert "GPU counts near 30 that work: 12, 16, 18, 24, 32, 36" in problem or "near 33" in problem
+        assert "GPU counts near 30 that work: 12, 16, 24, 32, 36, 48" in problem or "near 33" in problem
     with pytest.raises(ValueError, match=words):
         place(torch.ones(2, 256), cluster)
 
@@ -68,9 +68,13 @@ def test_auto_follows_deepseeks_rule():
 
 
 def test_default_cluster_is_deepseek_v3s_for_256_experts():
-    assert default_cluster(256) == Cluster(288, 8, 4, 32)
+    assert default_cluster(256, 8) == Cluster(288, 8, 4, 32)
+    # data that names no groups opens with none (and so the global policy), whatever its expert count
+    assert default_cluster(256) == Cluster(288, None, 4, 32)
+    assert default_cluster(128) == Cluster(160, None, 4, 32) and not default_cluster(128).hierarchical
     for experts in (12, 64, 128, 384, 7):
         assert default_cluster(experts).problem(experts) is None
+        assert default_cluster(experts, 8).problem(experts) is None
 
 
 def test_place_is_rebalance_experts_and_reproduces_the_readme():

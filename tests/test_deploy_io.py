@@ -113,8 +113,8 @@ def test_cli_writes_the_engines_map(tmp_path, capsys):
 
 def test_cli_lists_moves_from_a_previous_plan(tmp_path, capsys):
     previous, moves_file = tmp_path / "old.json", tmp_path / "moves.csv"
-    assert cli("--sglang", str(previous)) == 0
-    assert cli("--policy", "global", "--previous", str(previous), "--moves", str(moves_file)) == 0
+    assert cli("--preset", "eplb", "--sglang", str(previous)) == 0
+    assert cli("--preset", "eplb", "--policy", "global", "--previous", str(previous), "--moves", str(moves_file)) == 0
     printed = capsys.readouterr().out
     weight = read_loads(SAMPLE).weight
     old = place(weight, Cluster(288, 8, 4, 32)).phy2log

@@ -292,3 +292,26 @@ def test_the_description_writes_totals_in_digits():
     assert read_loads(sample).description.endswith("whole-number loads, total 30,408,705")
     assert read_loads(b"0.5,0.25\n", "a.csv").description.endswith("real loads, total 0.75")
     assert read_loads(b"1234.5,1\n", "a.csv").description.endswith("real loads, total 1,235.50")
+
+
+def test_a_random_binary_named_pt_is_not_called_a_file_of_python_objects():
+    data = bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(1)).to(torch.uint8).tolist())
+    assert not data.startswith(b"PK")
+    with pytest.raises(LoadError) as error:
+        read_loads(data, "weights.pt")
+    message = str(error.value)
+    assert "Python objects" not in message
+    assert message.startswith("weights.pt: not a readable torch file: torch.save writes a zip archive")
+
+
+def test_nan_in_a_torch_file_is_named_plainly():
+    buffer = io.BytesIO()
+    torch.save({"logical_count": torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, float("nan")]])}, buffer)
+    with pytest.raises(LoadError) as error:
+        read_loads(buffer.getvalue(), "dump.pt")
+    assert str(error.value) == "dump.pt: NaN at layer 1, expert 2 (counted from 0)"
+    buffer = io.BytesIO()
+    torch.save(torch.tensor([[[1.0, float("inf")], [1.0, -2.0]]]), buffer)
+    with pytest.raises(LoadError, match=r"infinite or negative") as error:
+        read_loads(buffer.getvalue(), "steps.pt")
+    assert str(error.value).startswith("steps.pt: inf at step 0, layer 0, expert 1 (counted from 0); 2 values")

@@ -184,3 +184,57 @@ def test_same_input_and_seed_give_the_same_placement(preset, instance, seed):
     alone = pack(weight[last:], num_packs, preset, seed=seed, layer_ids=layer_ids[last:], **options)
     assert torch.equal(alone.pack_index[0], first.pack_index[last])
     assert torch.equal(alone.rank_in_pack[0], first.rank_in_pack[last])
+
+
+@st.composite
+def heavy_tailed_instance(draw):
+    """(loads [layers][items], packs, layer ids): Zipf-like whole-number expert
+    loads, the hottest replicated by DeepSeek's rule (equal replicas), as MoE layers are."""
+    from packviz.eplb import replicate_experts
+
+    num_packs = draw(st.integers(2, 8))
+    num_items = num_packs * draw(st.integers(2, 6))
+    num_experts = draw(st.integers(max(1, num_items // 2), num_items))
+    rank = st.integers(0, 40).map(lambda r: float(round(1e4 / (1 + r) ** 1.5)))
+    rows = [draw(st.lists(rank, min_size=num_experts, max_size=num_experts)) for _ in range(draw(st.integers(1, 3)))]
+    weight = torch.tensor(rows, dtype=torch.float64)
+    phy2log, _, logcnt = replicate_experts(weight, num_items)
+    layer_ids = draw(st.lists(st.integers(0, 2**20), min_size=len(rows), max_size=len(rows)))
+    return (weight / logcnt).gather(1, phy2log).tolist(), num_packs, layer_ids
+
+
+@examples(40)
+@given(instance=st.one_of(tie_heavy_instance(max_packs=10), heavy_tailed_instance()), seed=st.integers(0, 2**31))
+def test_best_is_never_heavier_than_fast_on_any_layer(instance, seed):
+    """`best` keeps `fast`'s candidate (the lighter unperturbed fill) and refines it
+    further, so its heaviest pack is at most `fast`'s: exactly in the engine's
+    units, and within their rounding (half a unit per item of a pack) in true loads."""
+    rows, num_packs, layer_ids = instance
+    weight = torch.tensor(rows, dtype=torch.float64)
+    fast = pack(weight, num_packs, "fast", seed=seed, layer_ids=layer_ids)
+    best = pack(weight, num_packs, "best", seed=seed, layer_ids=layer_ids)
+    units = to_units(weight, best.config.relative_tolerance)
+    unit_max = {name: torch.zeros_like(run.pack_loads).scatter_add_(1, run.pack_index, units).amax(dim=1)
+                for name, run in (("fast", fast), ("best", best))}
+    assert bool((unit_max["best"] <= unit_max["fast"]).all()), (unit_max["best"] - unit_max["fast"]).tolist()
+    num_items = weight.shape[1]
+    tolerance = max(best.config.relative_tolerance, 4.0 * num_items / 2.0**53)
+    unit = tolerance * torch.where(weight.amax(dim=1) > 0, weight.amax(dim=1), 1.0)
+    per_pack = num_items // num_packs
+    rounding = 2 * (per_pack * 0.501 * unit + 2 * per_pack * EPSILON * weight.sum(dim=1))
+    assert bool((best.pack_loads.amax(dim=1) <= fast.pack_loads.amax(dim=1) + rounding).all())
+
+
+def test_best_is_never_heavier_than_fast_on_moe_layers():
+    """Layers where `best` used to end heavier than `fast`: its four kept fills were
+    all noisy ones, lighter before refinement than `fast`'s, heavier after."""
+    from packviz.data import generators
+    from packviz.eplb import replicate_experts
+
+    for seed, kind, slots, num_packs in ((1, "uniform", 144, 16), (3, "lognormal", 144, 16), (0, "hot", 256, 8)):
+        weight = generators.generate(kind, 48, 128, seed=seed)
+        phy2log, _, logcnt = replicate_experts(weight, slots)
+        replicas = (weight / logcnt).gather(1, phy2log)
+        fast = pack(replicas, num_packs, "fast").pack_loads.amax(dim=1)
+        best = pack(replicas, num_packs, "best").pack_loads.amax(dim=1)
+        assert bool((best <= fast).all()), (kind, seed, ((best > fast).nonzero().squeeze(1)).tolist())

@@ -2,45 +2,95 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
+
 import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from packviz.eplb.cluster import Cluster, place
-from packviz.eplb.over_time import PlannerRun, fresh_planner, kept_planner, over_time, replanning_planner
-from packviz.eplb.plan_table import plan_rows
-from packviz.eplb.replan import MovesCurve, balance_moves_curve, replan
-from packviz.io.deploy import placement_csv, sglang_json, sglang_logical_count_json, trtllm_yaml
+from packviz.eplb.cluster import Cluster
+from packviz.eplb.over_time import FRESH as OVER_TIME_FRESH
+from packviz.eplb.over_time import KEPT as OVER_TIME_KEPT
+from packviz.eplb.over_time import FreshPlans, PlannerRun, loads_key, over_time, replanned_name, standard_planners
+from packviz.eplb.plan_table import plan_rows, timed_place
+from packviz.eplb.replan import MovesCurve, Replan, balance_moves_curve, plan_moves
+from packviz.io.deploy import (
+    placement_csv,
+    sglang_json,
+    sglang_logical_count_json,
+    trtllm_yaml,
+    vllm_ascend_json,
+    vllm_json,
+)
 from packviz.viz.deploy import gpu_heatmap_figure, load_bars_figure, placement_figure
 from packviz.viz.figures import PrebuiltFigure
 
-KEPT = "kept from window 0"
-FRESH = "fresh each window"
 REPLAN_TOLERANCE = 0.005
-REPLANNED = f"re-planned from the plan in place (within {REPLAN_TOLERANCE:.1%} of fresh)"
+KEPT, FRESH, REPLANNED = OVER_TIME_KEPT, OVER_TIME_FRESH, replanned_name(REPLAN_TOLERANCE)
 
 
-@st.cache_data(show_spinner="Placing the experts…", max_entries=64)
-def plan(digest: str, _experts: torch.Tensor, cluster: Cluster, preset: str) -> torch.Tensor:
-    """phy2log [layers, num_replicas]."""
+@st.cache_data(show_spinner="Placing the experts…", max_entries=256)
+def timed_plan(digest: str, _experts: torch.Tensor, cluster: Cluster, preset: str) -> tuple[torch.Tensor, float]:
+    """(phy2log [layers, num_replicas], the seconds its making took), once per (data, cluster, preset): the
+    plan on screen, the Balance table's rows and Over time's fresh plans all come from here."""
     del digest  # the cache key: the data's hash stands for the unhashed tensor
-    return place(_experts, cluster, preset).phy2log.cpu()
+    return timed_place(_experts, cluster, preset)
 
 
-@st.cache_data(show_spinner="Comparing plans…", max_entries=32)
-def comparison(digest: str, _experts: torch.Tensor, cluster: Cluster, presets: tuple[str, ...]) -> list[dict]:
-    del digest
-    return plan_rows(_experts, cluster, presets)
+def plan(digest: str, experts: torch.Tensor, cluster: Cluster, preset: str) -> torch.Tensor:
+    """phy2log [layers, num_replicas]."""
+    return timed_plan(digest, experts, cluster, preset)[0]
 
 
-@st.cache_data(show_spinner="Planning every window…", max_entries=16)
-def history(digest: str, _windows: torch.Tensor, cluster: Cluster, preset: str, expert_bytes: int,
-            history_key: tuple) -> dict[str, PlannerRun]:
-    """Kept, fresh and re-planned plans over the windows; history_key names how the windows were made."""
-    del digest, history_key
-    planners = {KEPT: kept_planner(cluster, preset), FRESH: fresh_planner(cluster, preset),
-                REPLANNED: replanning_planner(cluster, replan, preset, tolerance=REPLAN_TOLERANCE)}
-    return over_time(_windows, cluster, planners, expert_bytes)
+def comparison(digest: str, experts: torch.Tensor, cluster: Cluster, presets: tuple[str, ...],
+               progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """The Balance table's rows; each plan made once (the one on screen is not made again)."""
+    return plan_rows(experts, cluster, presets, planner=lambda loads, option, name: timed_plan(
+        digest, loads, option, name), progress=progress)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _replan(weight_key: str, previous_key: str, _weight: torch.Tensor, _previous: torch.Tensor, _fresh: torch.Tensor,
+            cluster: Cluster, preset: str, tolerance: float) -> torch.Tensor:
+    """The re-plan of one window from the plan in place, against that window's fresh plan (made already)."""
+    del weight_key, previous_key
+    return plan_moves(_weight, _previous, cluster.num_groups, cluster.num_nodes, cluster.num_gpus,
+                      tolerance=tolerance, packer=preset, hierarchical=cluster.hierarchical,
+                      fresh=_fresh).placement.phy2log.cpu()
+
+
+@st.cache_resource(show_spinner=False)
+def _finished_histories() -> OrderedDict:
+    """Over time's finished runs by their key, shared by every session (the newest 16)."""
+    return OrderedDict()
+
+
+def finished_history(key: tuple) -> dict[str, PlannerRun] | None:
+    return _finished_histories().get(key)
+
+
+def history(windows: torch.Tensor, cluster: Cluster, preset: str, expert_bytes: int, key: tuple,
+            progress: Callable[[int, int], None] | None = None) -> dict[str, PlannerRun]:
+    """Kept, fresh and re-planned plans over ``windows`` [W, layers, num_logical]: W - 1 fresh plans and
+    W - 2 re-plans, each cached on its own (a run stopped by a rerun keeps what it made), the finished
+    run under ``key`` (which names the windows, the cluster, the preset and the expert size)."""
+    done = finished_history(key)
+    if done is not None:
+        return done
+    # a window's fresh plan has the window's loads as its data: their digest is its cache key
+    fresh = FreshPlans(cluster, preset, make=lambda loads: plan(loads_key(loads), loads, cluster, preset))
+
+    def replan(weight: torch.Tensor, previous: torch.Tensor, *_, fresh: torch.Tensor, **__) -> torch.Tensor:
+        return _replan(loads_key(weight), loads_key(previous), weight, previous, fresh, cluster, preset,
+                       REPLAN_TOLERANCE)
+    planners = standard_planners(cluster, preset, REPLAN_TOLERANCE, fresh=fresh, replan=replan)
+    runs = over_time(windows, cluster, planners, expert_bytes, progress=progress)
+    store = _finished_histories()
+    store[key] = runs
+    while len(store) > 16:
+        store.popitem(last=False)
+    return runs
 
 
 @st.cache_data(show_spinner="Re-planning at every move budget…", max_entries=16)
@@ -70,9 +120,35 @@ def heatmap_view(digest: str, _plan: torch.Tensor, _experts: torch.Tensor, clust
     return PrebuiltFigure(gpu_heatmap_figure(_plan, _experts, cluster).to_dict())
 
 
+def exports(digest: str, plan: torch.Tensor, experts: torch.Tensor, cluster: Cluster,
+            first_layer: int, num_layers: int | None = None) -> dict[str, str]:
+    """Every export of a plan [layers, num_replicas] (the fresh plan or a re-plan), by kind; ``first_layer``
+    and ``num_layers`` place the MoE rows among the model's layers (SGLang's map has a row for every layer)."""
+    return _exports(digest, loads_key(plan), plan, experts, cluster, first_layer, num_layers)
+
+
 @st.cache_data(show_spinner="Writing the files…", max_entries=16)
-def exports(digest: str, _plan: torch.Tensor, _experts: torch.Tensor, cluster: Cluster, preset: str,
-            first_layer: int) -> dict[str, str]:
-    """Every export of the plan on screen, by kind."""
-    return {"csv": placement_csv(_plan, _experts, cluster), "sglang": sglang_json(_plan),
-            "logical_count": sglang_logical_count_json(_experts), "trtllm": trtllm_yaml(_plan, first_layer)}
+def _exports(digest: str, plan_key: str, _plan: torch.Tensor, _experts: torch.Tensor, cluster: Cluster,
+             first_layer: int, num_layers: int | None) -> dict[str, str]:
+    del digest, plan_key
+    return {"csv": placement_csv(_plan, _experts, cluster),
+            "sglang": sglang_json(_plan, first_layer=first_layer, num_layers=num_layers),
+            "logical_count": sglang_logical_count_json(_experts), "trtllm": trtllm_yaml(_plan, first_layer),
+            "vllm": vllm_json(_plan), "vllm_ascend": vllm_ascend_json(_plan, cluster.num_gpus)}
+
+
+def replan_from(digest: str, previous: torch.Tensor, experts: torch.Tensor, fresh: torch.Tensor, cluster: Cluster,
+                preset: str, tolerance: float | None, max_moves: int | None) -> Replan:
+    """The re-plan of the data's loads from the uploaded plan in place ``previous`` [layers, num_replicas],
+    against the fresh plan on screen ``fresh`` (made already: not made again)."""
+    return _replan_from(digest, loads_key(previous), previous, experts, fresh, cluster, preset, tolerance, max_moves)
+
+
+@st.cache_data(show_spinner="Re-planning from the plan in place…", max_entries=16)
+def _replan_from(digest: str, previous_key: str, _previous: torch.Tensor, _experts: torch.Tensor,
+                 _fresh: torch.Tensor, cluster: Cluster, preset: str, tolerance: float | None,
+                 max_moves: int | None) -> Replan:
+    del digest, previous_key
+    return plan_moves(_experts, _previous, cluster.num_groups, cluster.num_nodes, cluster.num_gpus,
+                      tolerance=tolerance, max_moves=max_moves, packer=preset, hierarchical=cluster.hierarchical,
+                      fresh=_fresh)

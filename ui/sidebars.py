@@ -78,7 +78,8 @@ STEPS_HELP = ("moe loads whose hot experts drift from step to step, for the Depl
               "score-on-the-next view; every other page sees their sum.")
 PERSISTENT = (*KNOBS, "preset", "packs", "seed", "device", "source", "sample", "layer", "view", "section",
               "upload_slots", "deploy_replicas", "deploy_groups", "deploy_nodes", "deploy_gpus", "deploy_policy",
-              "deploy_preset", "deploy_section", "deploy_layer")
+              "deploy_preset", "deploy_section", "deploy_layer", "deploy_model", "deploy_model_for",
+              "deploy_expert_mb")
 
 
 def _keep_widget_state() -> None:
@@ -94,8 +95,19 @@ def _keep_widget_state() -> None:
             st.session_state[key] = saved[key]
 
 
-def data_sidebar() -> Dataset:
-    """Sample, generator or upload; a refused upload keeps the data already loaded."""
+def remember_widget_state(keys: tuple[str, ...]) -> None:
+    """Values a page sets itself after the sidebar ran (defaults for new data) kept as the copy
+    :func:`_keep_widget_state` puts back, so another page and back does not restore the older ones."""
+    saved = st.session_state.setdefault("saved_widgets", {})
+    for key in keys:
+        if key in st.session_state:
+            saved[key] = st.session_state[key]
+
+
+def data_sidebar(replicate: bool = True) -> Dataset:
+    """Sample, generator or upload; a refused upload keeps the data already loaded. ``replicate=False``
+    hides "Replicate hot experts" (a page that replicates by its own slot count, as Deploy does); an
+    upload then keeps the count set elsewhere, so switching pages does not reload it."""
     _keep_widget_state()
     _follow_linked_sample()
     dataset()
@@ -116,7 +128,7 @@ def data_sidebar() -> Dataset:
             integer = st.checkbox("Whole token counts", value=True)
             steps = int(st.number_input(STEPS_LABEL, 1, 10_000, 1, help=STEPS_HELP))
             drift = st.number_input("Drift per step (moe with steps)", 0.0, 1.0, 0.3)
-            slots = st.number_input(REPLICATE_LABEL, 0, 65536, 0, help=REPLICATE_HELP)
+            slots = st.number_input(REPLICATE_LABEL, 0, 65536, 0, help=REPLICATE_HELP) if replicate else 0
             if st.form_submit_button("Generate"):
                 try:
                     # a size no preset can pack within the app's memory is refused before it is made
@@ -149,7 +161,10 @@ def data_sidebar() -> Dataset:
             "Load matrix (one row per layer, one column per expert)",
             type=[s.lstrip(".") for s in SUFFIXES], key="upload",
         )
-        slots = int(st.sidebar.number_input(REPLICATE_LABEL, 0, 65536, key="upload_slots", help=REPLICATE_HELP))
+        if replicate:
+            slots = int(st.sidebar.number_input(REPLICATE_LABEL, 0, 65536, key="upload_slots", help=REPLICATE_HELP))
+        else:
+            slots = int(st.session_state.get("upload_slots", 0))
         wanted = (upload.file_id, slots) if upload is not None else None
         if wanted is not None and st.session_state.get("upload_id") != wanted:
             st.session_state.upload_id = wanted

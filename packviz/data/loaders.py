@@ -358,7 +358,16 @@ def _read_npz(data: bytes, name: str, *, array_name: str | None, max_values: int
 # torch and JSON ------------------------------------------------------------------------
 
 
+# torch.save writes a zip archive; before torch 1.6 it wrote a pickle that opens with this magic number
+TORCH_ZIP_MAGIC = b"PK\x03\x04"
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
 def _read_pt(data: bytes, name: str, *, keep_time_axis: bool, max_values: int, **_: object) -> LoadedMatrix:
+    if not data.startswith((TORCH_ZIP_MAGIC, TORCH_LEGACY_MAGIC)):
+        # torch's own message for such bytes speaks of unpickling, though nothing here is a pickle
+        raise LoadError(f"{name}: not a readable torch file: torch.save writes a zip archive, and this file starts "
+                        f"with the bytes {data[:4].hex(' ')}, not 'PK'")
     try:
         content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a refused or broken file
@@ -370,7 +379,8 @@ def _read_pt(data: bytes, name: str, *, keep_time_axis: bool, max_values: int, *
                 f"{name}: refused: it holds Python objects, not plain tensors{what}, and packviz never "
                 "unpickles uploaded code"
             ) from None
-        raise LoadError(f"{name}: not a readable torch file ({type(error).__name__})") from None
+        what = "a zip archive, but not one torch.save wrote" if data.startswith(TORCH_ZIP_MAGIC) else "broken"
+        raise LoadError(f"{name}: not a readable torch file: {what} ({type(error).__name__})") from None
     return _from_content(content, name, "torch file", keep_time_axis, max_values)
 
 
@@ -462,15 +472,17 @@ def _validated_values(array: np.ndarray, name: str) -> np.ndarray:
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         position = tuple(int(i) for i in np.argwhere(bad)[0])
-        value = values[position]
-        where = ", ".join(f"{axis} {index + 1}" for axis, index in zip(_axes(values.ndim), position))
-        what = "is not a number" if math.isnan(value) else "is infinite" if math.isinf(value) else "is negative"
-        raise LoadError(f"{name}: {where}: {value!r} {what} ({int(bad.sum())} bad value(s) in all)")
+        value = float(values[position])
+        where = ", ".join(f"{axis} {index}" for axis, index in zip(_axes(values.ndim), position))
+        what = "NaN" if math.isnan(value) else f"{value:g}" if math.isinf(value) else f"a negative load, {value:g},"
+        count = int(bad.sum())
+        more = f"; {count} values in all are NaN, infinite or negative" if count > 1 else ""
+        raise LoadError(f"{name}: {what} at {where} (counted from 0){more}")
     return values
 
 
 def _axes(ndim: int) -> tuple[str, ...]:
-    return {1: ("column",), 2: ("row", "column"), 3: ("step", "row", "column")}.get(ndim, ("axis",) * ndim)
+    return {1: ("expert",), 2: ("layer", "expert"), 3: ("step", "layer", "expert")}.get(ndim, ("axis",) * ndim)
 
 
 def _validated(array: np.ndarray, name: str, max_values: int) -> torch.Tensor:

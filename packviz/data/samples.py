@@ -15,9 +15,19 @@ import torch
 
 from packviz.data.experts import SlotMap, replicate
 from packviz.data.loaders import LoadedMatrix, read_loads
+from packviz.data.traces import LoadSeries, read_trace
 from packviz.validate import valid_pack_counts
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
+
+def _sample_dir() -> Path:
+    """The wheel ships the samples inside the package (``packviz/sample_data``);
+    a checkout keeps them at the repository root."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "sample_data"
+    return installed if installed.is_dir() else package.parent / "sample_data"
+
+
+SAMPLE_DIR = _sample_dir()
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,13 @@ SAMPLES: dict[str, Sample] = {
     "SGLang expert-distribution dump (8 x 64)": Sample("sglang_dump.pt", 8, None),
 }
 DEFAULT_SAMPLE = next(iter(SAMPLES))
+
+# Traces with a time axis, read by packviz.data.traces.read_trace: label -> file in sample_data/
+TRACE_SAMPLES: dict[str, str] = {
+    "DeepSeek-V2-Lite prefill, 48 windows of 40 prompts (synthetic, matches a real trace)":
+        "deepseek_v2_lite_prefill_trace.pt",
+}
+DEFAULT_TRACE_SAMPLE = next(iter(TRACE_SAMPLES))
 
 
 @dataclass(frozen=True)
@@ -85,6 +102,11 @@ def make_dataset(loaded: LoadedMatrix, default_packs: int | None = None,
 
 def read_sample(label: str) -> LoadedMatrix:
     return read_loads(SAMPLE_DIR / SAMPLES[label].file_name, keep_time_axis=True)
+
+
+def read_trace_sample(label: str = DEFAULT_TRACE_SAMPLE) -> list[LoadSeries]:
+    """The shipped trace ``label`` as load series (one: its windows are [windows, layers, experts])."""
+    return read_trace(SAMPLE_DIR / TRACE_SAMPLES[label])
 
 
 def load_sample(label: str) -> Dataset:

@@ -200,12 +200,16 @@ def _run_chunk(
     # at most its fill's. Pruned by spread, the greedy (restart 0) is kept
     # outright; pruned by max load, a fill heavier than the greedy (even within
     # a tie window) ranks after it, so whatever is kept first is no heavier.
-    # Either way the result is never worse than eplb.
+    # Either way the result is never worse than eplb. Pruned by max load, the
+    # lightest unperturbed fill is kept first too: a config with more restarts,
+    # candidates or iterations then refines the very candidate a smaller one
+    # refines, further, so ``best`` is never heavier than ``fast``.
     if config.select_by == "spread":
         pruning_keys[:, 0] = -1
     else:
         fill_max = greedy_loads.amax(dim=2)
         pruning_keys = _ranked_last(pruning_keys, fill_max > fill_max[:, :1])
+        pruning_keys[torch.arange(num_layers, device=device), _anchor_restart(greedy_loads, config, window)] = -1
     kept = torch.sort(pruning_keys, dim=1, stable=True).indices[:, :kept_count]
     selected = (torch.arange(num_layers, device=device).unsqueeze(1) * restarts + kept).reshape(-1)
 
@@ -236,9 +240,14 @@ def _run_chunk(
     final_loads = content_units.sum(dim=2).view(num_layers, kept_count, num_packs)
     final_keys = _choice_keys(final_loads, config.select_by, window)
     # A candidate chosen by spread may still carry a heavier pack than the greedy
-    # fill: such candidates rank after every other.
-    greedy_max = greedy_loads[:, 0].amax(dim=1, keepdim=True)
-    final_keys = _ranked_last(final_keys, final_loads.amax(dim=2) > greedy_max)
+    # fill: such candidates rank after every other. Chosen by max load, so do those
+    # heavier than the refined anchor (candidate 0, no heavier than the greedy), whose
+    # tie key may still be lower through a chain of near-equal candidates.
+    if config.select_by == "spread":
+        reference_max = greedy_loads[:, 0].amax(dim=1, keepdim=True)
+    else:
+        reference_max = final_loads[:, 0].amax(dim=1, keepdim=True)
+    final_keys = _ranked_last(final_keys, final_loads.amax(dim=2) > reference_max)
     best = final_keys.argmin(dim=1)
     chosen = torch.arange(num_layers, device=device) * kept_count + best
     if recorder is not None:
@@ -430,6 +439,21 @@ def _differencing_fill(
     pack_of_step = slot.reshape(num_rows, num_items).to(torch.int32)
     rank_of_step = (torch.arange(num_items, device=device) // num_packs).to(torch.int32).expand(num_rows, -1)
     return pack_of_step, rank_of_step.contiguous()
+
+
+def _anchor_restart(fill_loads: torch.Tensor, config: PackerConfig, window: float) -> torch.Tensor:
+    """[L]: of the restarts without noise (the plain greedy, and the plain
+    differencing fill with ``differencing``), the lightest fill by max load
+    then spread, the greedy on ties or where the other is heavier. Judged among
+    those restarts alone (tie groups never chain through noisy fills), so every
+    config with the same fill rule picks the same one, whatever its restart
+    count. fill_loads: [L, R, m]."""
+    plain = int((noise_scales(config) == 0).long().cumprod(dim=0).sum())
+    loads = fill_loads[:, :plain]
+    keys = _choice_keys(loads, "max_load", window)
+    fill_max = loads.amax(dim=2)
+    keys = _ranked_last(keys, fill_max > fill_max[:, :1])
+    return keys.argmin(dim=1)
 
 
 def _ranked_last(keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

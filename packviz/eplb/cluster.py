@@ -19,6 +19,7 @@ import torch
 
 from packviz.eplb.placement import ExpertPlacement, rebalance_experts
 from packviz.metrics import lower_bound
+from packviz.validate import slot_counts_hint
 
 Policy = Literal["auto", "hierarchical", "global"]
 POLICIES: tuple[Policy, ...] = ("auto", "hierarchical", "global")
@@ -58,13 +59,18 @@ class Cluster:
                 return f"The number of {name} must be a whole number of at least 1, not {value!r}."
         if self.num_groups is not None and (not isinstance(self.num_groups, int) or self.num_groups < 1):
             return f"The number of expert groups must be a whole number of at least 1, not {self.num_groups!r}."
+        slots_hint = slot_counts_hint(self.num_replicas, num_logical, self.num_gpus)
         if self.num_replicas < num_logical:
             return (f"{self.num_replicas} slots are fewer than the {num_logical} experts: "
-                    "every expert needs at least one slot.")
+                    f"every expert needs at least one slot ({slots_hint}).")
         if self.num_replicas % self.num_gpus:
-            hint = _divisors_hint(self.num_replicas, "GPU", self.num_gpus)
+            # GPU counts that also split over the nodes, so the hint does not lead to the next refusal
+            gpus_hint = _divisors_hint(self.num_replicas, "GPU", self.num_gpus, multiple_of=self.num_nodes)
+            # other slot counts on these GPUs help only where the GPUs split over the nodes
+            fits_nodes = self.num_gpus % self.num_nodes == 0
+            hints = "; ".join(hint for hint in (slots_hint if fits_nodes else "", gpus_hint) if hint)
             return (f"{self.num_replicas} slots do not split evenly over {self.num_gpus} GPUs: "
-                    f"every GPU needs the same number of slots ({hint}).")
+                    f"every GPU needs the same number of slots ({hints}).")
         if self.num_gpus % self.num_nodes:
             return (f"{self.num_gpus} GPUs do not split evenly over {self.num_nodes} nodes "
                     f"({_divisors_hint(self.num_gpus, 'node', self.num_nodes)}).")
@@ -94,20 +100,25 @@ class Cluster:
         return torch.arange(self.num_gpus) // self.gpus_per_node
 
 
-def _divisors_hint(total: int, what: str, near: int) -> str:
-    """The whole divisors of ``total`` nearest ``near``, in order."""
-    counts = [d for d in range(1, min(total, 1 << 16) + 1) if total % d == 0]
+def _divisors_hint(total: int, what: str, near: int, multiple_of: int = 1) -> str:
+    """The whole divisors of ``total`` (multiples of ``multiple_of``) nearest
+    ``near``, in order; empty when there is none."""
+    counts = [d for d in range(multiple_of, min(total, 1 << 16) + 1, multiple_of) if total % d == 0]
+    if not counts:
+        return ""
     nearest = sorted(sorted(counts, key=lambda d: (abs(d - near), d))[:6])
     return f"{what} counts near {near} that work: {', '.join(map(str, nearest))}"
 
 
-def default_cluster(num_logical: int) -> Cluster:
+def default_cluster(num_logical: int, num_groups: int | None = None) -> Cluster:
     """A deployment like DeepSeek-V3's for ``num_logical`` experts: the largest
     power of two up to 32 GPUs that leaves each GPU at least 4 experts, one
-    redundant slot per GPU, 8 GPUs a node, 8 expert groups where they divide."""
+    redundant slot per GPU, 8 GPUs a node; ``num_groups`` expert groups (the
+    model's, e.g. DeepSeek-V3's 8, see ``packviz.eplb.models``) where they divide
+    the experts, else none (data that names no groups gets none)."""
     gpus = max([g for g in (1, 2, 4, 8, 16, 32) if num_logical % g == 0 and num_logical // g >= 4] or [1])
     nodes = max(1, gpus // 8)
-    groups = 8 if num_logical % 8 == 0 and 8 % nodes == 0 else None
+    groups = num_groups if num_groups and num_groups > 1 and num_logical % num_groups == 0 else None
     return Cluster(num_logical + gpus, groups, nodes, gpus)
 
 
@@ -150,17 +161,72 @@ def node_load(weight: torch.Tensor, phy2log: torch.Tensor, cluster: Cluster) -> 
     return gpu_load(weight, phy2log, cluster).view(phy2log.shape[0], cluster.num_nodes, -1).sum(dim=2)
 
 
+def moe_layers(weight: torch.Tensor) -> torch.Tensor:
+    """[layers] bool: the layers with any expert load. An engine's statistics
+    cover every layer of the model (SGLang's for DeepSeek-V3: 61 rows), and a
+    dense layer's row is all zero: it has no experts to balance, so it stays out
+    of every mean and every colour scale (weight [layers, num_logical] or
+    [steps, layers, num_logical])."""
+    weight = torch.as_tensor(weight)
+    while weight.dim() > 2:
+        weight = weight.sum(dim=0)
+    return weight.to(torch.float64).abs().sum(dim=-1) > 0
+
+
+def layers_phrase(moe: torch.Tensor) -> str:
+    """"58 MoE layers" or "58 MoE layers of 61 (3 dense, no load: 0, 1, 2)" from
+    ``moe`` [layers] bool."""
+    total, count = int(moe.numel()), int(moe.sum())
+    if count == total:
+        return f"{total} MoE layer{'s' if total != 1 else ''}"
+    dense = (~moe).nonzero().flatten().tolist()
+    shown = ", ".join(map(str, dense[:6])) + (", …" if len(dense) > 6 else "")
+    return f"{count} MoE layer{'s' if count != 1 else ''} of {total} ({len(dense)} dense, no load: {shown})"
+
+
+def moe_mean(values: torch.Tensor, moe: torch.Tensor) -> float:
+    """The mean of ``values`` [layers] over the MoE layers (``moe`` [layers]
+    bool); over every layer when none has load."""
+    chosen = values[moe] if bool(moe.any()) else values
+    return float(chosen.to(torch.float64).mean())
+
+
 @dataclass(frozen=True)
 class Balance:
     """Per-layer balance of a plan on some loads; every field [layers] float64.
 
     balancedness = mean / max GPU load (SGLang and vLLM report it),
     imbalance = (max - mean) / mean (TensorRT-LLM reports it),
-    bound = a lower bound on any plan's busiest GPU for the cluster's policy."""
+    bound = a lower bound on any plan's busiest GPU for the cluster's policy.
+    A dense layer (no load) scores 1 / 0 / 1 per layer and stays out of the
+    ``mean_*`` figures, which average the MoE layers only."""
 
     max_load: torch.Tensor
     mean_load: torch.Tensor
     bound: torch.Tensor
+
+    @property
+    def moe(self) -> torch.Tensor:
+        """[layers] bool: the layers with load (see :func:`moe_layers`)."""
+        return self.mean_load > 0
+
+    @property
+    def mean_balancedness(self) -> float:
+        return moe_mean(self.balancedness, self.moe)
+
+    @property
+    def mean_imbalance(self) -> float:
+        return moe_mean(self.imbalance, self.moe)
+
+    @property
+    def mean_bound_over_mean(self) -> float:
+        return moe_mean(self.bound_over_mean, self.moe)
+
+    @property
+    def worst_max_over_mean(self) -> float:
+        """The busiest GPU over its layer's mean, in the worst MoE layer."""
+        values = self.imbalance + 1
+        return float((values[self.moe] if bool(self.moe.any()) else values).max())
 
     @property
     def balancedness(self) -> torch.Tensor:

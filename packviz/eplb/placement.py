@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from packviz.config import PackerConfig
+from packviz.config import PackerConfig, preset_of
 from packviz.engine.driver import threads_for
 from packviz.eplb.replicate import (
     joint_replicate,
@@ -40,7 +40,7 @@ from packviz.eplb.replicate import (
     spread_duplicates,
 )
 from packviz.packer import pack
-from packviz.validate import as_weight_matrix
+from packviz.validate import as_weight_matrix, slot_counts_hint
 
 
 class PlacementShapeError(ValueError, AssertionError):
@@ -155,9 +155,11 @@ def _whole_number(name: str, value: object, minimum: int = 1) -> int:
 
 def _check_shape(num_logical: int, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int) -> None:
     if num_replicas < num_logical:
-        raise PlacementShapeError(f"{num_replicas} replicas cannot hold {num_logical} experts")
+        raise PlacementShapeError(f"{num_replicas} replicas cannot hold {num_logical} experts "
+                                  f"({slot_counts_hint(num_replicas, num_logical, num_gpus)})")
     if num_replicas % num_gpus:
-        raise PlacementShapeError(f"{num_replicas} replicas do not split evenly over {num_gpus} GPUs")
+        raise PlacementShapeError(f"{num_replicas} replicas do not split evenly over {num_gpus} GPUs "
+                                  f"({slot_counts_hint(num_replicas, num_logical, num_gpus)})")
     if num_gpus % num_nodes:
         raise PlacementShapeError(f"{num_gpus} GPUs do not split evenly over {num_nodes} nodes")
     if num_logical % num_groups:
@@ -321,30 +323,50 @@ def fresh_plan(weight: torch.Tensor, num_replicas: int, num_groups: int, num_nod
 def _fresh_plan(weight: torch.Tensor, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int,
                 packer: str | PackerConfig, seed: int,
                 joint_replication: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    greedy = _hierarchical(weight, num_replicas, num_groups, num_nodes, num_gpus, "eplb", seed)
+    shape = (num_replicas, num_groups, num_nodes, num_gpus)
+    greedy = _hierarchical(weight, *shape, "eplb", seed)
     if packer == "eplb":
         return greedy
     num_logical = weight.shape[1]
     greedy_waste = gpu_duplicates(greedy[0], num_logical, num_gpus, per_node=num_nodes)       # [L, nodes]
-    phy2log, replica_rank, logcnt = _hierarchical(weight, num_replicas, num_groups, num_nodes, num_gpus, packer,
-                                                  seed, max_duplicates=greedy_waste if joint_replication else None)
-    theirs = gpu_loads(weight, greedy[0], greedy[2], num_gpus).amax(dim=1)
+    greedy_peak = gpu_loads(weight, greedy[0], greedy[2], num_gpus).amax(dim=1)
+    preset = preset_of(packer)
+    # Per layer the lightest busiest GPU of the packer's plan, the plans of the presets
+    # it must never be heavier than, and DeepSeek's greedy (a better packer in one
+    # stage can still lose in a later one); the packer's own on ties.
+    plans = [_packer_plan(weight, shape, packer, seed, joint_replication, greedy_waste, greedy_peak)]
+    plans += [_packer_plan(weight, shape, lesser, seed, joint_replication, greedy_waste, greedy_peak)
+              for lesser in (preset.never_heavier_than if preset is not None else ())]
+    plans.append(greedy)
+    peaks = []
+    for phy2log, _, logcnt in plans:
+        # a plan wasting more slots than the greedy is not taken
+        more_waste = gpu_duplicates(phy2log, num_logical, num_gpus).squeeze(1) > greedy_waste.sum(dim=1)
+        peak = gpu_loads(weight, phy2log, logcnt, num_gpus).amax(dim=1)
+        peaks.append(torch.where(more_waste, torch.inf, peak))
+    choice = torch.stack(peaks, dim=1).argmin(dim=1)               # the first of equals
+    return tuple(torch.stack([plan[part] for plan in plans], dim=1)[torch.arange(len(choice)), choice]
+                 for part in range(3))
+
+
+def _packer_plan(weight: torch.Tensor, shape: tuple[int, int, int, int], packer: str | PackerConfig, seed: int,
+                 joint_replication: bool, greedy_waste: torch.Tensor,
+                 greedy_peak: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``packer``'s plan (phy2log, replica rank, logcnt) for ``shape`` (replicas, groups,
+    nodes, GPUs), its counts chosen with the packing unless ``joint_replication`` is off,
+    wasting no more slots per node than ``greedy_waste`` [L, nodes] where copies can be
+    spread without a GPU passing ``greedy_peak`` [L]."""
+    num_logical, num_gpus, num_nodes = weight.shape[1], shape[3], shape[2]
+    phy2log, replica_rank, logcnt = _hierarchical(weight, *shape, packer, seed,
+                                                  max_duplicates=greedy_waste if joint_replication else None)
     # layers wasting more slots than the greedy: spread the copies (the peak may
     # rise, never past the greedy's)
     over = (gpu_duplicates(phy2log, num_logical, num_gpus).squeeze(1) > greedy_waste.sum(dim=1)).nonzero().squeeze(1)
     if len(over):
         phy2log, replica_rank = phy2log.clone(), replica_rank.clone()
         phy2log[over] = spread_duplicates(weight[over], phy2log[over], logcnt[over], num_gpus, num_nodes,
-                                          ceiling=theirs[over])
+                                          ceiling=greedy_peak[over])
         replica_rank[over] = slot_order_ranks(phy2log[over], num_logical)
-    # Per layer, keep DeepSeek's greedy where it leaves a lighter busiest GPU (a
-    # better packer in one stage can still lose in a later one) or wastes fewer slots.
-    mine = gpu_loads(weight, phy2log, logcnt, num_gpus).amax(dim=1)
-    more_waste = gpu_duplicates(phy2log, num_logical, num_gpus).squeeze(1) > greedy_waste.sum(dim=1)
-    use_greedy = ((theirs < mine) | more_waste).unsqueeze(1)
-    phy2log = torch.where(use_greedy, greedy[0], phy2log)
-    replica_rank = torch.where(use_greedy, greedy[1], replica_rank)
-    logcnt = torch.where(use_greedy, greedy[2], logcnt)
     return phy2log, replica_rank, logcnt
 
 

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from packviz.eplb.cluster import Cluster, balance, place, trivial_phy2log
 
 NO_EPLB = "no EPLB"
+
+# (loads [layers, num_logical], cluster, preset) -> (phy2log [layers, num_replicas], seconds it took to make)
+TimedPlanner = Callable[[torch.Tensor, Cluster, str], "tuple[torch.Tensor, float]"]
+
+
+def timed_place(weight: torch.Tensor, cluster: Cluster, preset: str, seed: int = 0) -> tuple[torch.Tensor, float]:
+    """``place``'s phy2log [layers, num_replicas] and the seconds it took."""
+    start = time.perf_counter()
+    plan = place(weight, cluster, preset, seed).phy2log.cpu()
+    return plan, time.perf_counter() - start
 
 
 def policies_for(cluster: Cluster, num_logical: int) -> list[Cluster]:
@@ -20,24 +30,34 @@ def policies_for(cluster: Cluster, num_logical: int) -> list[Cluster]:
     return [option for option in options if option.problem(num_logical) is None]
 
 
-def plan_rows(weight: torch.Tensor, cluster: Cluster, presets: Sequence[str], seed: int = 0) -> list[dict]:
+def plan_rows(weight: torch.Tensor, cluster: Cluster, presets: Sequence[str], seed: int = 0,
+              planner: TimedPlanner | None = None,
+              progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """One row per (plan, policy): ``plan`` (no EPLB, or the preset packing
     each stage; ``eplb`` is DeepSeek's greedy), ``policy``, ``balancedness``
     (mean / max GPU load), ``imbalance`` ((max - mean) / mean), ``bound_over_mean``
-    (the policy's lower bound over the mean), each a mean over layers, and ``seconds``."""
+    (the policy's lower bound over the mean), each a mean over the MoE layers
+    (a dense layer, all zero, has nothing to balance), and ``seconds`` (the
+    plan's making). ``planner`` makes each plan (default :func:`timed_place`; a
+    caller with a cache of plans passes its own, so a plan on screen is not
+    made twice); ``progress(done, total)`` after each plan."""
     num_layers, num_logical = weight.shape
-    rows = []
-    for option in policies_for(cluster, num_logical):
+    planner = planner or (lambda loads, option, name: timed_place(loads, option, name, seed))
+    options = policies_for(cluster, num_logical)
+    total, rows = len(options) * (1 + len(presets)), []
+    for option in options:
         policy = "hierarchical" if option.hierarchical else "global"
         for name in (NO_EPLB, *presets):
-            start = time.perf_counter()
             if name == NO_EPLB:
+                start = time.perf_counter()
                 plan = trivial_phy2log(num_layers, num_logical, option)
+                seconds = time.perf_counter() - start
             else:
-                plan = place(weight, option, name, seed).phy2log
-            seconds = time.perf_counter() - start
+                plan, seconds = planner(weight, option, name)
             score = balance(weight, plan, option)
-            rows.append({"plan": name, "policy": policy, "balancedness": float(score.balancedness.mean()),
-                         "imbalance": float(score.imbalance.mean()),
-                         "bound_over_mean": float(score.bound_over_mean.mean()), "seconds": seconds})
+            rows.append({"plan": name, "policy": policy, "balancedness": score.mean_balancedness,
+                         "imbalance": score.mean_imbalance, "bound_over_mean": score.mean_bound_over_mean,
+                         "seconds": seconds})
+            if progress is not None:
+                progress(len(rows), total)
     return rows

@@ -478,6 +478,8 @@ def plan_moves(
         # layer depends on the layers planned with it) and the layers that missed
         # the bound take their steps again towards its target.
         fresh_peak = _policy_bound(weight, num_replicas, groups, nodes, num_gpus)
+        if nested:
+            _trade_groups(search, weight, fresh_peak * (1 + tolerance), everywhere, groups, nodes, num_gpus)
         search.run(fresh_peak * (1 + tolerance), budget, True, steps)
         missed = (search.peaks() > fresh_peak * (1 + tolerance)) | (search.moves > num_replicas // 2)
         planned_fresh = missed if bool(missed.any()) else torch.zeros_like(missed)

@@ -11,9 +11,6 @@ logcnt [X, num_logical].
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import torch
 
 
@@ -67,11 +64,17 @@ JOINT_ALL_PAIRS_UP_TO = 16
 # Candidates of small rows are judged with the packer up to this many (row,
 # candidate, slot) cells; others with DeepSeek's greedy packing (fast, vectorised).
 JOINT_PACKER_CELLS = 1 << 16
-# Rows with few enough count vectors (vectors x rows x slots cells) try every one
-# with the packer: a search one replica at a time can miss counts that only pay
-# two or more moves away (such as a second replica of a cold expert, to fill a
-# slot without a second copy of a hot one beside it).
-JOINT_EXHAUSTIVE_CELLS = 1 << 15
+# Rows of at most this many experts whose count vectors that could beat
+# DeepSeek's (each expert's share below its busiest pack) number at most this
+# many (vectors x slots cells) try every one: a search one replica at a time can
+# miss counts that only pay several moves away (a third replica of the coldest
+# expert, to pair with hot ones, in place of a fifth of a hot one).
+JOINT_EXHAUSTIVE_MAX_EXPERTS = 16
+JOINT_EXHAUSTIVE_CELLS = 1 << 18
+# Of those, the packer re-packs the vectors its lower bound leaves room for, the
+# most promising first, up to this many cells per row (DeepSeek's greedy, exact
+# with two slots per pack, judges every one).
+JOINT_EXHAUSTIVE_PACKER_CELLS = 1 << 14
 
 
 def slot_order_ranks(phy2log: torch.Tensor, num_logical: int) -> torch.Tensor:
@@ -220,42 +223,118 @@ def _candidates(weight: torch.Tensor, logcnt: torch.Tensor, phy2log: torch.Tenso
     return candidate
 
 
-def _every_count_vector(weight: torch.Tensor, logcnt: torch.Tensor, start: list[torch.Tensor], num_packs: int,
-                        packer, seed: int, max_duplicates: torch.Tensor | None):
-    """``joint_replicate`` on tiny rows: every count vector (each expert at least
-    one replica) packed by ``packer``; each row takes the lightest (the first of
-    equals) where it beats the start, DeepSeek's counts."""
-    num_rows, n = weight.shape
-    num_physical = start[0].shape[1]
-    cuts = torch.tensor(list(itertools.combinations(range(1, num_physical), n - 1)), dtype=torch.int64)
-    bounds = torch.cat([torch.zeros(len(cuts), 1, dtype=torch.int64), cuts.view(len(cuts), n - 1),
-                        torch.full((len(cuts), 1), num_physical)], dim=1)
-    vectors = bounds.diff(dim=1)                                                  # [V, n]
-    num_vectors = len(vectors)
-    phy, rank, pack_index, rank_in_pack, peak = _peaks(
-        weight.repeat_interleave(num_vectors, dim=0), vectors.repeat(num_rows, 1), num_packs, packer, seed,
-        spread_at_any_cost=True)
-    peak = peak.view(num_rows, num_vectors)
-    start_peak = start[4].clone()
+def _count_ranges(weight: torch.Tensor, num_physical: int, num_packs: int, ceiling: torch.Tensor,
+                  max_duplicates: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lowest, highest) count [X, n] of each expert in a count vector whose
+    busiest pack can be lighter than ``ceiling`` [X]: its share of the load must
+    be (w / count < ceiling); the others at their lowest; and a count past
+    ``num_packs`` puts copies together, at most ``max_duplicates`` [X] of them."""
+    share = weight / ceiling.unsqueeze(1)
+    lowest = (torch.floor(share * (1 - 1e-9)) + 1).nan_to_num(1).clamp(min=1, max=num_physical).long()
+    highest = num_physical - (lowest.sum(dim=1, keepdim=True) - lowest)
     if max_duplicates is not None:
-        wasted = same_pack_duplicates(phy, pack_index, n).view(num_rows, num_vectors)
-        peak = torch.where(wasted > max_duplicates.unsqueeze(1), torch.inf, peak)
-        start_peak[same_pack_duplicates(start[0], start[2], n) > max_duplicates] = torch.inf
-    best = peak.argmin(dim=1)
-    pick = torch.arange(num_rows) * num_vectors + best
-    take = peak.gather(1, best.unsqueeze(1)).squeeze(1) < start_peak * (1 - 1e-12)
-    result = [start[0].clone(), start[1].clone(), logcnt.clone(), start[2].clone(), start[3].clone()]
-    for index, value in enumerate((phy[pick], rank[pick], vectors[best], pack_index[pick], rank_in_pack[pick])):
-        result[index][take] = value[take]
-    return tuple(result)
+        highest = torch.minimum(highest, num_packs + max_duplicates.unsqueeze(1))
+    return lowest, highest
+
+
+def _count_vector_totals(lowest: torch.Tensor, highest: torch.Tensor, num_physical: int) -> torch.Tensor:
+    """[X]: how many count vectors (lowest <= count <= highest, summing to
+    ``num_physical``) each row has, as a float (it may be astronomical)."""
+    num_rows, n = lowest.shape
+    ways = torch.zeros(num_rows, num_physical + 1, dtype=torch.float64)
+    ways[:, 0] = 1
+    total = torch.arange(num_physical + 1)
+    for expert in range(n):
+        prefix = torch.nn.functional.pad(ways.cumsum(dim=1), (1, 0))            # prefix[s] = ways[< s]
+        top = (total.unsqueeze(0) - lowest[:, expert:expert + 1] + 1).clamp(min=0)
+        bottom = (total.unsqueeze(0) - highest[:, expert:expert + 1]).clamp(min=0)
+        ways = prefix.gather(1, top) - prefix.gather(1, bottom.clamp(max=num_physical + 1).minimum(top))
+    return ways[:, num_physical]
+
+
+def _count_vectors(lowest: list[int], highest: list[int], num_physical: int) -> torch.Tensor:
+    """[V, n]: every count vector with lowest <= count <= highest summing to
+    ``num_physical``, in lexicographic order."""
+    vectors = torch.zeros(1, 0, dtype=torch.int64)
+    rest_low, rest_high = sum(lowest), sum(highest)
+    for low, high in zip(lowest, highest):
+        rest_low, rest_high = rest_low - low, rest_high - high
+        left = num_physical - vectors.sum(dim=1)
+        # this expert's count leaves the others between their lowest and highest totals
+        bottom = (left - rest_high).clamp(min=low)
+        top = (left - rest_low).clamp(max=high)
+        options = (top - bottom + 1).clamp(min=0)
+        parent = torch.repeat_interleave(torch.arange(len(vectors)), options)
+        first = torch.cumsum(options, dim=0) - options
+        value = bottom[parent] + torch.arange(len(parent)) - first[parent]
+        vectors = torch.cat([vectors[parent], value.unsqueeze(1)], dim=1)
+    return vectors
+
+
+def _every_count_vector(weight: torch.Tensor, vectors: list[torch.Tensor], num_packs: int, packer, seed: int,
+                        max_duplicates: torch.Tensor | None, ceiling: torch.Tensor):
+    """The lightest packing of rows weight [X, n] over their count vectors
+    (``vectors``: [V_x, n] per row): every vector packed by DeepSeek's greedy,
+    and those whose lower bound stays under the lightest found by ``packer``
+    (most promising first, within JOINT_EXHAUSTIVE_PACKER_CELLS). Returns
+    (phy2log, rank, logcnt, pack_index, rank_in_pack, peak) [X, ...]; a row's peak
+    is inf where no vector beats ``ceiling`` [X] within ``max_duplicates`` [X]."""
+    from packviz.metrics import lower_bounds
+
+    num_rows, n = weight.shape
+    row_of = torch.cat([torch.full((len(v),), row) for row, v in enumerate(vectors)])
+    counts = torch.cat(vectors)
+    num_physical = int(counts[0].sum())
+    per_row = max(1, JOINT_EXHAUSTIVE_PACKER_CELLS // num_physical)
+
+    def judged(rows, candidates, judge):
+        found = _peaks(weight[rows], candidates, num_packs, judge, seed, spread_at_any_cost=True)
+        peak = found[4]
+        if max_duplicates is not None:
+            wasted = same_pack_duplicates(found[0], found[2], n)
+            peak = torch.where(wasted > max_duplicates[rows], torch.inf, peak)
+        return found, peak
+
+    # every vector by the greedy; then the packer where the bound leaves room below the lightest so far
+    greedy, greedy_peak = judged(row_of, counts, "eplb")
+    lightest = torch.minimum(ceiling, torch.full_like(ceiling, torch.inf).scatter_reduce(
+        0, row_of, greedy_peak, "amin"))
+    phy, _ = slots_from_counts(counts)
+    bound = lower_bounds((weight[row_of] / counts).gather(1, phy), num_packs).amax(dim=1)
+    room = bound < lightest[row_of] * (1 - 1e-12)
+    picked = []
+    for row in range(num_rows):
+        mine = (room & (row_of == row)).nonzero().squeeze(1)
+        mine = mine[torch.sort(bound[mine], stable=True).indices][:per_row]
+        picked.append(mine)
+    picked = torch.cat(picked)
+    parts = [(greedy, greedy_peak, row_of, counts)]
+    if packer != "eplb" and len(picked):
+        found, peak = judged(row_of[picked], counts[picked], packer)
+        parts.insert(0, (found, peak, row_of[picked], counts[picked]))
+    found = [torch.cat([part[0][index] for part in parts]) for index in range(4)]
+    peak = torch.cat([part[1] for part in parts])
+    owner = torch.cat([part[2] for part in parts])
+    count = torch.cat([part[3] for part in parts])
+    best_peak = torch.full((num_rows,), torch.inf, dtype=torch.float64).scatter_reduce(0, owner, peak, "amin")
+    # the first of each row's lightest (the packer's before the greedy's, lexicographic order)
+    at_best = (peak <= best_peak[owner]).nonzero().squeeze(1)
+    first = torch.full((num_rows,), len(peak), dtype=torch.int64).scatter_reduce(0, owner[at_best], at_best, "amin")
+    has = first < len(peak)
+    pick = first.clamp(max=len(peak) - 1)
+    best_peak = torch.where(has & (best_peak < ceiling * (1 - 1e-12)), best_peak, torch.inf)
+    phy2log, rank, pack_index, rank_in_pack = (part[pick] for part in found)
+    return phy2log, rank, count[pick], pack_index, rank_in_pack, best_peak
 
 
 def joint_replicate(weight: torch.Tensor, num_physical: int, num_packs: int, packer, seed: int = 0,
                     max_rounds: int | None = None, max_duplicates: torch.Tensor | None = None):
     """Replica counts chosen together with the packing, for each row of weight [X, n].
 
-    Starts from DeepSeek's counts. Each round moves one replica from a donor to
-    an expert on the busiest pack in every way the candidates allow, re-packs
+    Rows of few experts whose count vectors that could beat DeepSeek's are
+    few try every one of them (see ``_every_count_vector``). Other rows start
+    from DeepSeek's counts; each round moves one replica from a donor to an
+    expert on the busiest pack in every way the candidates allow, re-packs
     each, and keeps the lightest few count vectors (a beam: on small rows
     several, so a move that does not pay at once can lead to one that does; on
     large rows one). A row stops after a few rounds without a lighter busiest
@@ -273,8 +352,73 @@ def joint_replicate(weight: torch.Tensor, num_physical: int, num_packs: int, pac
     start = list(_peaks(weight, logcnt, num_packs, packer, seed))     # phy2log, rank, pack, rank_in_pack, peak
     if num_physical == n:
         return start[0], start[1], logcnt, start[2], start[3]
-    if math.comb(num_physical - 1, n - 1) * num_rows * num_physical <= JOINT_EXHAUSTIVE_CELLS:
-        return _every_count_vector(weight, logcnt, start, num_packs, packer, seed, max_duplicates)
+    result = [start[0].clone(), start[1].clone(), logcnt.clone(), start[2].clone(), start[3].clone()]
+    searched = torch.zeros(num_rows, dtype=torch.bool)
+    if n <= JOINT_EXHAUSTIVE_MAX_EXPERTS:
+        searched = _search_every_count_vector(weight, logcnt, start, num_physical, num_packs, packer, seed,
+                                              max_duplicates, result)
+    rows = (~searched).nonzero().squeeze(1)
+    if len(rows):
+        found = _beam_search(weight[rows], logcnt[rows], [part[rows] for part in start], num_physical, num_packs,
+                             packer, seed, max_rounds, None if max_duplicates is None else max_duplicates[rows])
+        for index, value in enumerate(found):
+            result[index][rows] = value
+    return tuple(result)
+
+
+def _search_every_count_vector(weight: torch.Tensor, logcnt: torch.Tensor, start: list[torch.Tensor],
+                               num_physical: int, num_packs: int, packer, seed: int,
+                               max_duplicates: torch.Tensor | None, result: list[torch.Tensor]) -> torch.Tensor:
+    """``joint_replicate`` for the rows whose count vectors that could beat
+    DeepSeek's counts are few: each tries them all (``_every_count_vector``)
+    and takes the lightest where it is lighter, writing into ``result``. The
+    bar is the lighter of DeepSeek's counts packed by ``packer`` and by the
+    greedy, each where it keeps to ``max_duplicates``. Returns [X] bool: the
+    rows searched so."""
+    n = weight.shape[1]
+
+    def within(found):
+        peak = found[4].clone()
+        if max_duplicates is not None:
+            peak[same_pack_duplicates(found[0], found[2], n) > max_duplicates] = torch.inf
+        return peak
+
+    ceiling = within(start)
+    if packer != "eplb":
+        ceiling = torch.minimum(ceiling, within(_peaks(weight, logcnt, num_packs, "eplb", seed)))
+    lowest, highest = _count_ranges(weight, num_physical, num_packs, ceiling, max_duplicates)
+    totals = _count_vector_totals(lowest, highest, num_physical)
+    mean = weight.sum(dim=1) / num_packs
+    # rows at the mean have nothing to gain; rows with no finite bar search everything, if that is small
+    searched = (totals * num_physical <= JOINT_EXHAUSTIVE_CELLS) & ((start[4] > mean) | ceiling.isinf())
+    rows = searched.nonzero().squeeze(1)
+    if len(rows) == 0:
+        return searched
+    # rows in batches of at most JOINT_EXHAUSTIVE_CELLS cells (memory stays that of one row's search)
+    batch: list[tuple[int, torch.Tensor]] = []
+    for position, row in enumerate(rows.tolist()):
+        vectors = _count_vectors(lowest[row].tolist(), highest[row].tolist(), num_physical)
+        if len(vectors):
+            batch.append((row, vectors))
+        cells = sum(len(v) for _, v in batch) * num_physical
+        last = position == len(rows) - 1
+        if batch and (last or cells + float(totals[rows[position + 1]]) * num_physical > JOINT_EXHAUSTIVE_CELLS):
+            chosen = torch.tensor([r for r, _ in batch])
+            phy2log, rank, counts, pack_index, rank_in_pack, peak = _every_count_vector(
+                weight[chosen], [v for _, v in batch], num_packs, packer, seed,
+                None if max_duplicates is None else max_duplicates[chosen], ceiling[chosen])
+            lighter = peak < ceiling[chosen] * (1 - 1e-12)
+            for index, value in enumerate((phy2log, rank, counts, pack_index, rank_in_pack)):
+                result[index][chosen[lighter]] = value[lighter]
+            batch = []
+    return searched
+
+
+def _beam_search(weight: torch.Tensor, logcnt: torch.Tensor, start: list[torch.Tensor], num_physical: int,
+                 num_packs: int, packer, seed: int, max_rounds: int | None, max_duplicates: torch.Tensor | None):
+    """``joint_replicate`` on rows weight [X, n] by a beam from DeepSeek's counts
+    ``logcnt`` and their packing ``start``."""
+    num_rows, n = weight.shape
     small = n <= JOINT_ALL_PAIRS_UP_TO
     beam_width = JOINT_BEAM if small else 1
     rounds = max_rounds if max_rounds is not None else (2 * num_physical if small else JOINT_MAX_ROUNDS)

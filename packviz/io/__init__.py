@@ -1,1 +1,2 @@
-"""Placements out: CSV and the files serving engines read."""
+"""Placements out: Explore's CSV and JSON (``export``), every engine's placement file (``engines``), and
+the moves between two plans (``moves``)."""

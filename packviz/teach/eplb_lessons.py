@@ -24,6 +24,7 @@ from packviz.teach.chapter_texts import ChapterText
 from packviz.teach.narration import fmt
 from packviz.teach.quiz import Question
 from packviz.trace.events import Placed
+from packviz.validate import slot_counts_hint
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def replication_steps(loads: tuple[float, ...], num_slots: int, num_gpus: int) -
     experts = len(loads)
     if num_slots < experts or num_slots % num_gpus:
         raise ValueError(f"{num_slots} slots must be at least the {experts} experts and split evenly over "
-                         f"{num_gpus} GPUs")
+                         f"{num_gpus} GPUs ({slot_counts_hint(num_slots, experts, num_gpus)})")
     names = tuple(f"expert {e}" for e in range(experts))
     mean = sum(loads) / num_slots
 

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from packviz.eplb.cluster import Cluster, gpu_load, replica_counts
+from packviz.eplb.cluster import Cluster, gpu_load, moe_layers, replica_counts
 from packviz.eplb.moves import replica_rank
 from packviz.eplb.over_time import PlannerRun
 from packviz.eplb.replan import MovesCurve
@@ -40,10 +40,13 @@ def placement_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Clust
     hover = [[f"node {node[g]}, GPU {g}, slot {s}<br>expert {ids[s][g]}"
               + (f" (replica {rank[s][g] + 1} of {many[s][g]})" if many[s][g] > 1 else "")
               + f"<br>load {float(grid[s, g]):,.6g}" for g in range(cluster.num_gpus)] for s in range(per_gpu)]
+    dense = not bool(moe_layers(weight[layer:layer + 1])[0])
     figure = go.Figure(go.Heatmap(
         z=grid.tolist(), x=list(range(cluster.num_gpus)), y=list(range(per_gpu)), text=text,
         texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
         colorscale="YlOrRd", colorbar={"title": "slot load", "thickness": 12}, xgap=1, ygap=1,
+        # a dense layer has no load: its cells stay at the scale's pale end, with no scale to read
+        **({"zmin": 0.0, "zmax": 1.0, "showscale": False} if dense else {}),
     ))
     duplicate_x, duplicate_y = [], []
     for g in range(cluster.num_gpus):
@@ -75,16 +78,33 @@ def placement_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Clust
 
 
 def gpu_heatmap_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Cluster) -> go.Figure:
-    """Layers x GPUs, each GPU's load over its layer's mean (1 = the mean)."""
+    """Layers x GPUs, each GPU's load over its layer's mean (1 = the mean). A
+    dense layer (no load) is a blank row outside the colour scale."""
     loads = gpu_load(weight, phy2log, cluster)
+    moe = moe_layers(weight)
     relative = loads / loads.mean(dim=1, keepdim=True).clamp_min(1e-300)
-    spread = max(float((relative - 1).abs().max()), 1e-6)
+    relative[~moe] = float("nan")
+    spread = max(float((relative[moe] - 1).abs().max()) if bool(moe.any()) else 0.0, 1e-6)
+    z = [[None if value != value else value for value in row] for row in relative.tolist()]
     figure = go.Figure(go.Heatmap(
-        z=relative.tolist(), x=list(range(cluster.num_gpus)), y=list(range(loads.shape[0])),
+        z=z, x=list(range(cluster.num_gpus)), y=list(range(loads.shape[0])),
         colorscale="RdBu_r", zmid=1.0, zmin=1 - spread, zmax=1 + spread,
         colorbar={"title": "load / mean", "thickness": 12},
         hovertemplate="layer %{y}, GPU %{x}<br>%{z:.4f} x the mean<extra></extra>",
     ))
+    # one label per run of dense layers (rows a few pixels high: a label each would pile up)
+    runs: list[list[int]] = []
+    for layer in (~moe).nonzero().flatten().tolist():
+        if runs and runs[-1][1] == layer - 1:
+            runs[-1][1] = layer
+        else:
+            runs.append([layer, layer])
+    if runs:
+        figure.add_trace(go.Scatter(
+            x=[(cluster.num_gpus - 1) / 2] * len(runs), y=[(first + last) / 2 for first, last in runs], mode="text",
+            text=[f"layer{'s' if last > first else ''} {first}{f'-{last}' if last > first else ''}: dense, no load"
+                  for first, last in runs],
+            textfont={"color": "#555555", "size": 10}, hoverinfo="skip", showlegend=False))
     figure.update_layout(height=320, margin={"l": 50, "r": 10, "t": 10, "b": 40},
                          xaxis={"title": "GPU", "tickformat": "d"},
                          yaxis={"title": "layer", "autorange": "reversed", "tickformat": "d"})
@@ -92,8 +112,10 @@ def gpu_heatmap_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Clu
 
 
 def load_bars_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Cluster, layer: int) -> go.Figure:
-    """One layer's load per GPU (coloured by node) and per node, each with its mean."""
+    """One layer's load per GPU (coloured by node) and per node, each with its
+    mean; a dense layer (no load) is said so on empty axes from 0."""
     loads = gpu_load(weight[layer:layer + 1], phy2log[layer:layer + 1], cluster)[0]
+    dense = not bool(moe_layers(weight[layer:layer + 1])[0])
     nodes = loads.view(cluster.num_nodes, -1).sum(dim=1)
     node_of = (torch.arange(cluster.num_gpus) // cluster.gpus_per_node).tolist()
     figure = make_subplots(rows=1, cols=2, column_widths=[0.75, 0.25],
@@ -110,7 +132,12 @@ def load_bars_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Clust
               "y0": value, "y1": value, "line": {"dash": "dash", "color": "#444444", "width": 1.5}}
              for axis, value in (("x", float(loads.mean())), ("x2", float(nodes.mean())))]
     figure.update_layout(height=300, margin={"l": 60, "r": 10, "t": 30, "b": 40}, showlegend=False, shapes=means,
-                         xaxis={"title": "GPU", "tickformat": "d"})
+                         xaxis={"title": "GPU", "tickformat": "d", "range": [-0.5, cluster.num_gpus - 0.5]})
+    if dense:
+        figure.update_layout(shapes=[], yaxis={"range": [0, 1], "showticklabels": False},
+                             yaxis2={"range": [0, 1], "showticklabels": False})
+        figure.add_annotation(text=f"layer {layer}: dense, no load (no experts to balance)", x=0.5, y=0.5,
+                              xref="paper", yref="paper", showarrow=False, font={"size": 14, "color": "#555555"})
     return figure
 
 
@@ -123,13 +150,21 @@ def balance_comparison_figure(rows: Sequence[Mapping]) -> go.Figure:
     figure.add_trace(go.Bar(x=names, y=[max(row["imbalance"], floor) * 100 for row in rows], name="imbalance",
                             customdata=[row["imbalance"] * 100 for row in rows],
                             hovertemplate="%{x}<br>(max - mean) / mean %{customdata:.4g}%<extra></extra>"))
-    figure.add_trace(go.Scatter(x=names, y=[max(row["bound_over_mean"] - 1, floor) * 100 for row in rows],
+    # a bound on the mean itself (the global policy's) is 0%: no marker at the floor, a note says it
+    on_mean = [row["bound_over_mean"] - 1 <= floor for row in rows]
+    figure.add_trace(go.Scatter(x=names, y=[None if zero else (row["bound_over_mean"] - 1) * 100
+                                            for row, zero in zip(rows, on_mean)],
                                 mode="markers", name="policy's lower bound", marker={"symbol": "line-ew-open",
                                                                                      "size": 30, "line": {"width": 3}},
                                 customdata=[(row["bound_over_mean"] - 1) * 100 for row in rows],
                                 hovertemplate="%{x}<br>bound %{customdata:.4g}% over the mean<extra></extra>"))
-    figure.update_layout(height=340, margin={"l": 60, "r": 10, "t": 10, "b": 80},
-                         legend={"orientation": "h", "y": 1.08},
+    if any(on_mean):
+        plans = ", ".join(name for name, zero in zip(names, on_mean) if zero)
+        figure.add_annotation(text=f"bound 0% (the mean itself): {plans}", xref="paper", yref="paper", x=1,
+                              y=1.0, xanchor="right", yanchor="bottom", showarrow=False,
+                              font={"size": 11, "color": "#555555"})
+    figure.update_layout(height=360, margin={"l": 60, "r": 10, "t": 50 if any(on_mean) else 10, "b": 80},
+                         legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0},
                          yaxis={"title": "(max - mean) / mean (%)", "type": "log", "exponentformat": "power"})
     return figure
 

@@ -1,6 +1,6 @@
 """Regenerate the generated samples in sample_data/, byte for byte.
 
-    python sample_data/make_samples.py [--out DIR]
+    python scripts/make_samples.py [--out DIR]
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from packviz import pack
 from packviz.cli import write_matrix
 from packviz.data.generators import drifting_moe, moe
+from packviz.data.traffic import drifting_traffic
+
+PREFILL_TRACE = "deepseek_v2_lite_prefill_trace.pt"
+PREFILL_TRACE_WINDOWS, PREFILL_TRACE_SEED = 48, 1
 
 DEEPSEEK_README = [[90, 132, 40, 61, 104, 165, 39, 4, 73, 56, 183, 86],
                    [20, 107, 104, 64, 19, 197, 187, 157, 172, 86, 16, 27]]
@@ -63,12 +67,16 @@ def write_all(out: Path) -> list[Path]:
     emit("deepseek_v3_58x256.csv", moe(58, 256, seed=3, skew=1.1, correlation=0.5, tokens_per_layer=65536 * 8))
     (out / "sglang_dump.pt").write_bytes(sglang_dump())
     written.append(out / "sglang_dump.pt")
+    trace = drifting_traffic(PREFILL_TRACE_WINDOWS, phase="prefill", seed=PREFILL_TRACE_SEED)
+    # a .pt, as the wheel ships the samples' .csv and .pt files
+    torch.save(trace.to(torch.int32), out / PREFILL_TRACE)
+    written.append(out / PREFILL_TRACE)
     return written
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "sample_data"))
     args = parser.parse_args()
     for path in write_all(Path(args.out)):
         print(path)
