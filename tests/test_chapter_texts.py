@@ -43,7 +43,7 @@ def run_numbers(trace, compare) -> set[float]:
         for index in range(len(run.candidates)):
             loads = build_frames(run, index)[-1].loads
             found |= {*loads, max(loads) - min(loads), max(loads) - bound}
-    return {round(v, 6) for v in found} | {float(round(v)) for v in found}  # fmt rounds past 100
+    return {round(v, 6) for v in found} | {round(v, 2) for v in found}  # fmt keeps two decimals
 
 
 @pytest.mark.parametrize("key", [chapter.key for chapter in CHAPTERS if chapter.eplb is None])

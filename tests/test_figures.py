@@ -413,3 +413,29 @@ def test_frame_bars_follow_the_loads_at_any_scale():
     bars = bar_traces(frame_figure(trace, frames, len(frames) - 1, float(lower_bound(weight, 3)[0])))
     heights = [sum(bar.y[pack] for bar in bars) for pack in range(3)]
     assert heights == pytest.approx(list(frames[-1].loads), rel=1e-6)
+
+
+def test_the_fill_shows_its_queue_and_the_bound_marks_the_items_that_make_it():
+    """During the fill the items still to place stand above the packs in the fill's order, the next
+    one marked; once the items that make LB are drawn they carry its mark and LB's name says so."""
+    from packviz.teach.lesson_frames import lesson_frames
+    from packviz.teach.lessons import CHAPTER_BY_KEY
+    from packviz.viz.figures import lesson_step_figure
+    from packviz.viz.lesson_style import BOUND_MARK, bound_items
+
+    trace = CHAPTER_BY_KEY["greedy"].run().traces[0]
+    frames = lesson_frames(trace)
+    order = [event.item for event in trace.chosen_candidate.placements]
+    for index in (0, 3):
+        figure = lesson_step_figure(trace, frames, index, 183.0)
+        queue = next(a.text for a in figure.layout.annotations if a.name == "queue")
+        placed = sum(1 for row in frames[index].slots for item in row if item >= 0)
+        assert queue.startswith(f"still to place: <b>▶ {order[placed]} (")
+        assert queue.count("·") >= min(len(order) - placed - 1, 8) - 1
+    items = bound_items(trace.weight, trace.num_packs)
+    assert sum(trace.weight[i] for i in items) == 183 and len(items) == 3
+    last = lesson_step_figure(trace, frames, len(frames) - 1, 183.0)
+    assert not [a for a in last.layout.annotations if a.name == "queue"]
+    labels = [text for t in last.data if t.type == "bar" for text in (t.text or []) if text and BOUND_MARK in text]
+    assert sorted(int(text.split(":")[0]) for text in labels) == sorted(items)
+    assert any(a.text == f"LB 183 = {BOUND_MARK}" for a in last.layout.annotations)

@@ -98,7 +98,7 @@ def test_a_placement_changes_the_pixels_of_its_slot(lesson, light):
         assert box is not None
         x0, y0, _, y1 = box
         point = (x0 + 8, (y0 + y1) // 2)  # inside the outline, left of the centred label
-        assert images[k].getpixel(point) == gif.item_colour(event.item)
+        assert images[k].getpixel(point) == gif.item_colour(event.item, num_items=trace.num_items)
         assert images[k - 1].getpixel(point) != images[k].getpixel(point)
         plot = (layouts[k].left, layouts[k].top, layouts[k].right, layouts[k].bottom)
         difference = ImageChops.difference(images[k - 1].crop(plot), images[k].crop(plot))
@@ -144,9 +144,9 @@ def test_the_item_an_event_placed_has_a_thick_outline_that_goes_when_it_is_no_lo
     middle = (y0 + y1) // 2
     for dx in (1, 2, 3):
         assert images[1].getpixel((x0 + dx, middle)) == colours.highlight
-        assert images[2].getpixel((x0 + dx, middle)) == gif.item_colour(6, dark_mode)
+        assert images[2].getpixel((x0 + dx, middle)) == gif.item_colour(6, dark_mode, trace.num_items)
     assert images[1].getpixel(((x0 + x1) // 2, y0 + 2)) == colours.highlight
-    assert images[2].getpixel(((x0 + x1) // 2, y0 + 2)) == gif.item_colour(6, dark_mode)
+    assert images[2].getpixel(((x0 + x1) // 2, y0 + 2)) == gif.item_colour(6, dark_mode, trace.num_items)
 
 
 def test_a_swap_outlines_the_items_it_moved_even_below_the_axis_break(lesson, light):
@@ -174,7 +174,7 @@ def test_items_keep_their_okabe_ito_colour_and_neighbours_of_one_colour_stay_apa
             x0, _, _, y1 = layouts[last].segment_box(frames[last].slots, trace.weight, pack, rank)
             if y1 < layouts[last].break_px - 3:  # not on the zigzag of the break
                 assert images[last].getpixel((x0 + 8, y1)) == gif.LIGHT.background  # the thin line between
-                assert images[last].getpixel((x0 + 8, y1 - 2)) == gif.item_colour(row[rank])
+                assert images[last].getpixel((x0 + 8, y1 - 2)) == gif.item_colour(row[rank], num_items=trace.num_items)
 
 
 def test_segments_of_a_pack_stack_without_overlap_and_in_proportion_to_their_loads(lesson):
@@ -282,3 +282,36 @@ def test_no_lower_bound_still_draws(lesson):
     trace, frames, captions, _ = lesson
     data = gif.animation_gif(trace, frames, captions, float("nan"))
     assert Image.open(io.BytesIO(data)).n_frames == len(frames)
+
+
+def test_the_lessons_gif_is_the_pages_picture_step_for_step():
+    """One frame per Learn step, the page's item colours (past eight items too), the axis from 0,
+    and on a swap an arrow per moved item in the page's moved-item colour."""
+    from packviz.teach.lesson_frames import lesson_frames
+    from packviz.teach.lessons import CHAPTER_BY_KEY
+    from packviz.viz.figures import lesson_step_figure
+    from packviz.viz.lesson_style import MOVED_COLOUR, item_rgb, rgb
+
+    trace = CHAPTER_BY_KEY["two-swap"].run().traces[0]
+    frames = lesson_frames(trace)
+    captions = [narration.learn(trace, frames, i) for i in range(len(frames))]
+    bound = float(metrics.lower_bound(torch.tensor([trace.weight], dtype=torch.float64), 3)[0])
+    data = gif.animation_gif(trace, frames, captions, bound, break_axis=False)
+    assert Image.open(io.BytesIO(data)).n_frames == len(frames)
+    layouts = gif.frame_layouts(trace, frames, bound, captions, break_axis=False)
+    assert all(layout.y_min == 0 and not layout.zoomed for layout in layouts)
+    images = gif.render_frames(trace, frames, captions, bound, break_axis=False)
+    swap = next(i for i, f in enumerate(frames) if f.phase == "refine")
+    # the page colours item 7 as the GIF does (it was black in the GIF, lavender on the page)
+    figure = lesson_step_figure(trace, frames, swap, bound)
+    stacks = [t for t in figure.data if t.type == "bar" and any(":" in c for c in t.text)]
+    bar = next(t for t in stacks if 7 in [int(c.split(":")[0]) for c in t.text if c])
+    page_colour = bar.marker.color[[int(c.split(":")[0]) if c else -1 for c in bar.text].index(7)]
+    assert rgb(page_colour) == item_rgb(7, trace.num_items) == gif.item_colour(7, num_items=trace.num_items)
+    moved = rgb(MOVED_COLOUR)
+    before = images[swap - 1]
+    layout = layouts[swap]
+    gaps = [(x, y) for x in range(layout.left, layout.right) for y in range(layout.top, layout.bottom, 3)
+            if all(not (x0 <= x <= x1) for x0, x1 in (layout.bar_span(p) for p in range(trace.num_packs)))]
+    assert sum(images[swap].getpixel(p) == moved for p in gaps) > 10  # arrows between the bars
+    assert sum(before.getpixel(p) == moved for p in gaps) == 0

@@ -78,40 +78,74 @@ def test_a_broken_link_says_what_it_ignored():
     assert at.selectbox(key="chapter").value == CHAPTERS[0].key
 
 
+def options(at: AppTest, book: str) -> dict[str, object]:
+    """The answer buttons of a question (label -> button)."""
+    return {b.label: b for b in at.button if b.key.startswith(f"option_{book}_")}
+
+
 def test_predict_then_reveal_locks_scores_and_says_why():
     at = learn_page(chapter="greedy", step="3", quiz="1")
     trace = CHAPTER_BY_KEY["greedy"].run().traces[0]
     answer = f"pack {trace.story()[4].pack}"
-    radio = next(r for r in at.radio if r.key.startswith("guess_predicted_"))
-    wrong = next(option for option in radio.options if option != answer)
-    radio.set_value(wrong).run()
+    wrong = next(option for option in options(at, "predicted") if option != answer)
+    options(at, "predicted")[wrong].click().run()
+    assert options(at, "predicted")[wrong].proto.type == "primary"  # the pick is shown
     button(at, "reveal_predicted").click().run()
     assert not at.exception, [e.value for e in at.exception]
     told = next(e.value for e in at.error)
     assert f"The answer is {answer}" in told and "more than" in told  # why the wrong pack is wrong
-    locked = next(r for r in at.radio if r.key.startswith("guess_predicted_"))
-    assert locked.disabled and locked.value == wrong
+    assert not options(at, "predicted")  # locked: only the verdict, which names the pick
+    assert told.startswith(f"Not this time: {wrong}")
     assert not [b for b in at.button if b.key == "reveal_predicted"]
     assert any(c.value == "Score: 0 of 1" for c in at.caption)
     button(at, "next").click().run()
-    radio = next(r for r in at.radio if r.key.startswith("guess_predicted_"))
     question_answer = f"pack {trace.story()[5].pack}"
-    radio.set_value(question_answer).run()
+    options(at, "predicted")[question_answer].click().run()
     button(at, "reveal_predicted").click().run()
     assert any(s.value.startswith(f"Right: {question_answer}") for s in at.success)
     assert any(c.value == "Score: 1 of 2" for c in at.caption)
 
 
+def test_predict_in_the_eplb_chapters_asks_for_the_spare_slot_the_node_and_the_gpu():
+    """Replication asks which expert gets the next spare slot and which GPU a replica goes to; the
+    hierarchy which node takes a group. Each answer is the next step's, from the real plan."""
+    for key, wanted in (("replication", ("Which expert gets it?", "Which GPU gets it?")),
+                        ("hierarchy", ("Which node gets it?", "Which expert gets it?", "Which GPU gets it?"))):
+        chapter = CHAPTER_BY_KEY[key]
+        steps = chapter_steps(chapter.eplb, chapter.loads, chapter.num_packs)
+        for prompt in wanted:
+            step = next(i for i, s in enumerate(steps) if s.question and s.question.prompt.endswith(prompt)
+                        and not all(s.question.is_right(o) for o in s.question.options))
+            at = learn_page(chapter=key, step=str(step), quiz="1")
+            question = steps[step].question
+            assert any(question.prompt in m.value for m in at.markdown), prompt
+            assert set(options(at, "predicted")) == set(question.options)
+            wrong = next(o for o in question.options if not question.is_right(o))
+            options(at, "predicted")[wrong].click().run()
+            button(at, "reveal_predicted").click().run()
+            told = next(e.value for e in at.error)
+            assert f"The answer is {question.answer}" in told and question.reason(wrong) in told
+            next_step = steps[step + 1]
+            assert question.answer == next_step.bars.labels[next_step.bars.marked[0]] or \
+                question.answer in next_step.narration
+
+
+def test_predict_says_so_where_there_is_nothing_to_predict():
+    at = learn_page(chapter="hierarchy", step="0", quiz="1")
+    assert any("Nothing to predict at this step" in c.value for c in at.caption)
+    assert at.info  # the narration still says what the step shows
+
+
 def test_practice_asks_a_fresh_question_from_a_real_run_and_scores_it():
     at = learn_page(chapter="greedy")
     seed = at.session_state.practice_seed
-    radio = at.radio(key=f"guess_practiced_{seed}")
-    radio.set_value(radio.options[0]).run()
+    first = next(iter(options(at, "practiced").values()))
+    first.click().run()
     button(at, "reveal_practiced").click().run()
     assert any(c.value.startswith("Score: ") and c.value.endswith(" of 1") for c in at.caption)
     button(at, "another_question").click().run()
     assert at.session_state.practice_seed == seed + 1
-    assert not at.radio(key=f"guess_practiced_{seed + 1}").disabled
+    assert options(at, "practiced")
 
 
 def test_the_last_step_of_the_lesson_recaps_it_in_its_numbers():
@@ -188,3 +222,44 @@ def test_the_eplb_chapters_step_through_replication_and_the_hierarchy():
     assert at.session_state.chapter == "hierarchy" and not at.exception
     button(at, "end").click().run()
     assert any("The lesson in its numbers" in s.value for s in at.success)
+
+
+def test_an_eplb_chapter_takes_a_students_own_experts_slots_groups_nodes_and_gpus():
+    """Their own instance: 12 experts in 4 groups, 2 nodes, 4 GPUs, 16 slots, random loads; the
+    shape travels in the link, and a shape that cannot work says why and keeps the chapter's."""
+    at = learn_page(chapter="hierarchy")
+    for key, value in (("new_experts", 12), ("new_slots", 16), ("new_groups", 4), ("new_nodes", 2),
+                       ("new_gpus", 4)):
+        at.number_input(key=key).set_value(value)
+    button(at, "random_loads").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["shape"] == "16,4,2" and len(at.query_params["loads"].split(",")) == 12
+    assert not at.warning
+    steps = chapter_steps({"slots": 16, "groups": 4, "nodes": 2},
+                          tuple(float(v) for v in at.query_params["loads"].split(",")), 4)
+    assert at.info[0].value == steps[0].narration and "12 experts in 4 groups" in steps[0].narration
+    other = learn_page(chapter="replication", shape="7", packs="3")
+    assert any("does not fit this chapter" in w.value and "split evenly over 3 GPUs" in w.value
+               for w in other.warning)
+
+
+def test_a_quiz_session_draws_questions_across_chapters_scores_them_and_replays_from_its_link():
+    from packviz.teach.quiz_session import session_questions
+
+    questions = session_questions(123, 3)
+    assert len({q.kind for q in questions}) == 3  # each a different idea
+    at = learn_page(chapter="greedy", quiz_seed="123", quiz_size="3")
+    assert at.query_params["quiz_seed"] == "123"
+    for number, asked in enumerate(questions):
+        assert any(asked.question.prompt in m.value for m in at.markdown), number
+        assert at.get("progress")[0].proto.value == int(100 * number / 3)  # the bar fills as answers come
+        pick = asked.question.answer if number != 1 else next(
+            o for o in asked.question.options if not asked.question.is_right(o))
+        options(at, "quizbook_123")[pick].click().run()
+        button(at, "reveal_quizbook_123").click().run()
+        button(at, "next_question").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+    assert any(s.value == "Final score: 2 of 3." for s in at.success)
+    # the link replays the same questions in another session
+    again = learn_page(chapter="greedy", quiz_seed="123", quiz_size="3")
+    assert any(questions[0].question.prompt in m.value for m in again.markdown)

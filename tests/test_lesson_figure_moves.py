@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 
 from packviz.teach.lesson_frames import lesson_frames
 from packviz.teach.lessons import CHAPTER_BY_KEY
+from packviz.teach.narration import fmt
 from packviz.viz.figures import ARROW_COLOUR, lesson_step_figure
 
 PRESENT_FONT = 22  # what Learn's present mode asks for
@@ -84,13 +86,16 @@ def test_a_crowded_move_labels_only_its_two_packs_and_numbers_the_ticks():
         figure = lesson_step_figure(trace, frames, index, 100.0, height=470, font=PRESENT_FONT)
         deviations = [bar for bar in figure.data if bar.type == "bar" and bar.textposition == "outside"]
         assert len(deviations) == 2  # before and after
-        for bar in deviations:
-            labelled = {int(x.split()[1]) for x, text in zip(bar.x, bar.text) if text}
-            assert labelled <= {swap.pack_a, swap.pack_b}
-        totals = [t for t in figure.data if t.type == "scatter" and t.mode == "text"]
-        assert all(t.textfont.size >= 20 for t in totals)
-        assert all(list(axis.ticktext) == [str(p) for p in range(trace.num_packs)]
-                   for axis in (figure.layout.xaxis3, figure.layout.xaxis4))
+        # the bars carry no distance (neighbours' labels touched); the titles name the two packs'
+        assert all(not any(bar.text) for bar in deviations)
+        titles = [a.text for a in figure.layout.annotations if a.text.startswith(("before the swap", "after"))]
+        for title in titles:
+            named = {int(p) for p in re.findall(r"pack (\d+) [+-]", title)}
+            assert named == {swap.pack_a, swap.pack_b}, title
+        # each pack's number and total under it, in type a room reads
+        for axis, panel in ((figure.layout.xaxis3, frames[index - 1]), (figure.layout.xaxis4, frames[index])):
+            assert list(axis.ticktext) == [f"{p}<br><b>{fmt(panel.loads[p])}</b>" for p in range(trace.num_packs)]
+            assert axis.tickfont.size >= 16
 
 
 def test_a_roomy_step_keeps_every_packs_distance_label():

@@ -51,7 +51,7 @@ def test_the_final_choice_draws_every_candidate_side_by_side():
     figure = lesson_step_figure(trace, frames, len(frames) - 1, 100.0)
     titles = [a.text for a in figure.layout.annotations]
     assert len(figure.data) == len(trace.candidates) == 3
-    assert [t for t in titles if "(wins)" in t] == [f"restart {trace.chosen_candidate.restart}: spread 6 (wins)"]
+    assert [t for t in titles if "(wins)" in t] == [f"restart {trace.chosen_candidate.restart} (wins)<br>spread 6"]
 
 
 def test_the_differencing_chapter_steps_through_its_rows_and_each_merge_on_the_merge_line():

@@ -30,6 +30,7 @@ class ChapterText:
 
     text: str
     shows_claim: bool
+    point: str = ""  # the chapter's point in a line, kept on screen when presenting
 
 
 def _bound(trace: LayerTrace) -> float:
@@ -82,7 +83,8 @@ def _problem(trace: LayerTrace, compare: LayerTrace | None) -> ChapterText:
         text += (f": {t * m + 1} items cannot go {t} per pack into {m} packs, so some pack holds {t + 1} of the "
                  f"{t * m + 1} heaviest, at least the lightest {t + 1} of them"
                  + (f", plus the {k - t - 1} lightest items" if rest else "") + f", {parts}.")
-    return ChapterText(text, True)
+    why = text[text.index(f"Here it is {fmt(bound)}") + len(f"Here it is {fmt(bound)}"):]
+    return ChapterText(text, True, f"No placement beats the lower bound LB = {fmt(bound)}{why}")
 
 
 def _greedy(trace: LayerTrace, compare: LayerTrace | None) -> ChapterText:

@@ -33,8 +33,9 @@ VOICES = ("explore", "learn")
 
 
 def fmt(value: float) -> str:
-    """Loads as people read them: whole numbers with separators, else 4 significant digits."""
-    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.4g}"
+    """Loads as people read them: :func:`packviz.text.format_load`, the one rule of
+    every text, chart and GIF."""
+    return format_load(value)
 
 
 def _items(items: Sequence[int]) -> str:

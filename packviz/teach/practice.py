@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from packviz.teach.eplb_lessons import chapter_steps
 from packviz.teach.lesson_frames import lesson_frames
 from packviz.teach.lessons import CHAPTER_BY_KEY, random_loads
 from packviz.teach.narration import fmt
@@ -67,18 +68,24 @@ def lesson_recap() -> list[str]:
     differencing = CHAPTER_BY_KEY["differencing"]
     plain = differencing.run(**differencing.compare_options).traces[0].chosen_candidate
     filled = next(c for c in runs["differencing"].candidates if c.fill_started.rule == "differencing")
+    replication, hierarchy = (CHAPTER_BY_KEY[key] for key in ("replication", "hierarchy"))
+    replicated = chapter_steps(replication.eplb, replication.loads, replication.num_packs)
+    packed = [step for step in replicated if step.phase == "pack"][-1]
+    grouped = chapter_steps(hierarchy.eplb, hierarchy.loads, hierarchy.num_packs)
+    nodes = [step for step in grouped if step.phase == "nodes"][-1].bars.totals
     return [
-        f"The greedy fill leaves a spread of {fmt(greedy.final_spread)} (chapter 2); 1-swaps between the heaviest "
-        f"and lightest pack take the same fill to {fmt(one.final_spread)} in {len(one.swaps)} moves (chapter 5).",
-        f"Where no 1-swap helps, a 2-swap does: {fmt(two.spread_history[0])} to {fmt(two.final_spread)}, where "
-        f"1-swaps alone stay at {fmt(stuck.final_spread)} (chapter 6).",
-        f"Noisy restarts: the best of {len(pruning.restart_spreads)} fills leaves {fmt(min(pruning.restart_spreads))} "
-        f"against the greedy's {fmt(pruning.restart_spreads[0])}; {len(pruning.kept_restarts)} are kept (chapter 4) "
-        f"and restart {choice.chosen_candidate.restart} wins at {fmt(choice.chosen_candidate.final_spread)} "
-        "(chapter 7).",
-        f"Paired moves even out many packs per iteration: {fmt(paired.spread_history[0])} to "
-        f"{fmt(paired.final_spread)} in {len({s.iteration for s in paired.swaps})} iterations (chapter 8).",
-        f"A better start: the differencing fill leaves {fmt(filled.initial_spread)} before any swap, the greedy "
-        f"{fmt(plain.initial_spread)} (chapter 9).",
+        f"The greedy fill leaves a spread of {fmt(greedy.final_spread)} (ch. 2); 1-swaps, heaviest against "
+        f"lightest, take it to {fmt(one.final_spread)} in {len(one.swaps)} moves (ch. 5).",
+        f"A 2-swap frees a stuck pair: {fmt(two.spread_history[0])} to {fmt(two.final_spread)}, where 1-swaps stay "
+        f"at {fmt(stuck.final_spread)} (ch. 6).",
+        f"The best of {len(pruning.restart_spreads)} noisy fills leaves {fmt(min(pruning.restart_spreads))}, the "
+        f"greedy {fmt(pruning.restart_spreads[0])}; {len(pruning.kept_restarts)} go on and restart "
+        f"{choice.chosen_candidate.restart} wins at {fmt(choice.chosen_candidate.final_spread)} (ch. 3, 4, 7).",
+        f"Paired moves: {fmt(paired.spread_history[0])} to {fmt(paired.final_spread)} in "
+        f"{len({s.iteration for s in paired.swaps})} iterations (ch. 8).",
+        f"Differencing leaves {fmt(filled.initial_spread)} before any swap, the greedy {fmt(plain.initial_spread)} "
+        "(ch. 9).",
+        f"Replicas: the busiest GPU holds {fmt(max(packed.bars.totals))}, {fmt(packed.without_replicas)} without "
+        f"(ch. 10); groups kept on nodes ({', '.join(fmt(v) for v in nodes)}): busiest GPU "
+        f"{fmt(max(grouped[-1].bars.totals))}, LB {fmt(grouped[-1].bars.bound)} (ch. 11).",
     ]
-

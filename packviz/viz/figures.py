@@ -14,6 +14,15 @@ from packviz.metrics import LayerMetrics
 from packviz.text import format_load
 from packviz.trace.replay import LayerTrace
 from packviz.trace.timeline import Frame, build_frames
+from packviz.viz.lesson_style import (
+    BOUND_MARK,
+    LB_COLOUR,
+    MEAN_COLOUR,
+    MOVED_COLOUR,
+    OKABE_ITO,  # noqa: F401 - viz.deploy's palette, kept importable here
+    bound_items,
+    item_colour,
+)
 
 PALETTE = qualitative.Dark24 + qualitative.Light24
 HIGHLIGHT_WIDTH = 4
@@ -356,17 +365,16 @@ def comparison_figure(rows: Sequence[dict], front: Sequence[str] = ()) -> go.Fig
     return figure
 
 
-# Okabe & Ito's colour-blind-safe palette (black left out: it hides labels).
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
 LESSON_FONT = 18
 # The smallest segment label drawn: below this a label is hidden (hover still gives it).
 SEGMENT_MIN_FONT = 12
-# Arrows of a swap: a magenta outside the item palette, legible on light and dark backgrounds.
-ARROW_COLOUR = "#E7298A"
+# Arrows of a swap and moved items' outlines (packviz.viz.lesson_style, shared with the GIF).
+ARROW_COLOUR = MOVED_COLOUR
 
 
 def _short(value: float) -> str:
-    return format_load(value)  # as the narration beside the chart prints it
+    # the one rule of texts and charts: a number on a chart reads as in the words beside it
+    return format_load(value)
 
 
 def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float,
@@ -400,9 +408,13 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     # moved items: a thick magenta outline, outside the item colours and legible on light and dark
     mark = ARROW_COLOUR
     arrow = ARROW_COLOUR
-    heavy, light = "#D55E00", "#3D9BE0"  # a blue that reads on dark backgrounds too
+    heavy, light = LB_COLOUR, MEAN_COLOUR
     moved = set(frame.highlight)
     weight = trace.weight
+    # the items whose loads make LB, marked once they are all drawn (the LB name says so)
+    marked = set(bound_items(weight, trace.num_packs))
+    if not marked <= {item for row in frame.slots for item in row if item >= 0}:
+        marked = set()
     packs = [f"pack {p}" for p in range(trace.num_packs)]
     # Numbers over the bars only while they fit; hovering gives them for any size.
     roomy = trace.num_packs * len(panels) <= 16
@@ -418,7 +430,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         if full:
             figure.add_trace(dict(type="bar",
                 x=packs, y=deviation, marker={"color": [heavy if d > 0 else light for d in deviation]},
-                text=[f"{d:+,.1f}".removesuffix(".0") if roomy and p in told else ""
+                text=[("+" if d > 0 else "") + _short(d) if roomy and not crowded else ""
                       for p, d in enumerate(deviation)],
                 textposition="outside",
                 textfont={"size": size - 2, "color": text_colour}, cliponaxis=False, constraintext="none",
@@ -428,12 +440,15 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
             items = [panel.slots[p][rank] for p in range(trace.num_packs)]
             figure.add_trace(dict(type="bar",
                 x=packs, y=[weight[i] if i >= 0 else 0 for i in items],
-                # many packs: the item alone (its load on hover), which fits a narrow bar at a readable size
-                text=[("" if i < 0 else f"{i}: {_short(weight[i])}" if roomy else str(i)) for i in items],
+                # many packs: the item alone (its load on hover), which fits a narrow bar at a readable size;
+                # crowded but roomy, the number over the load ("23: 98" on one line shrank to 8 px)
+                text=[("" if i < 0 else ((f"{i}<br>{_short(weight[i])}" if crowded else f"{i}: {_short(weight[i])}")
+                                         + (f" {BOUND_MARK}" if i in marked else "")) if roomy else str(i))
+                      for i in items],
                 # narrow bars: Plotly's own angle (no textangle) turns a label upright where that fits it
                 # larger, as segments there are taller than wide
                 textposition="inside", insidetextanchor="middle", **({"textangle": 0} if roomy else {}),
-                textfont={"size": size - 2, "color": "#000000"},
+                textfont={"size": max(12, size - 6) if crowded and roomy else size - 2, "color": "#000000"},
                 customdata=[_item_label(i, item_labels) for i in items],
                 hovertemplate="%{x}<br>%{customdata}<br>load %{y:,}<extra></extra>",
                 marker={"color": [item_colour(i, trace.num_items) if i >= 0 else "rgba(0,0,0,0)" for i in items],
@@ -443,7 +458,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
             ), row=stack_row, col=column)
         figure.add_trace(dict(type="scatter",
             x=packs, y=list(panel.loads), mode="text",
-            text=[f"<b>{_short(v)}</b>" if roomy else "" for v in panel.loads],
+            # crowded, the totals go under the packs (below): over them they touched and the LB line struck them
+            text=[f"<b>{_short(v)}</b>" if roomy and not crowded else "" for v in panel.loads],
             textposition="top center", textfont={"size": size - 2 if crowded else size, "color": text_colour},
             hoverinfo="skip",
             showlegend=False, cliponaxis=False,
@@ -460,11 +476,15 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     figure.layout.shapes = shapes
     y_ref = figure.get_subplot(stack_row, len(panels)).yaxis.plotly_name.replace("axis", "")
     # the right margin fits the longer name ("mean 225.6" was cut at 20 px): about half an em a character
-    longest = max(len(f"LB {_short(lower_bound)}"), len(f"mean {_short(mean)}"))
+    longest = max(len(f"LB {_short(lower_bound)} = ◆"), len(f"mean {_short(mean)}"))
     right = max(60, round(0.5 * (size - 2) * longest) + 14)
-    for value, label, colour, shift in ((lower_bound, "LB", heavy, 10), (mean, "mean", light, -10)):
+    # far enough apart for two lines of type: LB and mean are often a hair apart
+    apart = round(0.7 * (size - 2))
+    for value, label, colour, shift in ((lower_bound, "LB", heavy, apart), (mean, "mean", light, -apart)):
         figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=value, yref=y_ref, yshift=shift,
-                              text=f"{label} {_short(value)}", showarrow=False,
+                              text=f"{label} {_short(value)}" + (f" = {BOUND_MARK}" if label == "LB" and marked
+                                                                 else ""),
+                              showarrow=False,
                               font={"color": colour, "size": size - 2})
     y_max = 1.15 * max(lower_bound, *(max(f.loads) for f in frames))
     if before is not None:
@@ -477,23 +497,58 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     figure.update_xaxes(tickfont={"size": size})
     if trace.num_packs * len(panels) > 8:
         # "pack 0 pack 1 ..." would run together: the numbers, under one axis title, and of
-        # many packs every k-th only (at most 16 numbers across the panels), never rotated
+        # many packs every k-th only (at most 16 numbers across the panels), never rotated;
+        # while they fit, each pack's total under its number
         every = _tick_step(trace.num_packs * len(panels))
         shown = range(0, trace.num_packs, every)
-        figure.update_xaxes(tickvals=[packs[p] for p in shown], ticktext=[str(p) for p in shown])
-        figure.update_xaxes(title_text="pack", title_font={"size": size - 2}, row=stack_row)
-    figure.update_annotations(selector={"text": "before the swap"}, font_size=size)
-    figure.update_annotations(selector={"text": "after the swap"}, font_size=size)
+        for column, (panel, _) in enumerate(panels, start=1):
+            figure.update_xaxes(tickvals=[packs[p] for p in shown], row=stack_row, col=column,
+                                ticktext=[f"{p}<br><b>{_short(panel.loads[p])}</b>" if roomy else str(p)
+                                          for p in shown], tickfont={"size": size - 4})
+        figure.update_xaxes(title_text="pack: number, total", title_font={"size": size - 4}, row=stack_row)
+    for (panel, title), column in zip(panels, range(1, len(panels) + 1)):
+        if not title:
+            continue
+        heading = figure.layout.annotations[column - 1]
+        heading.font.size = size
+        if crowded and roomy and full:
+            # the two packs of the move say their distance from the mean under the title: as texts over
+            # neighbouring narrow bars "+2.83" and "+6.83" touched
+            heading.text = title + "<br><span style='font-size: {}px'>{}</span>".format(size - 4, ", ".join(
+                f"pack {p} " + ("+" if panel.loads[p] > mean else "") + _short(panel.loads[p] - mean)
+                for p in sorted(told)))
+    queue = _queue(trace, frame) if frame.phase in ("start", "fill") else []
+    if queue:
+        # the items still to place, in the order the fill takes them, the next one first and marked
+        shown = queue[:QUEUE_SHOWN]
+        words = " · ".join([f"<b>▶ {shown[0]}</b>", *shown[1:]]) + \
+            (f" · +{len(queue) - QUEUE_SHOWN} more" if len(queue) > QUEUE_SHOWN else "")
+        figure.add_annotation(x=0, xref="paper", xanchor="left", y=1, yref="paper", yanchor="bottom", yshift=6,
+                              text=f"still to place: {words}", showarrow=False, name="queue",
+                              font={"size": size - 4, "color": text_colour})
     figure.update_layout(
         # many packs: thinner gaps, so that a bar holds its label at a readable size
         barmode="relative", bargap=0.25 if roomy else 0.1, height=height,
         # A label Plotly would shrink below this to fit its segment is left out, not drawn unreadable.
         uniformtext={"minsize": SEGMENT_MIN_FONT, "mode": "hide"},
         template=None if dark is None else "plotly_dark" if dark else "plotly_white",
-        font={"size": size, "color": text_colour}, margin={"l": 80, "r": right, "t": 40, "b": 40},
+        font={"size": size, "color": text_colour},
+        margin={"l": 80, "r": right, "t": 70 if (crowded and before is not None) or queue else 40, "b": 40},
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
     )
     return figure
+
+
+# how many of the items still to place the fill's queue names (the rest are counted)
+QUEUE_SHOWN = 8
+
+
+def _queue(trace: LayerTrace, frame: Frame) -> list[str]:
+    """The items the fill has still to place after ``frame``, in its order: "item (load)" each."""
+    placed = {item for row in frame.slots for item in row if item >= 0}
+    # the lesson's frames are the chosen candidate's story
+    return [f"{event.item} ({_short(event.load)})" for event in trace.chosen_candidate.placements
+            if event.item not in placed]
 
 
 def _tick_step(bars: int, most: int = 16) -> int:
@@ -510,9 +565,9 @@ def _ref(axis) -> str:
     return axis.plotly_name.replace("axis", "")
 
 
-# Where an arrow starts and ends across a pack's band: inside the bar (0.375 of the band
-# wide each side at bargap 0.25), on the side that faces the other pack.
-ARROW_INSET = 0.08
+# Where an arrow starts and ends across a pack's band: at the bar's edge (0.375 of the band
+# wide each side at bargap 0.25) that faces the other pack, clear of the item labels in the middle.
+ARROW_INSET = 0.34
 
 
 def _swap_arrows(figure: go.Figure, swap, before: Frame, after: Frame, weight: Sequence[float], colour: str,
@@ -562,25 +617,30 @@ def restart_multiples_figure(trace: LayerTrace, dark: bool | None = None, height
                 state.apply(event)
         states.append(state)
         noise = "no noise" if candidate.noise_scale == 0 else f"noise up to {candidate.noise_scale:.0%}"
-        titles.append(f"restart {candidate.restart} ({noise}): spread {_short(state.spread)}")
+        # two short lines: one line ran into its neighbours' at 1366 px ("spre[ad 13]restart 5")
+        titles.append(f"restart {candidate.restart}: spread {_short(state.spread)}<br>({noise})")
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles, shared_yaxes=True,
-                           vertical_spacing=0.16, horizontal_spacing=0.04)
+                           vertical_spacing=0.3 if rows > 1 else 0.1, horizontal_spacing=0.06)
     best = min(state.spread for state in states)
     for position, state in enumerate(states):
         colour = "#D55E00" if state.spread == best else "#0072B2"
         figure.add_trace(go.Bar(
-            x=[f"pack {p}" for p in range(trace.num_packs)], y=state.loads, marker_color=colour,
+            x=[str(p) for p in range(trace.num_packs)], y=state.loads, marker_color=colour,
             text=[_short(v) for v in state.loads], textposition="outside", cliponaxis=False, showlegend=False,
-            hovertemplate="%{x}<br>load %{y:,}<extra></extra>",
+            textfont={"size": size - 4}, constraintext="none",
+            hovertemplate="pack %{x}<br>load %{y:,}<extra></extra>",
         ), row=position // columns + 1, col=position % columns + 1)
     low = min(min(state.loads) for state in states)
     high = max(max(state.loads) for state in states)
     margin = max(high - low, 1.0)
-    figure.update_yaxes(range=[max(0.0, low - 1.5 * margin), high + 0.8 * margin])
-    figure.update_annotations(font_size=size - 2)
+    figure.update_yaxes(range=[max(0.0, low - 1.5 * margin), high + 0.8 * margin], tickfont={"size": size - 6})
+    # pack numbers under one axis title: "pack 0 pack 1 ..." in 12 px did not fit a small chart
+    figure.update_xaxes(type="category", tickfont={"size": size - 4})
+    figure.update_xaxes(title_text="pack", title_font={"size": size - 6}, title_standoff=2, row=rows)
+    figure.update_annotations(font_size=size - 4)
     template = None if dark is None else "plotly_dark" if dark else "plotly_white"
-    figure.update_layout(height=height or 260 * rows, template=template, font={"size": size - 2},
-                         margin={"l": 50, "r": 10, "t": 50, "b": 30},
+    figure.update_layout(height=height or 300 * rows, template=template, font={"size": size - 2},
+                         margin={"l": 50, "r": 10, "t": 60, "b": 30},
                          paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
     return figure
 
@@ -628,32 +688,41 @@ def candidates_figure(trace: LayerTrace, finals: Sequence[Sequence[float]], dark
     size = font or LESSON_FONT
     candidates = trace.candidates
     winner = trace.chosen
-    columns = min(len(candidates), 4)
+    columns = min(len(candidates), 3)
     rows = -(-len(candidates) // columns)
-    titles = [f"restart {c.restart}: spread {_short(max(f) - min(f))}" + (" (wins)" if i == winner else "")
+    titles = [f"restart {c.restart}" + (" (wins)" if i == winner else "") + f"<br>spread {_short(max(f) - min(f))}"
               for i, (c, f) in enumerate(zip(candidates, finals))]
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles, shared_yaxes=True,
-                           vertical_spacing=0.2, horizontal_spacing=0.03)
+                           vertical_spacing=0.3 if rows > 1 else 0.1, horizontal_spacing=0.06)
     for position, loads in enumerate(finals):
         figure.add_trace(go.Bar(
             x=[str(p) for p in range(trace.num_packs)], y=list(loads),
             marker_color=WINNER_COLOUR if position == winner else KEPT_COLOUR,
             text=[_short(v) for v in loads] if trace.num_packs * columns <= 24 else None,
-            textposition="outside", cliponaxis=False, textfont={"size": size - 2},
+            textposition="outside", cliponaxis=False, textfont={"size": size - 4}, constraintext="none",
             hovertemplate="pack %{x}<br>load %{y:,}<extra></extra>",
         ), row=position // columns + 1, col=position % columns + 1)
     low = min(min(f) for f in finals)
     high = max(max(f) for f in finals)
     margin = max(high - low, 1.0)
     figure.update_yaxes(range=[max(0.0, low - 1.5 * margin), high + 0.8 * margin])
-    figure.update_xaxes(title_text="pack", title_font={"size": size - 2})
+    figure.update_xaxes(type="category")
+    figure.update_xaxes(title_text="pack", title_font={"size": size - 6}, title_standoff=2, row=rows)
     if lower_bound is not None:
         figure.add_hline(y=lower_bound, line={"dash": "dash", "color": WINNER_COLOUR, "width": 2})
-    return _lesson_layout(figure, dark, height, size)
+    figure = _lesson_layout(figure, dark, height, size)
+    figure.update_annotations(font_size=size - 4)
+    figure.update_xaxes(tickfont={"size": size - 4})
+    figure.update_yaxes(tickfont={"size": size - 6})
+    return figure
+
+
+# An item below this share of the tallest column is a sliver: no room for its label.
+SLIVER = 0.06
 
 
 def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, height: int = 500,
-                 font: int | None = None) -> go.Figure:
+                 font: int | None = None, lower_bound: float | None = None) -> go.Figure:
     """One stage of a differencing fill (a ``packviz.teach.differencing.Merged``):
     every live row side by side, each column its items stacked, the row that
     just took another outlined."""
@@ -664,11 +733,13 @@ def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, heigh
     for row_id, row in zip(stage.row_ids, rows):
         sums = [sum(weight[i] for i in column) for column in row]
         merged = f" (took row {stage.taken})" if row_id == stage.into else ""
-        titles.append(f"row {row_id}{merged}: spread {_short(max(sums) - min(sums))}")
+        # two lines: on one, four rows' titles ran together at 1366 px
+        titles.append(f"row {row_id}{merged}<br>spread {_short(max(sums) - min(sums))}")
     figure = make_subplots(rows=1, cols=columns, subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.03)
     figure._validate = False
     depth = max(len(column) for row in rows for column in row)
     text_fits = sum(len(row) for row in rows) <= 24
+    top = max(sum(weight[i] for i in column) for row in rows for column in row)
     for position, (row_id, row) in enumerate(zip(stage.row_ids, rows), start=1):
         just_merged = row_id == stage.into
         for level in range(depth):
@@ -678,7 +749,9 @@ def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, heigh
                 marker={"color": [item_colour(i, len(weight)) if i >= 0 else "rgba(0,0,0,0)" for i in items],
                         "line": {"color": ARROW_COLOUR if just_merged else "rgba(128,128,128,0.9)",
                                  "width": 4 if just_merged else 1.5}},
-                text=[f"{i}: {_short(weight[i])}" if i >= 0 and text_fits else "" for i in items],
+                # a sliver's label would shrink to a smudge on the total over it: its load is that total
+                text=[f"{i}: {_short(weight[i])}" if i >= 0 and text_fits and weight[i] >= SLIVER * top else ""
+                      for i in items],
                 textposition="inside", insidetextanchor="middle", textangle=0,
                 textfont={"size": size - 3, "color": "#000000"},
                 hovertemplate="column %{x}<br>load %{y:,}<extra></extra>", showlegend=False,
@@ -688,21 +761,23 @@ def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, heigh
                               text=[f"<b>{_short(v)}</b>" for v in sums], textposition="top center",
                               textfont={"size": size - 2}, hoverinfo="skip", showlegend=False,
                               cliponaxis=False), row=1, col=position)
-    top = max(sum(weight[i] for i in column) for row in rows for column in row)
-    figure.update_yaxes(range=[0, 1.2 * max(top, 1e-9)])
+    figure.update_yaxes(range=[0, 1.2 * max(top, lower_bound or 0.0, 1e-9)])
+    # categories, not numbers: the last merge (one row) read -0.5 .. 2.5; one row left is the packs
+    figure.update_xaxes(type="category", title_text="pack" if columns == 1 else "column",
+                        title_font={"size": size - 6}, title_standoff=2)
+    if lower_bound is not None and columns == 1:
+        figure.add_hline(y=lower_bound, line={"dash": "dash", "color": "#D55E00", "width": 2.5})
+        figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=lower_bound, yref="y",
+                              text=f"LB {_short(lower_bound)}", showarrow=False,
+                              font={"color": "#D55E00", "size": size - 2})
     figure.update_layout(barmode="stack", bargap=0.2)
-    return _lesson_layout(figure, dark, height, size)
-
-
-def item_colour(item: int, num_items: int = len(OKABE_ITO)) -> str:
-    """An item's colour in the Learn figures: Okabe and Ito's eight while they
-    suffice, else a hue of its own per item (golden-angle steps, three
-    lightnesses), so no two items of a lesson share a colour. Light enough for
-    black labels."""
-    if num_items <= len(OKABE_ITO):
-        return OKABE_ITO[item % len(OKABE_ITO)]
-    hue = (item * 137.508) % 360
-    return f"hsl({hue:.1f}, 70%, {(62, 72, 54)[item % 3]}%)"
+    figure = _lesson_layout(figure, dark, height, size)
+    figure.update_annotations(selector={"text": f"LB {_short(lower_bound)}"} if lower_bound is not None else {},
+                              font_size=size - 2)
+    if lower_bound is not None and columns == 1:
+        figure.update_layout(margin={"r": round(0.5 * (size - 2) * len(f"LB {_short(lower_bound)}")) + 14})
+    figure.update_annotations(font_size=size - 4, selector=lambda a: a.text and a.text.startswith("row "))
+    return figure
 
 
 def lesson_step_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_bound: float,
@@ -712,7 +787,7 @@ def lesson_step_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, l
     merge, and the packs (``lesson_figure``) everywhere else."""
     event = frames[index].event
     if event.kind == "merged":
-        return merge_figure(trace.weight, event, dark, height, font)
+        return merge_figure(trace.weight, event, dark, height, font, lower_bound)
     if event.kind == "pruned" and len(event.restart_spreads) > 1:
         if len(trace.candidates) == len(event.restart_spreads) and len(trace.candidates) <= 8:
             return restart_multiples_figure(trace, dark, height, font)
@@ -725,32 +800,63 @@ def lesson_step_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, l
 
 def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | None = None) -> go.Figure:
     """An EPLB step's bars (a ``packviz.teach.eplb_lessons.Bars``): each bar
-    stacked from its pieces, one colour per piece label, marked bars outlined."""
+    stacked from its pieces, one colour per piece label, each slice named with
+    its load (so a bar's sum can be checked), marked bars outlined; the mean and,
+    where the bars are GPUs or nodes, the lower bound named in the right margin;
+    what is still to place listed above, the next one first."""
     size = font or LESSON_FONT
     figure = go.Figure()
     figure._validate = False
     names = sorted({label for bar in bars.parts for label, _ in bar}, key=lambda n: (len(n), n))
-    colour_of = {name: item_colour(i, len(names)) for i, name in enumerate(names)}
+    # an expert keeps its colour from step to step: by its number, not by the order names appear
+    numbered = all(name.rsplit(" ", 1)[-1].isdigit() for name in names)
+    span = 1 + max((int(n.rsplit(" ", 1)[-1]) for n in names), default=0) if numbered else len(names)
+    colour_of = {name: item_colour(int(name.rsplit(" ", 1)[-1]) if numbered else i, span)
+                 for i, name in enumerate(names)}
     depth = max((len(bar) for bar in bars.parts), default=0)
+    crowded = len(bars.labels) > 6
     for level in range(depth):
         pieces = [bar[level] if level < len(bar) else ("", 0.0) for bar in bars.parts]
+        short = [label.replace("expert ", "e").replace("group ", "g").replace("node ", "n") for label, _ in pieces]
         figure.add_trace(dict(type="bar", x=list(bars.labels), y=[value for _, value in pieces],
                               marker={"color": [colour_of.get(label, "rgba(0,0,0,0)") for label, _ in pieces],
                                       "line": {"color": [ARROW_COLOUR if b in bars.marked else "rgba(128,128,128,0.9)"
                                                          for b in range(len(pieces))],
                                                "width": [4 if b in bars.marked else 1.5 for b in range(len(pieces))]}},
-                              text=[label.replace("expert ", "e") if value else "" for label, value in pieces],
+                              text=[f"{name}{'<br>' if crowded else ': '}{_short(value)}" if value else ""
+                                    for name, (_, value) in zip(short, pieces)],
+                              customdata=[label for label, _ in pieces],
                               textposition="inside", insidetextanchor="middle", textangle=0,
                               textfont={"size": size - 4, "color": "#000000"}, showlegend=False,
-                              hovertemplate="%{x}<br>%{text}: %{y:,.4g}<extra></extra>"))
+                              hovertemplate="%{x}<br>%{customdata}: %{y:,.4g}<extra></extra>"))
     totals = bars.totals
     figure.add_trace(dict(type="scatter", x=list(bars.labels), y=totals, mode="text",
-                          text=[f"<b>{_short(round(v, 2))}</b>" for v in totals], textposition="top center",
+                          text=[f"<b>{_short(v)}</b>" for v in totals], textposition="top center",
                           textfont={"size": size - 2}, hoverinfo="skip", showlegend=False, cliponaxis=False))
-    if bars.line is not None:
-        figure.add_hline(y=bars.line, line={"dash": "dash", "color": "#3D9BE0", "width": 2.5},
-                         annotation_text=f"{bars.line_label} {_short(round(bars.line, 2))}",
-                         annotation_font={"size": size - 2, "color": "#3D9BE0"})
-    figure.update_yaxes(range=[0, 1.2 * max(max(totals, default=1.0), bars.line or 0.0, 1e-9)], title_text="load")
+    references = [(bars.line, bars.line_label, "#3D9BE0", -10)] if bars.line is not None else []
+    if bars.bound is not None:
+        references.append((bars.bound, "LB", "#D55E00", 10))
+    for value, label, colour, shift in references:
+        # named in the right margin, off the bars and their totals ("mean slot 45.11" sat on a bar)
+        figure.add_hline(y=value, line={"dash": "dash", "color": colour, "width": 2.5})
+        figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=value, yref="y", yshift=shift,
+                              text=f"{label} {_short(value)}", showarrow=False,
+                              font={"color": colour, "size": size - 2})
+    longest = max((len(f"{label} {_short(value)}") for value, label, _, _ in references), default=0)
+    right = max(20, round(0.5 * (size - 2) * longest) + 14)
+    top = 60
+    if bars.queue:
+        # the queue, next first: what the room predicts from
+        queue = " · ".join(bars.queue[:8]) + (f" · +{len(bars.queue) - 8} more" if len(bars.queue) > 8 else "")
+        figure.add_annotation(x=0, xref="paper", xanchor="left", y=1.0, yref="paper", yanchor="bottom", yshift=4,
+                              text=f"still to place: <b>{bars.queue[0]}</b>" + queue[len(bars.queue[0]):],
+                              showarrow=False, font={"size": size - 4})
+        top = 90
+    high = max(max(totals, default=1.0), bars.line or 0.0, bars.bound or 0.0, 1e-9)
+    figure.update_yaxes(range=[0, 1.2 * high], title_text="load")
+    # "GPU 2 (node 1)" on two lines: on one, four of them turned on their side
+    figure.update_xaxes(tickvals=list(bars.labels), ticktext=[label.replace(" (", "<br>(") for label in bars.labels])
     figure.update_layout(barmode="stack", bargap=0.25, title={"text": bars.title, "font": {"size": size}})
-    return _lesson_layout(figure, dark, height, size)
+    figure = _lesson_layout(figure, dark, height, size)
+    figure.update_layout(margin={"r": right, "t": top})
+    return figure

@@ -39,15 +39,16 @@ from functools import lru_cache
 from PIL import Image, ImageChops, ImageDraw, ImageFont, features
 
 from packviz.teach.narration import fmt
+from packviz.trace.events import Swapped
 from packviz.trace.replay import LayerTrace
 from packviz.trace.timeline import Frame
+from packviz.viz.lesson_style import LB_COLOUR, MEAN_COLOUR, MOVED_COLOUR, OKABE_ITO, item_rgb, rgb
 
 MAX_FRAMES = 400
 """The most frames a GIF holds; longer stories are sampled evenly (first and last kept)."""
 LAST_FRAME_HOLD = 3
 """The last frame is shown this many times ``frame_ms``."""
 
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
 PHASE_WORDS = {"start": "start", "fill": "fill", "prune": "pruning", "refine": "refinement", "stop": "stop",
                "final": "result"}
 
@@ -56,7 +57,7 @@ Box = tuple[int, int, int, int]
 
 
 def _rgb(colour: str) -> RGB:
-    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+    return rgb(colour)
 
 
 @dataclass(frozen=True)
@@ -71,25 +72,24 @@ class Style:
 
     @property
     def highlight(self) -> RGB:
-        """The thick outline of the items an event placed or moved."""
-        return self.foreground
+        """The thick outline of the items an event placed or moved: the page's, in both themes."""
+        return rgb(MOVED_COLOUR)
 
 
+# the page's colours (packviz.viz.lesson_style): items, mean and LB look the same in the GIF
 LIGHT = Style(background=(255, 255, 255), foreground=(20, 20, 20), muted=(85, 85, 85), grid=(228, 228, 228),
-              mean=(70, 70, 70), bound=(190, 20, 40), items=tuple(_rgb(c) for c in OKABE_ITO))
-DARK = Style(background=(22, 24, 30), foreground=(236, 236, 236), muted=(175, 175, 175), grid=(52, 55, 64),
-             mean=(205, 205, 205), bound=(255, 120, 120),
-             items=(*(_rgb(c) for c in OKABE_ITO[:-1]), (187, 187, 187)))
+              mean=rgb(MEAN_COLOUR), bound=rgb(LB_COLOUR), items=tuple(rgb(c) for c in OKABE_ITO))
+DARK = Style(background=(14, 17, 23), foreground=(236, 236, 236), muted=(175, 175, 175), grid=(52, 55, 64),
+             mean=rgb(MEAN_COLOUR), bound=rgb(LB_COLOUR), items=tuple(rgb(c) for c in OKABE_ITO))
 
 
 def style(dark: bool = False) -> Style:
     return DARK if dark else LIGHT
 
 
-def item_colour(item: int, dark: bool = False) -> RGB:
-    """The fill colour of ``item``, the same in every frame."""
-    colours = style(dark).items
-    return colours[item % len(colours)]
+def item_colour(item: int, dark: bool = False, num_items: int = len(OKABE_ITO)) -> RGB:
+    """The fill colour of ``item`` of ``num_items``, the same in every frame and as on the page."""
+    return item_rgb(item, num_items)
 
 
 def _text_on(colour: RGB) -> RGB:
@@ -302,7 +302,7 @@ def _caption_font_size(captions: Sequence[str], width: int, height: int, max_lin
 
 
 def _plan(trace: LayerTrace, frames: Sequence[Frame], lower_bound: float, captions: Sequence[str],
-          size: tuple[int, int]) -> _Plan:
+          size: tuple[int, int], break_axis: bool = True) -> _Plan:
     width, height = size
     pad = max(6, round(height * 0.022))
     max_lines = 4 if height < 700 else 5
@@ -326,7 +326,7 @@ def _plan(trace: LayerTrace, frames: Sequence[Frame], lower_bound: float, captio
     references = [mean] + ([lower_bound] if math.isfinite(lower_bound) else [])
 
     settled = [f for f in frames if _settled(f)]
-    starts = {False: 0.0, True: _axis_start(settled, references) if settled else 0.0}
+    starts = {False: 0.0, True: _axis_start(settled, references) if settled and break_axis else 0.0}
     high = max(max(max(f.loads) for f in frames), *references)
     if high <= 0:
         high = 1.0
@@ -362,16 +362,16 @@ def _precise(value: float) -> str:
 
 
 def frame_layouts(trace: LayerTrace, frames: Sequence[Frame], lower_bound: float, captions: Sequence[str],
-                  size: tuple[int, int] = (960, 540)) -> list[ChartLayout]:
+                  size: tuple[int, int] = (960, 540), break_axis: bool = True) -> list[ChartLayout]:
     """The layout of each frame as :func:`animation_gif` draws it (for frames not
     over :data:`MAX_FRAMES`): a pure function of the trace, frames, bound, captions and size."""
-    return _plan(trace, frames, lower_bound, captions, size).layouts
+    return _plan(trace, frames, lower_bound, captions, size, break_axis).layouts
 
 
 def _palette(colours: Style) -> Image.Image:
     """Every colour the frames use, and blends of text over its backgrounds for smooth letters."""
     base = [colours.background, colours.foreground, colours.muted, colours.grid, colours.mean, colours.bound,
-            *colours.items, (0, 0, 0), (255, 255, 255)]
+            colours.highlight, *colours.items, (0, 0, 0), (255, 255, 255)]
     pairs = [(c, colours.background) for c in (colours.foreground, colours.muted, colours.mean, colours.bound)]
     pairs += [(_text_on(c), c) for c in colours.items]
     pairs += [(colours.foreground, colours.grid), (colours.muted, colours.grid)]
@@ -559,45 +559,86 @@ def _check(frames: Sequence[Frame], captions: Sequence[str], size: tuple[int, in
 
 def _render(trace: LayerTrace, frames: Sequence[Frame], captions: Sequence[str], lower_bound: float,
             item_labels: Sequence[str] | None, size: tuple[int, int], dark: bool, steps: Sequence[int],
-            total: int) -> list[Image.Image]:
-    colours = style(dark)
-    plan = _plan(trace, frames, lower_bound, captions, size)
+            total: int, break_axis: bool = True, before: Sequence[Frame | None] | None = None) -> list[Image.Image]:
+    colours = _styled(trace, dark)
+    plan = _plan(trace, frames, lower_bound, captions, size, break_axis)
     bases: dict[ChartLayout, Image.Image] = {}
     images = []
     for index, frame in enumerate(frames):
         layout = plan.layouts[index]
         if layout not in bases:
             bases[layout] = _background(plan, layout, colours)
-        images.append(_draw_frame(plan, trace, frame, index, total, steps[index], bases[layout], colours,
-                                  item_labels))
+        image = _draw_frame(plan, trace, frame, index, total, steps[index], bases[layout], colours, item_labels)
+        previous = before[index] if before else None
+        if previous is not None and isinstance(frame.event, Swapped):
+            _swap_arrows(image, plan, layout, trace, previous, frame)
+        images.append(image)
     return images
+
+
+def _styled(trace: LayerTrace, dark: bool) -> Style:
+    """The theme with the lesson's own item colours (one per item past eight, as on the page)."""
+    base = style(dark)
+    return Style(base.background, base.foreground, base.muted, base.grid, base.mean, base.bound,
+                 tuple(item_rgb(i, trace.num_items) for i in range(max(trace.num_items, len(OKABE_ITO)))))
+
+
+def _swap_arrows(image: Image.Image, plan: _Plan, layout: ChartLayout, trace: LayerTrace, before: Frame,
+                 after: Frame) -> None:
+    """A swap as the page draws it: an arrow per moved item, from where it was (in ``before``) to
+    where it lands, beside the bars' edges; the packs' loads before the move written under the arrows."""
+    draw = ImageDraw.Draw(image)
+    event = after.event
+    colour = rgb(MOVED_COLOUR)
+    width = max(3, round(layout.width / 320))
+    for source, target, items, lift in ((event.pack_a, event.pack_b, event.items_from_a, -6),
+                                        (event.pack_b, event.pack_a, event.items_from_b, 6)):
+        side = 1 if target > source else -1
+        for item in items:
+            old = layout.segment_box(before.slots, trace.weight, source, before.slots[source].index(item))
+            new = layout.segment_box(after.slots, trace.weight, target, after.slots[target].index(item))
+            if old is None or new is None:
+                continue
+            x0 = old[2] if side > 0 else old[0]
+            x1 = new[0] if side > 0 else new[2]
+            y0, y1 = (old[1] + old[3]) / 2 + lift, (new[1] + new[3]) / 2 + lift
+            draw.line([(x0, y0), (x1, y1)], fill=colour, width=width)
+            angle = math.atan2(y1 - y0, x1 - x0)
+            head = 4 * width
+            draw.polygon([(x1, y1), (x1 - head * math.cos(angle - 0.45), y1 - head * math.sin(angle - 0.45)),
+                          (x1 - head * math.cos(angle + 0.45), y1 - head * math.sin(angle + 0.45))], fill=colour)
+    said = (f"before: pack {event.pack_a} {fmt(before.loads[event.pack_a])}, pack {event.pack_b} "
+            f"{fmt(before.loads[event.pack_b])}")
+    plan.fonts.tick.draw(image, (layout.left + 6, layout.bottom - plan.fonts.tick.height - 4), said, colour)
 
 
 def render_frames(trace: LayerTrace, frames: Sequence[Frame], captions: Sequence[str], lower_bound: float,
                   item_labels: Sequence[str] | None = None, size: tuple[int, int] = (960, 540),
-                  dark: bool = False) -> list[Image.Image]:
+                  dark: bool = False, break_axis: bool = True) -> list[Image.Image]:
     """Every frame as an RGB image, as the GIF shows it but before sampling and
     its palette (e.g. one frame as a PNG for a handout)."""
     _check(frames, captions, size)
-    return _render(trace, frames, captions, lower_bound, item_labels, size, dark, range(len(frames)), len(frames))
+    return _render(trace, frames, captions, lower_bound, item_labels, size, dark, range(len(frames)), len(frames),
+                   break_axis, [None, *frames[:-1]])
 
 
 def animation_gif(trace: LayerTrace, frames: Sequence[Frame], captions: Sequence[str], lower_bound: float,
                   item_labels: Sequence[str] | None = None, frame_ms: int = 700,
-                  size: tuple[int, int] = (960, 540), dark: bool = False) -> bytes:
+                  size: tuple[int, int] = (960, 540), dark: bool = False, break_axis: bool = True) -> bytes:
     """The frames as an animated GIF that loops forever: each shown ``frame_ms``,
     the last :data:`LAST_FRAME_HOLD` times as long. ``captions`` (one per frame)
     are written at the top; ``item_labels`` (one per item) name the items in
     their segments where they fit. Over :data:`MAX_FRAMES` frames are sampled
     evenly, the first and last always kept; the step counter then still counts
-    the story's own steps."""
+    the story's own steps. A swap's frame draws an arrow per moved item from where it was; with
+    ``break_axis`` False the axis starts at 0 throughout (a lesson's few items stay in proportion)."""
     _check(frames, captions, size)
     if frame_ms <= 0:
         raise ValueError(f"frame_ms must be positive, got {frame_ms}")
     keep = sample_indices(len(frames))
     images = _render(trace, [frames[i] for i in keep], [captions[i] for i in keep], lower_bound, item_labels,
-                     size, dark, keep, len(frames))
-    palette = _palette(style(dark))
+                     size, dark, keep, len(frames), break_axis, [frames[i - 1] if i > 0 else None for i in keep])
+    palette = _palette(_styled(trace, dark))
     quantized = [image.quantize(palette=palette, dither=Image.Dither.NONE) for image in images]
     durations = [frame_ms] * len(quantized)
     durations[-1] = frame_ms * LAST_FRAME_HOLD

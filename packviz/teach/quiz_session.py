@@ -1,0 +1,113 @@
+"""A quiz session: N questions drawn across the chapters, each from a real run on a fresh instance.
+
+Each question is asked about a run made for it: a packing chapter's packer on new random loads
+(the greedy's next pack, the best 1-swap or 2-swap), an EPLB chapter's plan on new loads (the
+next spare slot, the node a group goes to, the GPU a replica goes to), or the loads themselves
+(the lower bound LB). The same seed gives the same questions, so a link with the seed replays
+the session.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from packviz.metrics import lower_bound, lower_bounds
+from packviz.teach.eplb_lessons import Bars, chapter_steps
+from packviz.teach.lessons import CHAPTER_BY_KEY, random_loads
+from packviz.teach.narration import fmt
+from packviz.teach.practice import Practice, fresh_question
+from packviz.teach.quiz import Question
+
+# what a session draws from, in turn: each kind a chapter's idea
+KINDS = ("bound", "greedy", "swap", "spare slot", "group to node", "replica to GPU")
+
+
+@dataclass(frozen=True)
+class SessionQuestion:
+    """One question of a session: ``practice`` for a packing run's step, ``bars`` for an EPLB step
+    or the loads of a bound question (what the page draws beside the question)."""
+
+    kind: str
+    chapter: str
+    question: Question
+    practice: Practice | None = None
+    bars: Bars | None = None
+
+
+def _bound_question(generator: random.Random) -> SessionQuestion:
+    """The lower bound of fresh loads: the best of the family (and the crowding bound), not the average."""
+    packs = generator.choice((3, 4))
+    per_pack = generator.choice((2, 3))
+    loads = random_loads(packs * per_pack, generator.randrange(1 << 30))
+    weight = torch.tensor([loads], dtype=torch.float64)
+    bound = float(lower_bound(weight, packs)[0])
+    family = lower_bounds(weight, packs)[0].tolist()
+    heaviest = max(loads)
+    candidates = {fmt(bound): "", fmt(sum(loads) / packs): "is the average pack; ",
+                  fmt(heaviest): "is the heaviest item alone; ", fmt(max(family[1:], default=0)): ""}
+    options = sorted({fmt(v) for v in (bound, sum(loads) / packs, heaviest, *family)}, key=float)[:4]
+    if fmt(bound) not in options:
+        options = sorted({*options[:3], fmt(bound)}, key=float)
+    why = (f"LB is the largest of the bounds: the average pack {fmt(family[0])}, the heaviest item with the "
+           f"{per_pack - 1} lightest {fmt(family[1])}"
+           + (f", the crowding bounds up to {fmt(max(family[2:]))}" if len(family) > 2 else "")
+           + (", rounded up for whole loads" if bound != max(family) else "") + f": {fmt(bound)}.")
+    reasons = tuple((option, f"{candidates.get(option, '')}some pack must hold at least {fmt(bound)}.")
+                    for option in options if option != fmt(bound))
+    question = Question(f"{len(loads)} items ({', '.join(fmt(v) for v in loads)}) into {packs} packs of "
+                        f"{per_pack}. What is the lower bound LB on the busiest pack?", tuple(options), fmt(bound),
+                        why, (), reasons)
+    bars = Bars("the loads", tuple(f"item {i}" for i in range(len(loads))),
+                tuple(((f"item {i}", v),) for i, v in enumerate(loads)))
+    return SessionQuestion("bound", "problem", question, bars=bars)
+
+
+def _eplb_question(kind: str, generator: random.Random) -> SessionQuestion | None:
+    key = "replication" if kind in ("spare slot",) or (kind == "replica to GPU" and generator.random() < 0.5) \
+        else "hierarchy"
+    chapter = CHAPTER_BY_KEY[key]
+    loads = random_loads(len(chapter.loads), generator.randrange(1 << 30))
+    steps = chapter_steps(chapter.eplb, loads, chapter.num_packs)
+    endings = {"spare slot": "Which expert gets it?", "group to node": "Which node gets it?",
+               "replica to GPU": "Which GPU gets it?"}
+    asked = [s for s in steps if s.question is not None and s.question.prompt.endswith(endings[kind])
+             and not all(s.question.is_right(o) for o in s.question.options)]
+    if not asked:
+        return None
+    step = generator.choice(asked)
+    return SessionQuestion(kind, key, step.question, bars=step.bars)
+
+
+def _packing_question(kind: str, seed: int) -> SessionQuestion | None:
+    practice = fresh_question(seed)
+    is_swap = practice.frames[practice.index + 1].phase == "refine"
+    if is_swap != (kind == "swap"):
+        return None
+    return SessionQuestion(kind, practice.chapter, practice.question, practice=practice)
+
+
+def session_questions(seed: int, count: int) -> list[SessionQuestion]:
+    """``count`` questions across the chapters' kinds (each kind in turn, from a shuffled start);
+    the same seed, the same questions."""
+    generator = random.Random(seed)
+    kinds = list(KINDS)
+    generator.shuffle(kinds)
+    questions: list[SessionQuestion] = []
+    attempt = 0
+    while len(questions) < count:
+        kind = kinds[len(questions) % len(kinds)]
+        attempt += 1
+        if kind == "bound":
+            found = _bound_question(generator)
+        elif kind in ("greedy", "swap"):
+            found = _packing_question(kind, generator.randrange(1 << 30))
+        else:
+            found = _eplb_question(kind, generator)
+        if found is not None:
+            questions.append(found)
+        elif attempt > 50 * count:  # pragma: no cover - every kind has questions on most instances
+            raise RuntimeError(f"no {kind} question found")
+    return questions
