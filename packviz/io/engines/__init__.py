@@ -18,7 +18,6 @@ is these two with a read-back check between them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import torch
 
 from packviz.io.engines import csv, sglang, trtllm, vllm, vllm_ascend
-from packviz.io.engines.base import EnginePlacement, PlanFileError, check_placement
+from packviz.io.engines.base import EnginePlacement, PlanFileError, check_placement, json_content
 from packviz.io.engines.sglang import StatisticsFileError
 
 
@@ -64,12 +63,7 @@ def format_of(data: bytes, name: str) -> str:
     if suffix in (".pt", ".pth"):
         return sglang.NAME
     if suffix == ".json":
-        try:
-            content = json.loads(data.decode("utf-8-sig"))
-        except UnicodeDecodeError:
-            raise PlanFileError(f"{name}: not UTF-8 text") from None
-        except json.JSONDecodeError as error:
-            raise PlanFileError(f"{name}: not valid JSON: {error.msg} at line {error.lineno}") from None
+        content = json_content(data, name)
         if vllm.looks_like(content):
             return vllm.NAME
         if vllm_ascend.looks_like(content):

@@ -9,6 +9,7 @@ CSV's nodes and GPUs, vllm-ascend's devices).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -138,3 +139,13 @@ def ranges(numbers: Sequence[int]) -> str:
         if number is not None:
             start = previous = number
     return ", ".join(parts)
+
+
+def json_content(data: bytes, name: str) -> object:
+    """The JSON document in ``data`` (a byte-order mark allowed), or PlanFileError naming the file and line."""
+    try:
+        return json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise PlanFileError(f"{name}: not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise PlanFileError(f"{name}: not valid JSON: {error.msg} at line {error.lineno}") from None

@@ -13,7 +13,7 @@ import json
 
 import torch
 
-from packviz.io.engines.base import EnginePlacement, PlanFileError, int_rows
+from packviz.io.engines.base import EnginePlacement, PlanFileError, int_rows, json_content
 
 NAME = "vllm"
 SUFFIX = ".json"
@@ -41,13 +41,7 @@ def from_content(content: object, name: str) -> EnginePlacement:
 
 
 def read(data: bytes, name: str) -> EnginePlacement:
-    try:
-        content = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise PlanFileError(f"{name}: not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise PlanFileError(f"{name}: not valid JSON: {error.msg} at line {error.lineno}") from None
-    return from_content(content, name)
+    return from_content(json_content(data, name), name)
 
 
 def write(placement: EnginePlacement, name: str = "vLLM map") -> str:
