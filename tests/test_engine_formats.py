@@ -162,7 +162,8 @@ def test_trailing_dense_layers_and_an_all_trivial_plan():
 
 def test_rebalance_writes_sglangs_61_rows_and_reads_them_back_as_previous(tmp_path, capsys):
     out = tmp_path / "v3.json"
-    base = ["rebalance", str(SAMPLE), "--replicas", "288", "--groups", "8", "--nodes", "4", "--gpus", "32", "--preset", "eplb"]
+    base = ["rebalance", str(SAMPLE), "--replicas", "288", "--groups", "8", "--nodes", "4", "--gpus", "32",
+            "--preset", "eplb"]
     assert main([*base, "--sglang", str(out), "--first-layer", "3", "--num-layers", "61",
                  "--trtllm", str(tmp_path / "v3.yaml"), "--vllm", str(tmp_path / "v.json"),
                  "--vllm-ascend", str(tmp_path / "va.json")]) == 0
