@@ -22,16 +22,10 @@ def download_name(kind: str, preset: str, num_packs: int, seed: int, suffix: str
 def format_load(value: float) -> str:
     """A load as every text and chart shows it (one rule, so a number in a text is
     the number on the chart beside it): whole numbers, and any from 100,000 up,
-    with separators; else at most two decimals (8,092.5, 158.5, 135.33, -0.17);
-    below 0.01 three significant digits."""
+    with separators; else 5 significant digits (8,092.5, 158.5, 135.33, 3.0527)."""
     value = float(value)
-    if value.is_integer() or abs(value) >= 1e5:
-        text = f"{value:,.0f}"
-    elif abs(value) >= 0.01:
-        text = f"{value:,.2f}".rstrip("0").rstrip(".")
-    else:
-        text = f"{value:,.3g}"
-    return "0" if text in ("-0", "") else text
+    text = f"{value:,.0f}" if value.is_integer() or abs(value) >= 1e5 else f"{value:,.5g}"
+    return "0" if text == "-0" else text
 
 
 def sum_text(value: float) -> str:
