@@ -96,11 +96,12 @@ def _bare_main() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
-# The probes: two layers of the default sample into 32 and 16 packs, each kind of
+# The probes: four layers of the default sample into 32 and 16 packs (two scaled badly to the
+# eight layers and more a user packs), each kind of
 # preset (restarts-1swap with 256 restarts and 8 refined, its fills and refinement in the
 # same proportion: the same kind, its counts are modelled),
 # each short enough to be timed thrice.
-PROBE_LAYERS, PROBE_PACKS = 2, (32, 16)
+PROBE_LAYERS, PROBE_PACKS = 4, (32, 16)
 PROBE_CONFIGS: tuple[PackerConfig, ...] = (
     PRESETS["eplb"].config, PRESETS["fast"].config, PRESETS["best"].config,
     PRESETS["restarts-2swap"].config,
