@@ -669,6 +669,17 @@ def _expert_columns(header: list[str]) -> list[int]:
     return [position for _, position in sorted(numbered)]
 
 
+def _json_lines(handle: Iterable[str], name: str) -> Iterator[tuple[int, object]]:
+    """(line number, record) of each non-blank line of a JSON-lines file, read one at a time."""
+    for line, text in enumerate(handle, start=1):
+        if not text.strip():
+            continue
+        try:
+            yield line, json.loads(text)
+        except json.JSONDecodeError as error:
+            raise TraceError(f"{name}: line {line} is not valid JSON ({error.msg}, column {error.colno})") from None
+
+
 def _jsonl_rows(file: _File, file_index: int) -> Iterator[_Rows]:
     name = file.name
     buffer = None
@@ -676,15 +687,7 @@ def _jsonl_rows(file: _File, file_index: int) -> Iterator[_Rows]:
     with file.text() as handle:
         line = 0
         try:
-            for line, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    record = json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise TraceError(
-                        f"{name}: line {line} is not valid JSON ({error.msg}, column {error.colno})"
-                    ) from None
+            for line, record in _json_lines(handle, name):
                 if not isinstance(record, dict):
                     raise TraceError(f"{name}: line {line} is {_quoted(record)}, not an object with layer and experts")
                 if buffer is None:
@@ -812,13 +815,7 @@ def _jsonl_responses(files: list[_File]) -> Iterator[dict]:
     """SGLang responses one a line, read one at a time."""
     for file in files:
         with file.text() as handle:
-            for line, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    record = json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise TraceError(f"{file.name}: line {line} is not valid JSON ({error.msg})") from None
+            for line, record in _json_lines(handle, file.name):
                 if not isinstance(record, dict) or not isinstance(record.get("meta_info"), dict):
                     raise TraceError(f"{file.name}: line {line} is no SGLang response (it has no meta_info)")
                 yield record
