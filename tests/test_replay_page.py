@@ -20,6 +20,7 @@ from packviz.eplb.cluster import Cluster
 from packviz.eplb.replay import ReplaySettings, recommend, replay
 from packviz.eplb.replay_view import no_eplb_balancedness
 from tests.test_app import _RecordingStorage
+from tests.test_deploy_page import metric, plain
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = read_trace_sample()[0].loads
@@ -35,12 +36,6 @@ def replay_page(**query: str) -> AppTest:
     return at
 
 
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
-
-
-def plain(text: str) -> str:
-    return text.replace("\\", "")
 
 
 def downloaded(at: AppTest, label: str) -> bytes:
