@@ -25,10 +25,15 @@ Two things then make the estimate this machine's:
   (``packviz.workers`` times them as its workers warm up) set ``speed``, how much
   slower or faster this machine is than the reference;
 - ``record_run(...)``: every run the app makes is timed, and the ratio of its time
-  to the model's is kept per kind of packer (a config's fill, moves, scope and
-  score, whatever its counts) and size; an estimate takes the ratio of the nearest
-  size its kind has run at, so a kind the model misjudges is corrected from its
-  first run on, and a size run before is estimated from itself.
+  to the model's is kept per kind of packer (a config's fill, moves, scope, score
+  and iteration cap, whatever its counts) and size; an estimate takes the ratio of
+  the nearest size its kind has run at, so a kind the model misjudges is corrected
+  from its first run on, and a size run before is estimated from itself.
+- A kind timed at two layer counts of one shape (items, packs) splits its time
+  into a part a run pays once (``fill_steps``, ``runs``: Python's loop over the
+  items and iterations) and a part each layer pays (the cells), each with its own
+  correction: how the two compare differs from machine to machine (2x between the
+  reference and a laptop), and a ratio learned at 4 layers misjudged 128 by 2.5x.
 
 Pure: sizes, a PackerConfig and timings in, seconds out; no torch work, no UI.
 """
@@ -92,11 +97,19 @@ def work_counts(layers: int, items: int, packs: int, config: PackerConfig) -> di
     return counts
 
 
+# The counts a run pays once whatever its layers; the rest grow with the layers.
+FIXED_COUNTS = ("fill_steps", "runs")
+
+
 def packer_kind(config: PackerConfig) -> tuple:
     """What a run's cost per unit depends on beyond the counts: the fill, the moves
     searched, their scope and score, how candidates are chosen and when they stop."""
+    # max_iterations is part of the kind, not only a count: refinement mostly stops before the cap
+    # (no improving move, or the lower bound reached), so 80 iterations cost far less than eight
+    # times 10, and a kind learned at one cap misjudges another (fast and best differ only there).
     return (config.start, config.one_swap, config.two_swap, config.two_swap_when_stuck, config.swap_scope,
-            config.swap_score, config.select_by, config.stop_at_lower_bound, config.refines)
+            config.swap_score, config.select_by, config.stop_at_lower_bound, config.refines,
+            config.max_iterations if config.refines else 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,16 +137,59 @@ class CostModel:
 
     def model_seconds(self, layers: int, items: int, packs: int, config: PackerConfig) -> float:
         """The counts times the reference costs times ``speed``, before any run's correction."""
+        return sum(self._model_parts(layers, items, packs, config))
+
+    def _model_parts(self, layers: int, items: int, packs: int, config: PackerConfig) -> tuple[float, float]:
+        # (what a run pays once, what its layers pay), in model seconds
         counts = work_counts(layers, items, packs, config)
-        return self.speed * sum(self.costs[name] * count for name, count in counts.items())
+        fixed = sum(self.costs[name] * counts[name] for name in FIXED_COUNTS)
+        layered = sum(self.costs[name] * count for name, count in counts.items() if name not in FIXED_COUNTS)
+        return self.speed * fixed, self.speed * layered
 
     def estimate(self, layers: int, items: int, packs: int, config: PackerConfig) -> float:
         """Seconds ``pack()`` is expected to take here."""
+        size = (layers, items, packs)
         with self._lock:
-            seen = self._log_ratio.get(packer_kind(config), {})
-            nearest = min(seen, key=lambda size: _distance(size, (layers, items, packs)), default=None)
-            correction = math.exp(seen[nearest]) if nearest is not None else 1.0
+            seen = dict(self._log_ratio.get(packer_kind(config), {}))
+        split = self._split_estimate(size, config, seen)
+        if split is not None:
+            return split
+        nearest = min(seen, key=lambda other: _distance(other, size), default=None)
+        correction = math.exp(seen[nearest]) if nearest is not None else 1.0
         return self.model_seconds(layers, items, packs, config) * correction
+
+    def _split_estimate(self, size: tuple[int, int, int], config: PackerConfig,
+                        seen: dict[tuple[int, int, int], float]) -> float | None:
+        # Two runs of this shape at other layer counts (the nearest below and above where there are
+        # such, else the two nearest) fix a correction for each part; None where there are not two,
+        # or where the two disagree so much that a part comes out negative (noise, not a machine).
+        # A size run before is one of the two, so a config run before at that size is estimated
+        # from its own time; another config of the kind at that size (more restarts, say) has its
+        # layers' part scaled.
+        layers, items, packs = size
+        counts = sorted({other[0] for other in seen if other[1:] == (items, packs)})
+        if len(counts) < 2:
+            return None
+        below = [count for count in counts if count < layers]
+        above = [count for count in counts if count > layers]
+        if below and above and layers not in counts:
+            pair = (below[-1], above[0])
+        else:
+            pair = tuple(sorted(counts, key=lambda count: abs(math.log(count / layers)))[:2])
+        rows = []
+        for count in pair:
+            fixed, layered = self._model_parts(count, items, packs, config)
+            rows.append((fixed, layered, (fixed + layered) * math.exp(seen[(count, items, packs)])))
+        (f1, l1, t1), (f2, l2, t2) = rows
+        determinant = f1 * l2 - f2 * l1
+        if determinant == 0:
+            return None
+        fixed_correction = (t1 * l2 - t2 * l1) / determinant
+        layer_correction = (f1 * t2 - f2 * t1) / determinant
+        if fixed_correction <= 0 or layer_correction <= 0:
+            return None
+        fixed, layered = self._model_parts(layers, items, packs, config)
+        return fixed * fixed_correction + layered * layer_correction
 
     def observe(self, run: Measurement) -> None:
         """Learn from a timed run: its kind's correction moves towards its ratio."""

@@ -96,35 +96,56 @@ def _bare_main() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
-# The probes: four layers of the default sample into 32 and 16 packs (two scaled badly to the
-# eight layers and more a user packs), each kind of
-# preset (restarts-1swap with 256 restarts and 8 refined, its fills and refinement in the
-# same proportion: the same kind, its counts are modelled),
-# each short enough to be timed thrice.
-PROBE_LAYERS, PROBE_PACKS = 4, (32, 16)
-PROBE_CONFIGS: tuple[PackerConfig, ...] = (
-    PRESETS["eplb"].config, PRESETS["fast"].config, PRESETS["best"].config,
-    PRESETS["restarts-2swap"].config,
-    PRESETS["restarts-1swap"].config.replace(num_restarts=256, num_refined=8),
+# The probes: the default sample's layers into 32 and 16 packs, each kind of preset at two layer
+# counts, so that the estimate learns both what a run pays once and what each layer adds: a few
+# layers, then as many as a fifth of a second takes here (the layers' part then weighs at least
+# as much as the rest, and is measured, not guessed). restarts-1swap runs with 256 restarts and 8
+# refined: its fills and refinement in the same proportion, the same kind, its counts modelled.
+PROBE_PACKS = (32, 16)
+PROBES: tuple[tuple[PackerConfig, int], ...] = (
+    (PRESETS["eplb"].config, 4),
+    (PRESETS["fast"].config, 2),
+    (PRESETS["best"].config, 2),
+    (PRESETS["restarts-2swap"].config, 1),
+    (PRESETS["restarts-1swap"].config.replace(num_restarts=256, num_refined=8), 1),
 )
+PROBE_CONFIGS: tuple[PackerConfig, ...] = tuple(config for config, _ in PROBES)
+PROBE_SECONDS, PROBE_MOST_LAYERS = 0.2, 2048
 
 
 def time_probes() -> list[cost.Measurement]:
-    """The probe runs (about a second in all on 2 cores), each timed by ``pack()``."""
+    """The probe runs (some seconds in all on 2 cores), each timed by ``pack()``."""
     from packviz.data.samples import DEFAULT_SAMPLE, load_sample
 
-    weight = load_sample(DEFAULT_SAMPLE).weight[:PROBE_LAYERS]
-    pack(weight, PROBE_PACKS[0], "fast")  # torch's lazy set-up, not timed
-    return [cost.Measurement(*weight.shape, packs, config, _quickest(weight, packs, config))
-            for packs in PROBE_PACKS for config in PROBE_CONFIGS]
+    sample = load_sample(DEFAULT_SAMPLE).weight
+    sample = sample.repeat(-(-PROBE_MOST_LAYERS // sample.shape[0]), 1)
+    pack(sample[:4], PROBE_PACKS[0], "fast")  # torch's lazy set-up, not timed
+    probes = []
+    for packs in PROBE_PACKS:
+        for config, first in PROBES:
+            probes.append(cost.Measurement(first, sample.shape[1], packs, config,
+                                           _quickest(sample[:first], packs, config)))
+            layers = first * 4
+            seconds = pack(sample[:layers], packs, config).elapsed_s
+            while layers < PROBE_MOST_LAYERS and seconds < PROBE_SECONDS:
+                layers *= 2
+                seconds = pack(sample[:layers], packs, config).elapsed_s
+            seconds = min(seconds, pack(sample[:layers], packs, config).elapsed_s)
+            probes.append(cost.Measurement(layers, sample.shape[1], packs, config, seconds))
+    return probes
 
 
-def _quickest(weight: torch.Tensor, packs: int, config: PackerConfig, repeat_below_s: float = 2.0) -> float:
-    """A run's time; a short one is run thrice and the quickest kept: a core taken
-    away for a moment (another process, another session) doubles a short run."""
-    seconds = pack(weight, packs, config, seed=0).elapsed_s
-    for _ in range(2 if seconds < repeat_below_s else 0):
-        seconds = min(seconds, pack(weight, packs, config, seed=0).elapsed_s)
+def _quickest(weight: torch.Tensor, packs: int, config: PackerConfig, repeat_below_s: float = 2.0,
+              spend_s: float = 0.15, most_runs: int = 8) -> float:
+    """A run's time; a short one is run again (twice at least, and on while
+    ``spend_s`` lasts, up to ``most_runs`` runs) and the quickest kept: a core taken
+    away for a moment (another process, another session) doubles a run of some
+    milliseconds."""
+    seconds = spent = pack(weight, packs, config, seed=0).elapsed_s
+    runs = 1
+    while seconds < repeat_below_s and runs < most_runs and (runs < 2 or spent < spend_s):
+        elapsed = pack(weight, packs, config, seed=0).elapsed_s
+        seconds, spent, runs = min(seconds, elapsed), spent + elapsed, runs + 1
     return seconds
 
 

@@ -23,10 +23,10 @@ from packviz.workers import PROBE_CONFIGS, _quickest, calibrate_here, time_probe
 DEFAULT = (58, 288, 32)  # the app's default sample
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def calibrated():
-    # as the app runs: one intra-op thread a run, the probes timed just before (on a shared
-    # machine the speed drifts by 2x within a minute)
+    # as the app runs: one intra-op thread a run, the probes timed just before the runs below
+    # (some seconds; on a shared machine the speed drifts by 2x within a few minutes)
     use_one_thread_here()
     calibrate_here()
 
@@ -34,21 +34,19 @@ def calibrated():
 @pytest.mark.parametrize("packs", [32, 16])
 @pytest.mark.parametrize("preset", ["eplb", "fast", "best", "restarts-2swap", "restarts-1swap"])
 def test_the_calibrated_estimate_is_within_2x_of_the_run_that_follows(calibrated, preset, packs):
-    # runs of a tenth of a second or more (a run of some milliseconds is mostly the machine's
-    # noise): some ten seconds in all
-    layers = {"eplb": 464, "fast": 58, "best": 8, "restarts-1swap": 2}.get(preset, 4)
-    sample = load_sample(DEFAULT_SAMPLE).weight
-    weight = sample.repeat(-(-layers // sample.shape[0]), 1)[:layers]
     config = PRESETS[preset].config
+    sample = load_sample(DEFAULT_SAMPLE).weight
+    # a run long enough to measure (one of some milliseconds is mostly the machine's noise): the
+    # sample's layers repeated until the estimate reaches a quarter of a second
+    layers = 1
+    while layers < 4096 and estimate_seconds(layers, sample.shape[1], packs, config) < 0.25:
+        layers *= 2
+    weight = sample.repeat(-(-layers // sample.shape[0]), 1)[:layers]
     estimate = estimate_seconds(*weight.shape, packs, config)
     seconds = _quickest(weight, packs, config)  # as the probes are timed
     print(f"{preset} {tuple(weight.shape)} into {packs}: estimated {estimate:.3f} s, ran {seconds:.3f} s, "
           f"ratio {estimate / seconds:.2f}")
-    # The 2x target is not met on every run yet: scaled from the 4-layer probes, eplb on 464 layers ran
-    # 1.2-2.1x faster than estimated on a busy 2-core machine, and best, whose refinement stops at the
-    # lower bound after a varying number of rounds (not modelled), 1.1-3.0x. The bounds are what holds.
-    limit = 4.0 if preset == "best" else 3.0
-    assert 1 / limit <= estimate / seconds <= limit
+    assert 1 / 2 <= estimate / seconds <= 2
 
 
 def test_a_kind_learns_its_time_from_a_run():
@@ -96,7 +94,7 @@ def test_the_probes_are_small_and_cover_every_preset_kind():
     kinds = {packer_kind(config) for config in PROBE_CONFIGS}
     assert {packer_kind(preset.config) for preset in PRESETS.values()} <= kinds
     probes = time_probes()
-    assert len(probes) == 2 * len(PROBE_CONFIGS) and all(run.seconds > 0 for run in probes)
+    assert len(probes) == 4 * len(PROBE_CONFIGS) and all(run.seconds > 0 for run in probes)
 
 
 def test_small_data_runs_at_once_whatever_the_preset():

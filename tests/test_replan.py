@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from packviz.eplb import PlacementShapeError, gpu_loads, rebalance_experts
@@ -268,6 +268,9 @@ def replan_case(draw):
 @settings(max_examples=60, deadline=None)
 @given(case=replan_case(), tolerance=st.sampled_from([0.0, 0.005, 0.05]), budget=st.sampled_from([None, 0, 1, 3]),
        packer=st.sampled_from(["eplb", "fast"]))
+# a plan in place that spreads both groups over both nodes, settled with no transfer at all: the
+# settled plan is heavier than the spread one it replaces
+@example(case=([[5, 7]], [[0, 1, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1]], 2, 2, 6), tolerance=0.0, budget=0, packer="eplb")
 def test_replan_is_valid_within_tolerance_and_budget(case, tolerance, budget, packer):
     rows, previous, groups, nodes, gpus = case
     weight = torch.tensor(rows, dtype=torch.float64)
@@ -285,9 +288,12 @@ def test_replan_is_valid_within_tolerance_and_budget(case, tolerance, budget, pa
     else:
         result = replan_within_budget(weight, previous, groups, nodes, gpus, budget, packer=packer)
         # a plan in place that spreads a group over nodes is first settled onto one node a group:
-        # those moves are not the budget's
+        # those moves are not the budget's, and settling may cost weight even where it moves nothing
+        # (a copy that lands where the expert already was is no transfer)
         assert bool((result.moves.total <= budget + result.repair_moves).all())
-        settled = result.repair_moves == 0
+        settled = torch.ones(weight.shape[0], dtype=torch.bool)
+        if groups is not None and nodes > 1:
+            settled = ~groups_split(previous, num_logical, groups, gpus, nodes)
         assert bool((result.peak[settled] <= result.kept_peak[settled] + 1e-9).all())
     _check_valid(result.placement, num_logical)
     assert torch.equal(result.moves.total, count_moves(previous, result.placement.phy2log, gpus, nodes).total)
