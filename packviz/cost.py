@@ -133,6 +133,8 @@ class CostModel:
         self.calibrated = False
         # per packer kind: (layers, items, packs) -> log of a run's time over the model's
         self._log_ratio: dict[tuple, dict[tuple[int, int, int], float]] = {}
+        # per packer kind and size: the model's two parts (once, layers) for the config last run there
+        self._parts: dict[tuple, dict[tuple[int, int, int], tuple[float, float]]] = {}
         self._lock = threading.Lock()
 
     def model_seconds(self, layers: int, items: int, packs: int, config: PackerConfig) -> float:
@@ -151,7 +153,8 @@ class CostModel:
         size = (layers, items, packs)
         with self._lock:
             seen = dict(self._log_ratio.get(packer_kind(config), {}))
-        split = self._split_estimate(size, config, seen)
+            parts = dict(self._parts.get(packer_kind(config), {}))
+        split = self._split_estimate(size, config, seen, parts)
         if split is not None:
             return split
         nearest = min(seen, key=lambda other: _distance(other, size), default=None)
@@ -159,7 +162,8 @@ class CostModel:
         return self.model_seconds(layers, items, packs, config) * correction
 
     def _split_estimate(self, size: tuple[int, int, int], config: PackerConfig,
-                        seen: dict[tuple[int, int, int], float]) -> float | None:
+                        seen: dict[tuple[int, int, int], float],
+                        parts: dict[tuple[int, int, int], tuple[float, float]]) -> float | None:
         # Two runs of this shape at other layer counts (the nearest below and above where there are
         # such, else the two nearest) fix a correction for each part; None where there are not two,
         # or where the two disagree so much that a part comes out negative (noise, not a machine).
@@ -178,7 +182,8 @@ class CostModel:
             pair = tuple(sorted(counts, key=lambda count: abs(math.log(count / layers)))[:2])
         rows = []
         for count in pair:
-            fixed, layered = self._model_parts(count, items, packs, config)
+            # the parts of the config that ran there, which may be another of the kind
+            fixed, layered = parts[(count, items, packs)]
             rows.append((fixed, layered, (fixed + layered) * math.exp(seen[(count, items, packs)])))
         (f1, l1, t1), (f2, l2, t2) = rows
         determinant = f1 * l2 - f2 * l1
@@ -202,6 +207,7 @@ class CostModel:
             seen = self._log_ratio.setdefault(packer_kind(run.config), {})
             kept = seen.get(size)
             seen[size] = ratio if kept is None else kept + LEARNING_RATE * (ratio - kept)
+            self._parts.setdefault(packer_kind(run.config), {})[size] = self._model_parts(*size, run.config)
 
     def calibrate(self, runs: Iterable[Measurement]) -> None:
         """Set ``speed`` from probe runs timed here (the geometric mean of their
@@ -212,6 +218,7 @@ class CostModel:
         with self._lock:
             self.speed = 1.0
             self._log_ratio.clear()
+            self._parts.clear()
         logs = [math.log(run.seconds / self.model_seconds(run.layers, run.items, run.packs, run.config))
                 for run in runs]
         with self._lock:

@@ -119,3 +119,30 @@ def test_no_refinement_counts_only_the_fills():
     assert refined["swap_cells"] == 10 * 1 * 1 * 10 * 10 * 3  # layers, candidates, pairs, k x k, iterations
     assert set(REFERENCE_COSTS) == set(counts)
 
+
+
+def test_two_layer_counts_split_what_a_run_pays_once_from_what_its_layers_add():
+    # a machine whose loop over items costs 3x the reference and whose layers cost 0.5x: one ratio
+    # learned at 2 layers would misjudge 256 by far; the two parts fitted from 2 and 32 layers do not
+    model, reference = CostModel(), CostModel()
+    config = PRESETS["fast"].config
+
+    def machine(layers: int) -> float:
+        fixed, layered = reference._model_parts(layers, 288, 32, config)
+        return 3 * fixed + 0.5 * layered
+
+    model.observe(Measurement(2, 288, 32, config, machine(2)))
+    one_ratio = model.estimate(256, 288, 32, config)
+    model.observe(Measurement(32, 288, 32, config, machine(32)))
+    assert not 0.5 < one_ratio / machine(256) < 2
+    for layers in (1, 8, 58, 256, 4096):
+        assert model.estimate(layers, 288, 32, config) == pytest.approx(machine(layers))
+    # another config of the kind at a size seen: its layers' part scaled, not the other's time
+    more = config.replace(num_restarts=8)
+    fixed, layered = reference._model_parts(32, 288, 32, more)
+    assert model.estimate(32, 288, 32, more) == pytest.approx(3 * fixed + 0.5 * layered)
+    # two runs that disagree beyond any machine (a part would come out negative): one ratio, as before
+    noisy = CostModel()
+    noisy.observe(Measurement(2, 288, 32, config, machine(2) * 10))
+    noisy.observe(Measurement(32, 288, 32, config, machine(2)))
+    assert noisy.estimate(4, 288, 32, config) > 0
