@@ -263,3 +263,23 @@ def test_a_quiz_session_draws_questions_across_chapters_scores_them_and_replays_
     # the link replays the same questions in another session
     again = learn_page(chapter="greedy", quiz_seed="123", quiz_size="3")
     assert any(questions[0].question.prompt in m.value for m in again.markdown)
+
+
+def test_predict_in_the_differencing_chapter_asks_which_rows_merge_next():
+    from packviz.teach.quiz import question_for
+
+    chapter = CHAPTER_BY_KEY["differencing"]
+    trace = chapter.run().traces[0]
+    frames = lesson_frames(trace)
+    step, question = next((i, q) for i in range(len(frames) - 1)
+                          if (q := question_for(trace, frames, i)) is not None and q.prompt.endswith("merge next?"))
+    at = learn_page(chapter="differencing", step=str(step), quiz="1")
+    assert any(question.prompt in m.value for m in at.markdown)
+    wrong = next(o for o in question.options if not question.is_right(o))
+    options(at, "predicted")[wrong].click().run()
+    button(at, "reveal_predicted").click().run()
+    told = next(e.value for e in at.error)
+    assert f"The answer is {question.answer}" in told and "below the two largest" in told
+    # the answer is the merge the next step shows
+    merged = frames[step + 1].event
+    assert question.answer == f"rows {min(merged.into, merged.taken)} and {max(merged.into, merged.taken)}"

@@ -1,8 +1,9 @@
 """Predict the next move: a question about the event after a frame, answered by the trace.
 
 At a frame whose next event places an item, the room picks the pack; before
-a swap, it picks the trade. The answer is the recorded event; the wrong
-options are other packs with room, or other trades between the same packs.
+a swap, it picks the trade; before a differencing merge, the two rows. The
+answer is the recorded event; the wrong options are other packs with room,
+other trades between the same packs, or other pairs of live rows.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from packviz.teach.differencing import Merged, row_spread
 from packviz.teach.narration import fill_rule, fmt, learn
 from packviz.teach.reference import SwapOption, swap_options
 from packviz.trace.events import Placed, Swapped
@@ -57,6 +59,9 @@ def question_for(trace: LayerTrace, frames: Sequence[Frame], index: int) -> Ques
     if index + 1 >= len(frames):
         return None
     event = frames[index + 1].event
+    if isinstance(event, Merged):
+        before = frames[index].event
+        return _merge_question(trace, before, event) if isinstance(before, Merged) else None
     state = state_before(trace, list(frames), index + 1)
     explanation = learn(trace, frames, index + 1)
     if isinstance(event, Placed):
@@ -128,3 +133,40 @@ def question_for(trace: LayerTrace, frames: Sequence[Frame], index: int) -> Ques
             tuple(choices), answer, explanation, tied, tuple(reasons),
         )
     return None
+
+
+def _rows_words(pair: Sequence[int]) -> str:
+    first, second = sorted(pair)
+    return f"rows {first} and {second}"
+
+
+def _merge_question(trace: LayerTrace, before: Merged, event: Merged) -> Question | None:
+    """Which two live rows merge next: the two of largest spread (ties to the lower row numbers)."""
+    if event.into is None or len(before.rows) < 3:
+        return None  # two rows left: nothing to choose
+    spread = {row_id: row_spread(row, trace.weight) for row_id, row in zip(before.row_ids, before.rows)}
+    answer_pair = (event.into, event.taken)
+    answer = _rows_words(answer_pair)
+    ranked = sorted(spread, key=lambda r: (-spread[r], r))
+    # the wrong pairs worth asking: the largest with a smaller one, and the two next largest
+    pairs = [(ranked[0], r) for r in ranked[1:]] + [(ranked[1], r) for r in ranked[2:]]
+    others = [p for p in pairs if set(p) != set(answer_pair)][:MAX_OPTIONS - 1]
+    wanted = sorted(spread[r] for r in answer_pair)
+    tied = tuple(_rows_words(p) for p in others if sorted(spread[r] for r in p) == wanted)
+    reasons = []
+    for pair in others:
+        words = _rows_words(pair)
+        if words in tied:
+            reasons.append((words, f"have spreads {fmt(spread[pair[0]])} and {fmt(spread[pair[1]])}, as large as "
+                                   f"{answer}'s: an equally good merge; the run takes the lower row numbers."))
+        else:
+            smaller = min(pair, key=lambda r: (spread[r], -r))
+            reasons.append((words, f"leave out a larger spread: row {smaller}'s {fmt(spread[smaller])} is below "
+                                   f"the two largest, {fmt(wanted[1])} and {fmt(wanted[0])}."))
+    listed = ", ".join(f"row {r} {fmt(spread[r])}" for r in before.row_ids)
+    explanation = (f"The two rows of largest spread merge: row {event.into} ({fmt(spread[event.into])}) and row "
+                   f"{event.taken} ({fmt(spread[event.taken])}), so their big differences can cancel.")
+    return Question(
+        f"{len(before.rows)} rows are left, spreads {listed}. Which two rows merge next?",
+        tuple(sorted([answer, *(_rows_words(p) for p in others)])), answer, explanation, tied, tuple(reasons),
+    )

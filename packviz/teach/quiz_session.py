@@ -1,10 +1,10 @@
 """A quiz session: N questions drawn across the chapters, each from a real run on a fresh instance.
 
 Each question is asked about a run made for it: a packing chapter's packer on new random loads
-(the greedy's next pack, the best 1-swap or 2-swap), an EPLB chapter's plan on new loads (the
-next spare slot, the node a group goes to, the GPU a replica goes to), or the loads themselves
-(the lower bound LB). The same seed gives the same questions, so a link with the seed replays
-the session.
+(the greedy's next pack, the best 1-swap or 2-swap, the differencing fill's next merge), an EPLB
+chapter's plan on new loads (the next spare slot, the node a group goes to, the GPU a replica goes
+to), or the loads themselves (the lower bound LB). The same seed gives the same questions, so a
+link with the seed replays the session.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import torch
 
 from packviz.metrics import lower_bound, lower_bounds
 from packviz.teach.eplb_lessons import Bars, chapter_steps
+from packviz.teach.lesson_frames import lesson_frames
 from packviz.teach.lessons import CHAPTER_BY_KEY, random_loads
 from packviz.teach.narration import fmt
 from packviz.teach.practice import Practice, fresh_question
-from packviz.teach.quiz import Question
+from packviz.teach.quiz import Question, question_for
 
 # what a session draws from, in turn: each kind a chapter's idea
-KINDS = ("bound", "greedy", "swap", "spare slot", "group to node", "replica to GPU")
+KINDS = ("bound", "greedy", "swap", "merge", "spare slot", "group to node", "replica to GPU")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,21 @@ def _packing_question(kind: str, seed: int) -> SessionQuestion | None:
     return SessionQuestion(kind, practice.chapter, practice.question, practice=practice)
 
 
+def _merge_question(generator: random.Random) -> SessionQuestion | None:
+    """The differencing chapter's packer on fresh loads: which two rows merge next."""
+    chapter = CHAPTER_BY_KEY["differencing"]
+    loads = random_loads(len(chapter.loads), generator.randrange(1 << 30))
+    trace = chapter.run(loads).traces[0]
+    frames = lesson_frames(trace)
+    asked = [(i, q) for i in range(len(frames) - 1)
+             if (q := question_for(trace, frames, i)) is not None and q.prompt.endswith("merge next?")]
+    if not asked:
+        return None
+    index, question = generator.choice(asked)
+    practice = Practice(chapter.key, trace, frames, index, question)
+    return SessionQuestion("merge", chapter.key, question, practice=practice)
+
+
 def session_questions(seed: int, count: int) -> list[SessionQuestion]:
     """``count`` questions across the chapters' kinds (each kind in turn, from a shuffled start);
     the same seed, the same questions."""
@@ -102,6 +118,8 @@ def session_questions(seed: int, count: int) -> list[SessionQuestion]:
         attempt += 1
         if kind == "bound":
             found = _bound_question(generator)
+        elif kind == "merge":
+            found = _merge_question(generator)
         elif kind in ("greedy", "swap"):
             found = _packing_question(kind, generator.randrange(1 << 30))
         else:

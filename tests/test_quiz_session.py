@@ -1,0 +1,53 @@
+"""The quiz session's questions and the differencing merge question, against the runs they come from."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from packviz.teach.differencing import Merged, row_spread
+from packviz.teach.lesson_frames import lesson_frames
+from packviz.teach.lessons import CHAPTER_BY_KEY
+from packviz.teach.quiz import question_for
+from packviz.teach.quiz_session import KINDS, session_questions
+
+
+def test_a_session_as_long_as_the_kinds_asks_each_kind_once():
+    questions = session_questions(7, len(KINDS))
+    assert sorted(q.kind for q in questions) == sorted(KINDS)
+    merge = next(q for q in questions if q.kind == "merge")
+    assert merge.chapter == "differencing" and merge.question.prompt.endswith("Which two rows merge next?")
+    # the same seed, the same questions
+    assert [q.question.prompt for q in session_questions(7, len(KINDS))] == [q.question.prompt for q in questions]
+
+
+def _merge_questions(loads):
+    trace = CHAPTER_BY_KEY["differencing"].run(loads).traces[0]
+    frames = lesson_frames(trace)
+    for index in range(len(frames) - 1):
+        question = question_for(trace, frames, index)
+        if question is not None and question.prompt.endswith("merge next?"):
+            yield trace, frames[index].event, frames[index + 1].event, question
+
+
+@settings(max_examples=30, deadline=None)
+@given(loads=st.one_of(
+    st.lists(st.integers(1, 200), min_size=12, max_size=12),          # whole tokens
+    st.lists(st.sampled_from([5, 5, 5, 7]), min_size=12, max_size=12),  # ties everywhere
+    st.lists(st.sampled_from([0, 0, 0, 40]), min_size=12, max_size=12),  # mostly zero
+))
+def test_the_merge_question_answers_with_the_recorded_merge_and_accepts_only_equal_spreads(loads):
+    for trace, before, after, question in _merge_questions([float(v) for v in loads]):
+        assert isinstance(before, Merged) and isinstance(after, Merged)
+        first, second = sorted((after.into, after.taken))
+        assert question.answer == f"rows {first} and {second}"
+        assert question.answer in question.options and len(set(question.options)) == len(question.options)
+        spread = {r: row_spread(row, trace.weight) for r, row in zip(before.row_ids, before.rows)}
+        best = sorted((spread[after.into], spread[after.taken]))
+        assert best == sorted(spread.values())[-2:]  # the run merged the two largest spreads
+        for option in question.options:
+            pair = [int(word) for word in option.removeprefix("rows ").split(" and ")]
+            equal = sorted(spread[r] for r in pair) == best
+            assert question.is_right(option) == equal, option
+            if option != question.answer:
+                assert question.reason(option)  # every other option says why
