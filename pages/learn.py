@@ -31,6 +31,7 @@ from packviz.teach.pseudocode import line_of, lines
 from packviz.teach.quiz import Question, question_for
 from packviz.teach.quiz_session import SessionQuestion, session_questions
 from packviz.trace.timeline import phase_starts
+from packviz.viz.bars_gif import bars_gif
 from packviz.viz.figures import bars_figure, lesson_step_figure
 from packviz.viz.gif import animation_gif
 from ui.router import require_router
@@ -136,6 +137,13 @@ def _lesson_gif(key: str, loads: str, packs: int, dark: bool) -> bytes:
     weight = torch.tensor([trace.weight], dtype=torch.float64)
     return animation_gif(trace, frames, captions, float(lower_bound(weight, trace.num_packs)[0]), dark=dark,
                          break_axis=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _eplb_gif(shape: tuple[tuple[str, int], ...], loads: str, packs: int, dark: bool) -> bytes:
+    """An EPLB chapter's steps as the page shows them (one GIF frame a step), in the page's colours."""
+    steps = _eplb(shape, loads, packs)
+    return bars_gif([step.bars for step in steps], [step.narration for step in steps], dark=dark)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -596,13 +604,14 @@ def _quiz_session() -> None:
 
 _quiz_session()
 lesson_loads, lesson_packs = st.session_state.loads, st.session_state.packs
-if not eplb_steps:
-    # both themes offered: the app's theme can change from its menu without a run that would tell us
-    downloads = st.columns(2)
-    for column, (theme, is_dark) in zip(downloads, (("light", False), ("dark", True))):
-        column.download_button(f"Download this lesson as a GIF, {theme} (for slides)",
-                               data=lambda is_dark=is_dark: _lesson_gif(chapter.key, lesson_loads, lesson_packs,
-                                                                        is_dark),
-                               file_name=f"packviz_{chapter.key}_{theme}.gif", mime="image/gif",
-                               key=f"download_gif_{theme}", type="primary" if is_dark == dark else "secondary")
+lesson_shape = tuple(_shape().items()) if eplb_steps else ()
+# both themes offered: the app's theme can change from its menu without a run that would tell us
+downloads = st.columns(2)
+for column, (theme, is_dark) in zip(downloads, (("light", False), ("dark", True))):
+    column.download_button(f"Download this lesson as a GIF, {theme} (for slides)",
+                           data=(lambda is_dark=is_dark: _eplb_gif(lesson_shape, lesson_loads, lesson_packs, is_dark))
+                           if eplb_steps else
+                           (lambda is_dark=is_dark: _lesson_gif(chapter.key, lesson_loads, lesson_packs, is_dark)),
+                           file_name=f"packviz_{chapter.key}_{theme}.gif", mime="image/gif",
+                           key=f"download_gif_{theme}", type="primary" if is_dark == dark else "secondary")
 publish(PARAMS)

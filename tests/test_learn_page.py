@@ -283,3 +283,10 @@ def test_predict_in_the_differencing_chapter_asks_which_rows_merge_next():
     # the answer is the merge the next step shows
     merged = frames[step + 1].event
     assert question.answer == f"rows {min(merged.into, merged.taken)} and {max(merged.into, merged.taken)}"
+
+
+@pytest.mark.parametrize("key", ["replication", "hierarchy"])
+def test_the_eplb_chapters_offer_their_steps_as_a_gif_in_both_themes(key):
+    at = learn_page(chapter=key)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert any("GIF, light" in label for label in labels) and any("GIF, dark" in label for label in labels)

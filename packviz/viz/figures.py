@@ -22,6 +22,8 @@ from packviz.viz.lesson_style import (
     OKABE_ITO,  # noqa: F401 - viz.deploy's palette, kept importable here
     bound_items,
     item_colour,
+    piece_colours,
+    short_piece_label,
 )
 
 PALETTE = qualitative.Dark24 + qualitative.Light24
@@ -807,17 +809,12 @@ def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | N
     size = font or LESSON_FONT
     figure = go.Figure()
     figure._validate = False
-    names = sorted({label for bar in bars.parts for label, _ in bar}, key=lambda n: (len(n), n))
-    # an expert keeps its colour from step to step: by its number, not by the order names appear
-    numbered = all(name.rsplit(" ", 1)[-1].isdigit() for name in names)
-    span = 1 + max((int(n.rsplit(" ", 1)[-1]) for n in names), default=0) if numbered else len(names)
-    colour_of = {name: item_colour(int(name.rsplit(" ", 1)[-1]) if numbered else i, span)
-                 for i, name in enumerate(names)}
+    colour_of = piece_colours([label for bar in bars.parts for label, _ in bar])
     depth = max((len(bar) for bar in bars.parts), default=0)
     crowded = len(bars.labels) > 6
     for level in range(depth):
         pieces = [bar[level] if level < len(bar) else ("", 0.0) for bar in bars.parts]
-        short = [label.replace("expert ", "e").replace("group ", "g").replace("node ", "n") for label, _ in pieces]
+        short = [short_piece_label(label) for label, _ in pieces]
         figure.add_trace(dict(type="bar", x=list(bars.labels), y=[value for _, value in pieces],
                               marker={"color": [colour_of.get(label, "rgba(0,0,0,0)") for label, _ in pieces],
                                       "line": {"color": [ARROW_COLOUR if b in bars.marked else "rgba(128,128,128,0.9)"

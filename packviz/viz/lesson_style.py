@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from packviz.teach.narration import fmt
 
 __all__ = ["BOUND_MARK", "LB_COLOUR", "MEAN_COLOUR", "MOVED_COLOUR", "OKABE_ITO", "bound_items", "fmt",
-           "item_colour", "item_rgb", "rgb"]
+           "item_colour", "item_rgb", "piece_colours", "rgb", "short_piece_label"]
 
 # Okabe & Ito's colour-blind-safe palette (black left out: it hides labels and vanishes on dark).
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
@@ -42,6 +42,22 @@ def rgb(colour: str) -> tuple[int, int, int]:
 
 def item_rgb(item: int, num_items: int = len(OKABE_ITO)) -> tuple[int, int, int]:
     return rgb(item_colour(item, num_items))
+
+
+def piece_colours(names: Sequence[str]) -> dict[str, str]:
+    """The colour of each piece of an EPLB step's bars ("expert 5", "group 1", ...): by its
+    number where every name ends in one, so an expert keeps its colour from step to step, else
+    by its place among ``names``."""
+    names = sorted(set(names), key=lambda n: (len(n), n))
+    numbered = all(name.rsplit(" ", 1)[-1].isdigit() for name in names)
+    span = 1 + max((int(n.rsplit(" ", 1)[-1]) for n in names), default=0) if numbered else len(names)
+    return {name: item_colour(int(name.rsplit(" ", 1)[-1]) if numbered else i, span)
+            for i, name in enumerate(names)}
+
+
+def short_piece_label(name: str) -> str:
+    """"expert 5" as "e5", "group 1" as "g1", "node 0" as "n0": a slice's label where room is short."""
+    return name.replace("expert ", "e").replace("group ", "g").replace("node ", "n")
 
 
 # the mark on the items whose loads make the lower bound
