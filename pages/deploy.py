@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import streamlit as st
 
@@ -29,6 +30,9 @@ starting.empty()
 
 PLANNERS = ("eplb", *[name for name in PRESETS if name != "eplb"])
 DEFAULT_COMPARED = ("eplb", "fast", "best")
+# Over time waits this long for its plans within the run that asked; past it, they finish in the background
+# (PACKVIZ_OVER_TIME_INLINE_S sets it: a benchmark timing the whole run waits for it all)
+OVER_TIME_INLINE_S = float(os.environ.get("PACKVIZ_OVER_TIME_INLINE_S", "3"))
 POLICY_WORDS = {"auto": "auto (DeepSeek's rule)", "hierarchical": "hierarchical", "global": "global"}
 OTHER_MODEL = "another model (enter its expert size)"
 
@@ -307,11 +311,30 @@ elif section == "Over time":
     run_key = (data.digest, *history_key, window, cluster, preset, expert_bytes)
     runs = caches.finished_history(run_key)
     if runs is None:
+        job = caches.history_job(history, cluster, preset, expert_bytes, run_key)
+        # a short history is drawn in this run, as if it had never left; a long one runs on while the page
+        # (the sidebar, the other sections) answers, and its progress is drawn by a fragment on a timer
+        runs = job.wait(OVER_TIME_INLINE_S)
+    if runs is None:
         count = history.shape[0] - 1
-        making = st.progress(0.0, text=f"Planning {count} windows: {count} fresh plans and {count - 1} re-plans…")
-        runs = caches.history(history, cluster, preset, expert_bytes, run_key, progress=lambda done, total:
-                              making.progress(done / total, text=f"Planning the windows: {done} of {total} plans"))
-        making.empty()
+
+        def over_time_progress() -> None:
+            current = caches.history_job(history, cluster, preset, expert_bytes, run_key)
+            if current.result is not None:
+                st.rerun()  # the whole page: the finished run's chart and table
+            if current.error:
+                st.error(escape_markdown(f"Over time failed: {current.error}"))
+            elif current.waiting:
+                st.progress(0.0, text="Waiting for other sessions' Over time runs to finish…")
+            else:
+                st.progress(current.done / max(current.total, 1),
+                            text=f"Planning {count} windows ({count} fresh plans and {count - 1} re-plans): "
+                                 f"{current.done} of {current.total or '…'} plans made")
+            st.caption("The plans are made in the background: the sidebar and the other sections work meanwhile, "
+                       "and the result waits here.")
+
+        st.fragment(run_every=1.0)(over_time_progress)()
+        st.stop()
     st.write(f"{history.shape[0]} windows of {window} steps from {steps_made}: each plan is made on one window "
              "and scored on the next, as a serving engine re-plans on what it has seen and then serves what comes.")
     st.plotly_chart(over_time_figure(runs), width="stretch", key="deploy_over_time")

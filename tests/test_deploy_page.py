@@ -25,6 +25,15 @@ EXPERTS = read_loads(ROOT / "sample_data" / "deepseek_v3_58x256.csv").weight
 DEFAULT = Cluster(288, 8, 4, 32)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def over_time_inline():
+    # these tests read Over time's result in the run that asked for it, however loaded the machine (the
+    # background path has its own test)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PACKVIZ_OVER_TIME_INLINE_S", "600")
+        yield
+
+
 def deploy_page() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.switch_page("pages/deploy.py").run()

@@ -36,6 +36,15 @@ def dense_csv() -> bytes:
     return ("\n".join(",".join(str(int(v)) for v in row) for row in DENSE.tolist()) + "\n").encode()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def over_time_inline():
+    # these tests read Over time's result in the run that asked for it, however loaded the machine (the
+    # background path has its own test)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PACKVIZ_OVER_TIME_INLINE_S", "600")
+        yield
+
+
 def deploy_page() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     at.switch_page("pages/deploy.py").run()
@@ -303,3 +312,27 @@ def test_durations_read_well():
 
     assert duration(0) == "no time" and duration(0.0004) == "0.4 ms" and duration(0.25) == "250 ms"
     assert duration(3.14159) == "3.14 s" and count_of(1, "node") == "1 node" and count_of(4, "node") == "4 nodes"
+
+
+def test_over_time_plans_in_the_background_while_the_page_answers(monkeypatch):
+    monkeypatch.setenv("PACKVIZ_OVER_TIME_INLINE_S", "0")
+    at = deploy_page()
+    at.radio(key="deploy_section").set_value("Over time").run()
+    at.number_input(key="deploy_sim_seed").set_value(515151).run()  # windows no other test has planned
+    assert not at.exception
+    assert any("made in the background" in c.value for c in at.caption)
+    assert at.get("progress") and not at.dataframe  # progress, no result yet
+    jobs, _, _ = deploy_caches_module._history_jobs()
+    running = [job for job in jobs.values() if job.running or job.result is not None]
+    assert running
+    # the page answers meanwhile: another section, then back
+    at.radio(key="deploy_section").set_value("Placement").run()
+    assert not at.exception and at.metric
+    at.radio(key="deploy_section").set_value("Over time").run()
+    for job in running:
+        assert job.wait(300) is not None
+    at.run()
+    assert not at.exception
+    rows = at.dataframe[0].value
+    assert "fresh each window" in set(rows["planner"])
+    assert not any("made in the background" in c.value for c in at.caption)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -23,10 +24,12 @@ from packviz.io.deploy import (
     vllm_ascend_json,
     vllm_json,
 )
+from packviz.jobs import BackgroundJob
 from packviz.viz.deploy import gpu_heatmap_figure, load_bars_figure, placement_figure
 from packviz.viz.figures import PrebuiltFigure
 
 REPLAN_TOLERANCE = 0.005
+HISTORY_JOBS_AT_ONCE = 2
 KEPT, FRESH, REPLANNED = OVER_TIME_KEPT, OVER_TIME_FRESH, replanned_name(REPLAN_TOLERANCE)
 
 
@@ -50,16 +53,6 @@ def comparison(digest: str, experts: torch.Tensor, cluster: Cluster, presets: tu
         digest, loads, option, name), progress=progress)
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def _replan(weight_key: str, previous_key: str, _weight: torch.Tensor, _previous: torch.Tensor, _fresh: torch.Tensor,
-            cluster: Cluster, preset: str, tolerance: float) -> torch.Tensor:
-    """The re-plan of one window from the plan in place, against that window's fresh plan (made already)."""
-    del weight_key, previous_key
-    return plan_moves(_weight, _previous, cluster.num_groups, cluster.num_nodes, cluster.num_gpus,
-                      tolerance=tolerance, packer=preset, hierarchical=cluster.hierarchical,
-                      fresh=_fresh).placement.phy2log.cpu()
-
-
 @st.cache_resource(show_spinner=False)
 def _finished_histories() -> OrderedDict:
     """Over time's finished runs by their key, shared by every session (the newest 16)."""
@@ -70,27 +63,51 @@ def finished_history(key: tuple) -> dict[str, PlannerRun] | None:
     return _finished_histories().get(key)
 
 
-def history(windows: torch.Tensor, cluster: Cluster, preset: str, expert_bytes: int, key: tuple,
-            progress: Callable[[int, int], None] | None = None) -> dict[str, PlannerRun]:
-    """Kept, fresh and re-planned plans over ``windows`` [W, layers, num_logical]: W - 1 fresh plans and
-    W - 2 re-plans, each cached on its own (a run stopped by a rerun keeps what it made), the finished
-    run under ``key`` (which names the windows, the cluster, the preset and the expert size)."""
-    done = finished_history(key)
-    if done is not None:
-        return done
-    # a window's fresh plan has the window's loads as its data: their digest is its cache key
-    fresh = FreshPlans(cluster, preset, make=lambda loads: plan(loads_key(loads), loads, cluster, preset))
+def _plan_windows(windows: torch.Tensor, cluster: Cluster, preset: str, expert_bytes: int,
+                  progress: Callable[[int, int], None] | None = None) -> dict[str, PlannerRun]:
+    # Off the script thread: no Streamlit cache here (each window's fresh plan is made once by FreshPlans,
+    # and the finished run is kept whole), only the packviz calls.
+    fresh = FreshPlans(cluster, preset, make=lambda loads: timed_place(loads, cluster, preset)[0])
 
     def replan(weight: torch.Tensor, previous: torch.Tensor, *_, fresh: torch.Tensor, **__) -> torch.Tensor:
-        return _replan(loads_key(weight), loads_key(previous), weight, previous, fresh, cluster, preset,
-                       REPLAN_TOLERANCE)
+        return plan_moves(weight, previous, cluster.num_groups, cluster.num_nodes, cluster.num_gpus,
+                          tolerance=REPLAN_TOLERANCE, packer=preset, hierarchical=cluster.hierarchical,
+                          fresh=fresh).placement.phy2log.cpu()
     planners = standard_planners(cluster, preset, REPLAN_TOLERANCE, fresh=fresh, replan=replan)
-    runs = over_time(windows, cluster, planners, expert_bytes, progress=progress)
+    return over_time(windows, cluster, planners, expert_bytes, progress=progress)
+
+
+def _keep_finished(key: tuple, runs: dict[str, PlannerRun]) -> None:
     store = _finished_histories()
     store[key] = runs
     while len(store) > 16:
         store.popitem(last=False)
-    return runs
+
+
+@st.cache_resource(show_spinner=False)
+def _history_jobs() -> tuple[dict[tuple, BackgroundJob], threading.Lock, threading.Semaphore]:
+    """Over time's runs under way, by key, shared by every session; at most two run at once (a room of
+    thirty asking for thirty histories queues them instead of thirty threads sharing the cores)."""
+    return {}, threading.Lock(), threading.Semaphore(HISTORY_JOBS_AT_ONCE)
+
+
+def history_job(windows: torch.Tensor, cluster: Cluster, preset: str, expert_bytes: int,
+                key: tuple) -> BackgroundJob:
+    """Kept, fresh and re-planned plans over ``windows`` [W, layers, num_logical] on a background thread:
+    W - 1 fresh plans and W - 2 re-plans. A session asking for a key another started shares its run; the
+    finished runs are kept under ``key`` (which names the windows, the cluster, the preset and the expert
+    size) for ``finished_history``. Each call tells the run it is still wanted."""
+    jobs, lock, slots = _history_jobs()
+    with lock:
+        job = jobs.get(key)
+        if job is None or job.failed:
+            job = BackgroundJob(lambda progress: _plan_windows(windows, cluster, preset, expert_bytes, progress),
+                                slots, on_done=lambda runs: _keep_finished(key, runs))
+            jobs[key] = job
+        for other in [k for k, j in jobs.items() if not j.running and k != key]:
+            del jobs[other]  # ended: its runs are in the finished store, or it failed and may start again
+        job.touch()
+    return job
 
 
 @st.cache_data(show_spinner="Re-planning at every move budget…", max_entries=16)
