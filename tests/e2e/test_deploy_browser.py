@@ -41,3 +41,28 @@ def test_the_downloaded_sglang_json_and_csv_are_the_engines_plan():
         assert torch.equal(phy2log, expected)
         assert (cluster.num_nodes, cluster.num_gpus, cluster.num_replicas) == (4, 32, 288)
         assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_over_time_draws_its_progress_while_the_other_sections_answer():
+    with running_app() as url, chromium_page() as page:
+        page.goto(f"{url}/deploy")
+        wait_until_idle(page)
+        page.get_by_text("Checks pass").wait_for(timeout=120_000)
+        page.locator('[data-testid="stRadio"]').get_by_text("Over time", exact=True).click()
+        wait_until_idle(page)
+        steps = page.get_by_label("Steps", exact=True)
+        steps.fill("24")  # 12 windows: past the 3 s a history may take in the run that asked
+        steps.press("Enter")
+        progress = page.get_by_text(re.compile(r"Planning 11 windows .*: \d+ of \d+ plans made"))
+        progress.wait_for(timeout=60_000)
+        first = int(re.search(r": (\d+) of", progress.inner_text()).group(1))
+        # the fragment redraws as plans are made
+        page.wait_for_function(
+            "n => [...document.querySelectorAll('[data-testid=\"stProgress\"]')].some(p => "
+            "(m => m && +m[1] > n)(p.innerText.match(/: (\\d+) of/)))", arg=first, timeout=120_000)
+        # meanwhile another section answers at once
+        page.locator('[data-testid="stRadio"]').get_by_text("Placement", exact=True).click()
+        page.get_by_text("Checks pass").wait_for(timeout=30_000)
+        page.locator('[data-testid="stRadio"]').get_by_text("Over time", exact=True).click()
+        page.get_by_text(re.compile("Mean next-window balancedness")).wait_for(timeout=300_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
