@@ -12,6 +12,7 @@ import torch
 
 from packviz.metrics import lower_bound
 from packviz.packer import PackResult
+from packviz.teach.aging_lesson import AGING_CODE
 from packviz.teach.chapter_texts import chapter_text
 from packviz.teach.eplb_lessons import HIERARCHY_CODE, REPLICATION_CODE, EplbStep, chapter_steps, eplb_text
 from packviz.teach.lesson_frames import lesson_frames
@@ -366,7 +367,8 @@ def _toggle_play() -> None:
         st.session_state.step = 0
 
 
-PSEUDOCODE = list(HIERARCHY_CODE if chapter.eplb and "groups" in chapter.eplb else
+PSEUDOCODE = list(AGING_CODE if chapter.eplb and "windows" in chapter.eplb else
+                  HIERARCHY_CODE if chapter.eplb and "groups" in chapter.eplb else
                   REPLICATION_CODE if chapter.eplb else lines(trace.config))
 
 

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from packviz.teach.eplb_lessons import chapter_steps
 from packviz.teach.lesson_frames import lesson_frames
 from packviz.teach.lessons import CHAPTER_BY_KEY, CHAPTERS
-from packviz.teach.narration import learn
+from packviz.teach.narration import fmt, learn
 from packviz.trace.timeline import phase_starts
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -154,6 +154,10 @@ def test_the_last_step_of_the_lesson_recaps_it_in_its_numbers():
     recap = next(s.value for s in at.success if "The lesson in its numbers" in s.value)
     assert "spread of 35" in recap and "to 3 in 3 moves" in recap and "leaves 2 before any swap, the greedy 18" \
         in recap
+    chapter = CHAPTER_BY_KEY["aging"]
+    aged = chapter_steps(chapter.eplb, chapter.loads, chapter.num_packs)
+    (last_way,), (mean_way,) = ([v for _, v in bar] for bar in aged[-1].bars.parts)
+    assert f"next at {fmt(last_way)} on average" in recap and f"at {fmt(mean_way)} (ch. 12)" in recap
 
 
 def test_present_mode_drops_the_title_and_keeps_the_controls():
@@ -220,6 +224,10 @@ def test_the_eplb_chapters_step_through_replication_and_the_hierarchy():
     assert at.info[0].value == steps[-1].narration
     button(at, "next_chapter").click().run()
     assert at.session_state.chapter == "hierarchy" and not at.exception
+    button(at, "end").click().run()
+    assert not any("The lesson in its numbers" in s.value for s in at.success)  # the lesson goes on
+    button(at, "next_chapter").click().run()
+    assert at.session_state.chapter == "aging" and not at.exception
     button(at, "end").click().run()
     assert any("The lesson in its numbers" in s.value for s in at.success)
 
@@ -290,3 +298,19 @@ def test_the_eplb_chapters_offer_their_steps_as_a_gif_in_both_themes(key):
     at = learn_page(chapter=key)
     labels = [b.proto.label for b in at.get("download_button")]
     assert any("GIF, light" in label for label in labels) and any("GIF, dark" in label for label in labels)
+
+
+def test_predict_in_the_aging_chapter_asks_which_plan_serves_the_next_window_better():
+    chapter = CHAPTER_BY_KEY["aging"]
+    steps = chapter_steps(chapter.eplb, chapter.loads, chapter.num_packs)
+    step = next(i for i, s in enumerate(steps) if s.question is not None)
+    at = learn_page(chapter="aging", step=str(step), quiz="1")
+    question = steps[step].question
+    assert any(question.prompt in m.value for m in at.markdown)
+    wrong = next(o for o in question.options if not question.is_right(o))
+    options(at, "predicted")[wrong].click().run()
+    button(at, "reveal_predicted").click().run()
+    told = next(e.value for e in at.error)
+    assert f"The answer is {question.answer}" in told
+    button(at, "next").click().run()
+    assert any(steps[step + 1].narration in i.value for i in at.info)

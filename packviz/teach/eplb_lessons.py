@@ -1,4 +1,5 @@
-"""The Learn page's two EPLB chapters: replicating hot experts, and the hierarchy.
+"""The Learn page's EPLB chapters: replicating hot experts, and the hierarchy (why plans age:
+``aging_lesson``).
 
 Balanced packing is half of DeepSeek's EPLB. Before packing, the hottest
 experts get extra replicas (each slot to the expert with the most load per
@@ -39,6 +40,7 @@ class Bars:
     line_label: str = ""
     bound: float | None = None  # the lower bound on the busiest bar, drawn where the bars are GPUs
     queue: tuple[str, ...] = ()  # what is still to place, next first
+    axis: str = "load"  # what the bars measure, the y axis's title
 
     @property
     def totals(self) -> list[float]:
@@ -399,6 +401,10 @@ def hierarchy_steps(loads: tuple[float, ...], num_replicas: int, num_groups: int
 
 def eplb_text(key: str, steps: list[EplbStep]) -> ChapterText:
     """The text of an EPLB chapter, from its steps (computed on the loads on screen)."""
+    if key == "aging":
+        from packviz.teach.aging_lesson import aging_text
+
+        return aging_text(steps)
     if key == "replication":
         final = [step for step in steps if step.phase == "pack"][-1]
         given = [step.bars.marked[0] for step in steps if step.phase == "replicate"]
@@ -431,6 +437,10 @@ def eplb_text(key: str, steps: list[EplbStep]) -> ChapterText:
 def chapter_steps(eplb: dict[str, int], loads: tuple[float, ...], num_gpus: int) -> list[EplbStep]:
     """The steps of an EPLB chapter (``Chapter.eplb``) on ``loads`` [E] over ``num_gpus`` GPUs;
     ValueError says why a shape cannot work."""
+    if "windows" in eplb:
+        from packviz.teach.aging_lesson import aging_steps  # it draws with this module's Bars
+
+        return aging_steps(loads, eplb["slots"], eplb["windows"], num_gpus)
     if "groups" in eplb:
         return hierarchy_steps(loads, eplb["slots"], eplb["groups"], eplb["nodes"], num_gpus)
     return replication_steps(loads, eplb["slots"], num_gpus)

@@ -26,6 +26,7 @@ RESTART_LOADS = (86, 26, 63, 87, 46, 79, 32, 73, 11, 50, 86, 74)
 DIFFERENCING_LOADS = (88, 82, 47, 45, 4, 81, 33, 50, 23, 62, 3, 40)
 REPLICATION_LOADS = (39, 79, 82, 40, 81, 85)  # replicas help, and counts chosen with the packing help more
 HIERARCHY_LOADS = (90, 20, 55, 30, 45, 60, 15, 70)  # 4 groups of 2 experts
+AGING_LOADS = (120, 95, 80, 60, 150, 40, 70, 85)  # each expert's lasting popularity, in tokens a window
 PAIRED_LOADS = (63, 12, 21, 25, 46, 14, 73, 85, 50, 56, 40, 43, 82, 18, 42, 45, 52, 75, 96, 55, 41, 94, 71, 98)
 
 SEED_AFTER = "restarts-2swap"
@@ -105,6 +106,10 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(
         "hierarchy", "11. EPLB: groups, nodes, GPUs",
         HIERARCHY_LOADS, 4, "eplb", start_phase="start", eplb={"slots": 12, "groups": 4, "nodes": 2},
+    ),
+    Chapter(
+        "aging", "12. Why plans age: planned on one window, served on the next",
+        AGING_LOADS, 4, "eplb", start_phase="start", eplb={"slots": 12, "windows": 4},
     ),
 )
 CHAPTER_BY_KEY = {chapter.key: chapter for chapter in CHAPTERS}

@@ -73,6 +73,9 @@ def lesson_recap() -> list[str]:
     packed = [step for step in replicated if step.phase == "pack"][-1]
     grouped = chapter_steps(hierarchy.eplb, hierarchy.loads, hierarchy.num_packs)
     nodes = [step for step in grouped if step.phase == "nodes"][-1].bars.totals
+    aging = CHAPTER_BY_KEY["aging"]
+    aged = chapter_steps(aging.eplb, aging.loads, aging.num_packs)
+    (last_way,), (mean_way,) = ([value for _, value in bar] for bar in aged[-1].bars.parts)
     return [
         f"The greedy fill leaves a spread of {fmt(greedy.final_spread)} (ch. 2); 1-swaps, heaviest against "
         f"lightest, take it to {fmt(one.final_spread)} in {len(one.swaps)} moves (ch. 5).",
@@ -88,4 +91,6 @@ def lesson_recap() -> list[str]:
         f"Replicas: the busiest GPU holds {fmt(max(packed.bars.totals))}, {fmt(packed.without_replicas)} without "
         f"(ch. 10); groups kept on nodes ({', '.join(fmt(v) for v in nodes)}): busiest GPU "
         f"{fmt(max(grouped[-1].bars.totals))}, LB {fmt(grouped[-1].bars.bound)} (ch. 11).",
+        f"Plans age: planned on the last window a plan serves the next at {fmt(last_way)} on average, planned on "
+        f"the mean of the last {aging.eplb['windows']} at {fmt(mean_way)} (ch. 12).",
     ]

@@ -850,7 +850,7 @@ def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | N
                               showarrow=False, font={"size": size - 4})
         top = 90
     high = max(max(totals, default=1.0), bars.line or 0.0, bars.bound or 0.0, 1e-9)
-    figure.update_yaxes(range=[0, 1.2 * high], title_text="load")
+    figure.update_yaxes(range=[0, 1.2 * high], title_text=bars.axis)
     # "GPU 2 (node 1)" on two lines: on one, four of them turned on their side
     figure.update_xaxes(tickvals=list(bars.labels), ticktext=[label.replace(" (", "<br>(") for label in bars.labels])
     figure.update_layout(barmode="stack", bargap=0.25, title={"text": bars.title, "font": {"size": size}})
