@@ -52,7 +52,7 @@ def test_dark_and_light_differ_and_bad_arguments_are_refused():
     assert light.getpixel((2, 2)) == (255, 255, 255) and sum(dark.getpixel((2, 2))) < 100
     with pytest.raises(ValueError, match="captions"):
         render_bars(bars, captions[:-1])
-    with pytest.raises(ValueError, match="no steps"):
+    with pytest.raises(ValueError, match="no frames"):
         render_bars([], [])
     with pytest.raises(ValueError, match="too small"):
         render_bars(bars, captions, size=(100, 100))

@@ -16,14 +16,23 @@ is what the eye sees.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
 from packviz.teach.eplb_lessons import Bars
 from packviz.text import format_load
-from packviz.viz.gif import LAST_FRAME_HOLD, _caption_font_size, _dashed, _face, _nice_step, _text_on, _wrap, style
+from packviz.viz.gif import (
+    _caption_font_size,
+    _dashed,
+    _face,
+    _nice_step,
+    _text_on,
+    _wrap,
+    check_frames,
+    gif_bytes,
+    style,
+)
 from packviz.viz.lesson_style import MOVED_COLOUR, piece_colours, rgb, short_piece_label
 
 MAX_CAPTION_LINES = 5
@@ -37,12 +46,7 @@ def _axis_top(steps: Sequence[Bars]) -> float:
 def render_bars(steps: Sequence[Bars], captions: Sequence[str], size: tuple[int, int] = (960, 540),
                 dark: bool = False) -> list[Image.Image]:
     """Every step as an RGB image, as the GIF shows it (e.g. one as a PNG for a handout)."""
-    if len(captions) != len(steps):
-        raise ValueError(f"{len(captions)} captions for {len(steps)} steps")
-    if not steps:
-        raise ValueError("no steps to draw")
-    if size[0] < 300 or size[1] < 200:
-        raise ValueError(f"size {size} is too small for a legible chart (at least 300 x 200)")
+    check_frames(steps, captions, size, (300, 200))
     width, height = size
     colours = style(dark)
     colour_of = {name: rgb(c) for name, c in
@@ -148,12 +152,6 @@ def bars_gif(steps: Sequence[Bars], captions: Sequence[str], frame_ms: int = 140
     if frame_ms <= 0:
         raise ValueError(f"frame_ms must be positive, got {frame_ms}")
     images = render_bars(steps, captions, size, dark)
-    quantized = [image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-                 for image in images]
-    durations = [frame_ms] * len(quantized)
-    durations[-1] = frame_ms * LAST_FRAME_HOLD
-    buffer = io.BytesIO()
-    quantized[0].save(buffer, format="GIF", save_all=True, append_images=quantized[1:], duration=durations, loop=0,
-                      optimize=False, disposal=1)
-    return buffer.getvalue()
+    return gif_bytes([image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+                      for image in images], frame_ms)
 

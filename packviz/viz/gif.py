@@ -548,13 +548,26 @@ def sample_indices(count: int, cap: int = MAX_FRAMES) -> list[int]:
     return sorted({round(k * (count - 1) / (cap - 1)) for k in range(cap)})
 
 
-def _check(frames: Sequence[Frame], captions: Sequence[str], size: tuple[int, int]) -> None:
+def check_frames(frames: Sequence[object], captions: Sequence[str], size: tuple[int, int],
+                 smallest: tuple[int, int] = (200, 150)) -> None:
+    """ValueError unless there are frames, one caption each, and ``size`` is at least ``smallest``."""
     if len(captions) != len(frames):
         raise ValueError(f"{len(captions)} captions for {len(frames)} frames")
     if not frames:
         raise ValueError("no frames to draw")
-    if size[0] < 200 or size[1] < 150:
-        raise ValueError(f"size {size} is too small for a legible chart (at least 200 x 150)")
+    if size[0] < smallest[0] or size[1] < smallest[1]:
+        raise ValueError(f"size {size} is too small for a legible chart (at least {smallest[0]} x {smallest[1]})")
+
+
+def gif_bytes(images: Sequence[Image.Image], frame_ms: int) -> bytes:
+    """Palette images as a GIF that loops forever, each shown ``frame_ms``, the last
+    :data:`LAST_FRAME_HOLD` times as long."""
+    durations = [frame_ms] * len(images)
+    durations[-1] = frame_ms * LAST_FRAME_HOLD
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=list(images[1:]), duration=durations, loop=0,
+                   optimize=False, disposal=1)
+    return buffer.getvalue()
 
 
 def _render(trace: LayerTrace, frames: Sequence[Frame], captions: Sequence[str], lower_bound: float,
@@ -617,7 +630,7 @@ def render_frames(trace: LayerTrace, frames: Sequence[Frame], captions: Sequence
                   dark: bool = False, break_axis: bool = True) -> list[Image.Image]:
     """Every frame as an RGB image, as the GIF shows it but before sampling and
     its palette (e.g. one frame as a PNG for a handout)."""
-    _check(frames, captions, size)
+    check_frames(frames, captions, size)
     return _render(trace, frames, captions, lower_bound, item_labels, size, dark, range(len(frames)), len(frames),
                    break_axis, [None, *frames[:-1]])
 
@@ -632,17 +645,11 @@ def animation_gif(trace: LayerTrace, frames: Sequence[Frame], captions: Sequence
     evenly, the first and last always kept; the step counter then still counts
     the story's own steps. A swap's frame draws an arrow per moved item from where it was; with
     ``break_axis`` False the axis starts at 0 throughout (a lesson's few items stay in proportion)."""
-    _check(frames, captions, size)
+    check_frames(frames, captions, size)
     if frame_ms <= 0:
         raise ValueError(f"frame_ms must be positive, got {frame_ms}")
     keep = sample_indices(len(frames))
     images = _render(trace, [frames[i] for i in keep], [captions[i] for i in keep], lower_bound, item_labels,
                      size, dark, keep, len(frames), break_axis, [frames[i - 1] if i > 0 else None for i in keep])
     palette = _palette(_styled(trace, dark))
-    quantized = [image.quantize(palette=palette, dither=Image.Dither.NONE) for image in images]
-    durations = [frame_ms] * len(quantized)
-    durations[-1] = frame_ms * LAST_FRAME_HOLD
-    buffer = io.BytesIO()
-    quantized[0].save(buffer, format="GIF", save_all=True, append_images=quantized[1:], duration=durations, loop=0,
-                      optimize=False, disposal=1)
-    return buffer.getvalue()
+    return gif_bytes([image.quantize(palette=palette, dither=Image.Dither.NONE) for image in images], frame_ms)
