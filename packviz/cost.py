@@ -9,7 +9,8 @@ counts what a run does, each count with a cost in seconds:
   every preset's restart 0), a fixed cost a step whatever the layers and restarts;
 - ``fill_cells``: every restart places every item of every layer;
 - ``merges``: a differencing fill merges its rows k - 1 times (k items per pack),
-  for every restart of every layer;
+  each merge one vectorised step over every restart of every layer: a cost a
+  merge, whatever the layers and restarts (their rows are the fill's cells);
 - ``swap_cells`` and ``paired_cells``: each refinement iteration, each kept
   candidate scores the 1-swaps (k x k) and the 2-swaps (sorted pair sums, about
   P log2 P for P = k choose 2 pairs of items) of each pack pair its scope joins;
@@ -17,7 +18,7 @@ counts what a run does, each count with a cost in seconds:
 - ``runs``: a fixed cost a run.
 
 The costs a unit (``REFERENCE_COSTS``) were fitted on 25 runs of the five presets
-at five sizes on one machine (the merges' by hand from ``fast`` at 8 and 58 layers);
+at five sizes on one machine (a merge's by hand from ``fast`` at 2 to 64 restarts);
 there they put every preset within about 2.5x.
 Two things then make the estimate this machine's:
 
@@ -30,8 +31,8 @@ Two things then make the estimate this machine's:
   the nearest size its kind has run at, so a kind the model misjudges is corrected
   from its first run on, and a size run before is estimated from itself.
 - A kind timed at two layer counts of one shape (items, packs) splits its time
-  into a part a run pays once (``fill_steps``, ``runs``: Python's loop over the
-  items and iterations) and a part each layer pays (the cells), each with its own
+  into a part a run pays once (``fill_steps``, ``merges``, ``runs``: Python's
+  loops over the items, merges and iterations) and a part each layer pays (the cells), each with its own
   correction: how the two compare differs from machine to machine (2x between the
   reference and a laptop), and a ratio learned at 4 layers misjudged 128 by 2.5x.
 
@@ -52,9 +53,9 @@ from packviz.config import PackerConfig
 REFERENCE_COSTS: dict[str, float] = {
     "fill_steps": 9.6e-5,
     "fill_cells": 1.4e-6,
-    "merges": 6e-4,
+    "merges": 2e-3,
     "swap_cells": 2.6e-8,
-    "paired_cells": 6.7e-9,
+    "paired_cells": 6e-8,
     "runs": 2.8e-3,
 }
 # Above this a run waits for a button instead of following every change. An
@@ -84,7 +85,7 @@ def work_counts(layers: int, items: int, packs: int, config: PackerConfig) -> di
     counts["runs"] = 1.0
     counts["fill_steps"] = float(items) if config.start != "snake" or config.num_restarts > 1 else 0.0
     counts["fill_cells"] = float(layers * config.num_restarts * items)
-    counts["merges"] = float(layers * config.num_restarts * (per_pack - 1)) if config.start == "differencing" else 0.0
+    counts["merges"] = float(per_pack - 1) if config.start == "differencing" else 0.0
     if config.refines and per_pack > 1 and packs > 1:
         cells = float(per_pack * per_pack) if config.one_swap else 0.0
         cap = config.two_swap_max_pack_size
@@ -98,7 +99,7 @@ def work_counts(layers: int, items: int, packs: int, config: PackerConfig) -> di
 
 
 # The counts a run pays once whatever its layers; the rest grow with the layers.
-FIXED_COUNTS = ("fill_steps", "runs")
+FIXED_COUNTS = ("fill_steps", "merges", "runs")
 
 
 def packer_kind(config: PackerConfig) -> tuple:

@@ -32,9 +32,13 @@ def calibrated():
 
 
 @pytest.mark.parametrize("packs", [32, 16])
-@pytest.mark.parametrize("preset", ["eplb", "fast", "best", "restarts-2swap", "restarts-1swap"])
+@pytest.mark.parametrize("preset", ["eplb", "fast", "best", "restarts-2swap", "restarts-1swap", "fast:64"])
 def test_the_calibrated_estimate_is_within_2x_of_the_run_that_follows(calibrated, preset, packs):
-    config = PRESETS[preset].config
+    # fast:64 is fast with 64 restarts: more fills, the same refinement (its fills were once estimated 19x)
+    name, _, restarts = preset.partition(":")
+    config = PRESETS[name].config
+    if restarts:
+        config = config.replace(num_restarts=int(restarts))
     sample = load_sample(DEFAULT_SAMPLE).weight
     # a run long enough to measure (one of some milliseconds is mostly the machine's noise): the
     # sample's layers repeated until the estimate reaches a quarter of a second
@@ -42,11 +46,20 @@ def test_the_calibrated_estimate_is_within_2x_of_the_run_that_follows(calibrated
     while layers < 4096 and estimate_seconds(layers, sample.shape[1], packs, config) < 0.25:
         layers *= 2
     weight = sample.repeat(-(-layers // sample.shape[0]), 1)[:layers]
-    estimate = estimate_seconds(*weight.shape, packs, config)
-    seconds = _quickest(weight, packs, config)  # as the probes are timed
-    print(f"{preset} {tuple(weight.shape)} into {packs}: estimated {estimate:.3f} s, ran {seconds:.3f} s, "
-          f"ratio {estimate / seconds:.2f}")
-    assert 1 / 2 <= estimate / seconds <= 2
+    ratios = []
+    # a core taken for a few seconds (another process) skews a probe or the run by 2x: a ratio out of
+    # bounds is measured once more, the probes timed again first, as the app's next calibration would
+    for attempt in range(2):
+        if attempt:
+            calibrate_here()
+        estimate = estimate_seconds(*weight.shape, packs, config)
+        seconds = _quickest(weight, packs, config)  # as the probes are timed
+        ratios.append(estimate / seconds)
+        print(f"{preset} {tuple(weight.shape)} into {packs}: estimated {estimate:.3f} s, ran {seconds:.3f} s, "
+              f"ratio {estimate / seconds:.2f}")
+        if 1 / 2 <= ratios[-1] <= 2:
+            break
+    assert 1 / 2 <= ratios[-1] <= 2, ratios
 
 
 def test_a_kind_learns_its_time_from_a_run():

@@ -109,7 +109,7 @@ def test_self_study_locks_after_reveal_says_why_and_recaps(fresh_app):
         page.get_by_role("button", name="Reveal").wait_for(state="detached", timeout=30_000)
         page.get_by_text("Practice on your own").click()
         page.get_by_role("button", name="Another question").wait_for()
-        open_link(page, f"{fresh_app}/learn?chapter=hierarchy&step=99")
+        open_link(page, f"{fresh_app}/learn?chapter=aging&step=99")
         page.get_by_text("The lesson in its numbers").wait_for(timeout=60_000)
         recap = page.locator('[data-testid="stAlert"]').filter(has_text="The lesson in its numbers")
         assert "the greedy 18" in recap.inner_text()

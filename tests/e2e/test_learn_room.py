@@ -203,7 +203,7 @@ def test_present_on_a_laptop_keeps_the_line_the_recap_and_the_point_on_screen(ap
         verdict.wait_for(timeout=60_000)
         marked = page.locator('div[style*="background: rgba(230, 159, 0"]').first
         assert _bottom(marked) <= 768
-        open_link(page, f"{app}/learn?chapter=hierarchy&step=999&present=1&{LAPTOP}")
+        open_link(page, f"{app}/learn?chapter=aging&step=999&present=1&{LAPTOP}")
         recap = page.locator('[data-testid="stAlert"]').filter(has_text="The lesson in its numbers")
         recap.wait_for(timeout=60_000)
         assert _bottom(recap) <= 768, _bottom(recap)
