@@ -173,3 +173,24 @@ def test_segment_labels_are_readable_or_left_out():
     # 32 bars across: the item number alone (3 characters at most), its load on hover
     assert segments and all(len(text) <= 3 and text.isdigit() for text in segments)
     assert all(bar.textfont.size >= SEGMENT_MIN_FONT for bar in figure.data if bar.type == "bar")
+
+
+def test_a_swap_among_many_packs_names_its_moved_items_where_segment_labels_are_left_out():
+    from packviz import pack
+    from packviz.data.samples import DEFAULT_SAMPLE, load_sample
+    from packviz.metrics import lower_bound
+    from packviz.trace.events import Swapped
+    from packviz.trace.timeline import build_frames
+    from packviz.viz.figures import SEGMENT_MIN_FONT, lesson_figure
+
+    weight = load_sample(DEFAULT_SAMPLE).weight[:1]
+    trace = pack(weight, 32, "fast", trace_layers=[0]).traces[0]
+    frames = build_frames(trace)
+    index = next(i for i, f in enumerate(frames) if isinstance(f.event, Swapped))
+    swap = frames[index].event
+    figure = lesson_figure(trace, frames, index, float(lower_bound(weight, 32)[0]))
+    named = [a for a in figure.layout.annotations if a.showarrow]
+    assert sorted(a.text for a in named) == sorted(str(i) for i in (*swap.items_from_a, *swap.items_from_b))
+    assert all(a.font.size >= SEGMENT_MIN_FONT for a in named)
+    # the ticks carry the pack numbers alone: the axis says no more
+    assert figure.layout.xaxis3.title.text == "pack"

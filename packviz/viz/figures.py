@@ -490,7 +490,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
                               font={"color": colour, "size": size - 2})
     y_max = 1.15 * max(lower_bound, *(max(f.loads) for f in frames))
     if before is not None:
-        _swap_arrows(figure, swap, before, frame, weight, arrow, lift=0.03 * y_max)
+        _swap_arrows(figure, swap, before, frame, weight, arrow, lift=0.03 * y_max,
+                     font=None if roomy else max(SEGMENT_MIN_FONT, size - 6))
     if full:
         figure.update_yaxes(range=[-1.6 * reach, 1.6 * reach], title_text="vs mean", row=1, col=1)
     figure.update_yaxes(range=[0, y_max], title_text="load", row=stack_row, col=1)
@@ -507,7 +508,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
             figure.update_xaxes(tickvals=[packs[p] for p in shown], row=stack_row, col=column,
                                 ticktext=[f"{p}<br><b>{_short(panel.loads[p])}</b>" if roomy else str(p)
                                           for p in shown], tickfont={"size": size - 4})
-        figure.update_xaxes(title_text="pack: number, total", title_font={"size": size - 4}, row=stack_row)
+        figure.update_xaxes(title_text="pack: number, total" if roomy else "pack", title_font={"size": size - 4},
+                            row=stack_row)
     for (panel, title), column in zip(panels, range(1, len(panels) + 1)):
         if not title:
             continue
@@ -573,12 +575,13 @@ ARROW_INSET = 0.34
 
 
 def _swap_arrows(figure: go.Figure, swap, before: Frame, after: Frame, weight: Sequence[float], colour: str,
-                 lift: float) -> None:
+                 lift: float, font: int | None = None) -> None:
     """Arrows in the 'before' panel, one per moved item: from the item, on the side of
     its bar that faces the other pack, to the height where it lands in that pack (from
     ``after``). Items from pack A go ``lift`` above those heights and items from pack B
     as far below, so a swap reads as opposite arrows side by side, not a knot of lines
-    to the top of each pack."""
+    to the top of each pack. With ``font``, each arrow's tail names its item at that size:
+    where the bars are too narrow for segment labels the moved items are named there."""
     axis = figure.get_subplot(2, 1)
     x_ref, y_ref = axis.xaxis.plotly_name.replace("axis", ""), axis.yaxis.plotly_name.replace("axis", "")
 
@@ -596,7 +599,9 @@ def _swap_arrows(figure: go.Figure, swap, before: Frame, after: Frame, weight: S
                 x=target - side * ARROW_INSET, y=centre(after, target, item) + shift,
                 ax=source + side * ARROW_INSET, ay=centre(before, source, item) + shift,
                 xref=x_ref, yref=y_ref, axref=x_ref, ayref=y_ref, showarrow=True, arrowhead=2, arrowsize=1,
-                arrowwidth=3, arrowcolor=colour, text="", standoff=0, startstandoff=0,
+                arrowwidth=3, arrowcolor=colour, text=str(item) if font else "", standoff=0, startstandoff=0,
+                **({"font": {"size": font, "color": "#000000"}, "bgcolor": "rgba(255,255,255,0.9)",
+                    "bordercolor": colour, "borderwidth": 2, "borderpad": 1} if font else {}),
             )
 
 
