@@ -40,7 +40,7 @@ class BackgroundJob(Generic[Result]):
         self.abandoned = False
         self.waiting = slots is not None
         self._abandon_after_s = abandon_after_s
-        self._seen = time.monotonic()
+        self._seen = self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, args=(work, slots, on_done), daemon=True,
                                         name="packviz-job")
         self._thread.start()
@@ -73,6 +73,11 @@ class BackgroundJob(Generic[Result]):
     def touch(self) -> None:
         """Someone still wants the result: keep going."""
         self._seen = time.monotonic()
+
+    @property
+    def age_s(self) -> float:
+        """Seconds since the job was started."""
+        return time.monotonic() - self._started
 
     @property
     def running(self) -> bool:

@@ -157,16 +157,19 @@ def show_checks(found, prefix: str = "") -> None:
         (st.warning if found.ok or duplicates else st.error)(prefix + sentence)
 
 
-def export_buttons(files: dict[str, str], stem: str, key: str) -> None:
-    """The plan's files, one button each (``key`` tells one plan's buttons from another's)."""
+def export_buttons(files: dict[str, str], stem: str, key: str, with_loads: bool = True) -> None:
+    """The plan's files, one button each (``key`` tells one plan's buttons from another's); ``with_loads``
+    adds SGLang's logical_count file, which is the loads, not the plan (SGLang plans on them itself): a
+    re-plan's files leave it out, as it would not deploy the re-plan."""
     cols = st.columns(3)
     cols[0].download_button("Placement CSV", files["csv"], f"placement_{stem}.csv", "text/csv",
                             help="layer,node,gpu,slot,expert,replica,load", key=f"{key}_csv")
     cols[1].download_button("SGLang JSON", files["sglang"], f"expert_location_{stem}.json", "application/json",
                             help="--init-expert-location: physical_to_logical_map", key=f"{key}_sglang")
-    cols[2].download_button("SGLang logical_count JSON", files["logical_count"], "logical_count.json",
-                            "application/json", help="--init-expert-location with the loads: SGLang runs EPLB on "
-                                                     "them at start-up", key=f"{key}_logical_count")
+    if with_loads:
+        cols[2].download_button("SGLang logical_count JSON", files["logical_count"], "logical_count.json",
+                                "application/json", help="--init-expert-location with the loads: SGLang runs EPLB "
+                                                         "on them at start-up", key=f"{key}_logical_count")
     cols[0].download_button("TensorRT-LLM YAML", files["trtllm"], f"eplb_config_{stem}.yaml", "application/yaml",
                             help="initial_global_assignments, as examples/ep_load_balancer writes it",
                             key=f"{key}_trtllm")
@@ -224,7 +227,7 @@ def replan_in_place(previous, fresh_moves) -> None:
     if found.ok:
         st.caption("The re-plan's files:")
         export_buttons(caches.exports(data.digest, new, experts, cluster, first_layer, sglang_rows), stem,
-                       "deploy_inplace")
+                       "deploy_inplace", with_loads=False)
     else:
         st.info("The re-plan's files are held back: it fails the checks above. The fresh plan's files are above.")
 
@@ -314,7 +317,8 @@ elif section == "Over time":
         job = caches.history_job(history, cluster, preset, expert_bytes, run_key)
         # a short history is drawn in this run, as if it had never left; a long one runs on while the page
         # (the sidebar, the other sections) answers, and its progress is drawn by a fragment on a timer
-        runs = job.wait(OVER_TIME_INLINE_S)
+        # the wait counts from the run's start: coming back to a run under way draws its progress at once
+        runs = job.wait(max(0.0, OVER_TIME_INLINE_S - job.age_s))
     if runs is None:
         count = history.shape[0] - 1
 
@@ -327,9 +331,12 @@ elif section == "Over time":
             elif current.waiting:
                 st.progress(0.0, text="Waiting for other sessions' Over time runs to finish…")
             else:
-                st.progress(current.done / max(current.total, 1),
-                            text=f"Planning {count} windows ({count} fresh plans and {count - 1} re-plans): "
-                                 f"{current.done} of {current.total or '…'} plans made")
+                # progress counts each planner's plan on a window: a window is done when all have planned on it
+                planned = current.done * count // current.total if current.total else 0
+                st.progress(planned / count,
+                            text=f"Planning on {count} of the {history.shape[0]} windows ({count} fresh plans and "
+                                 f"{count - 1} re-plans; the last window is only served): {planned} of {count} "
+                                 "windows planned")
             st.caption("The plans are made in the background: the sidebar and the other sections work meanwhile, "
                        "and the result waits here.")
 
@@ -393,10 +400,11 @@ elif section == "Over time":
                                        (*history_key, window, chosen))
             st.plotly_chart(moves_curve_figure(curve, len(moves) / num_layers, tolerance), width="stretch",
                             key="deploy_moves_curve")
-            enough = next((budget for budget, worst in zip(curve.budgets, curve.worst_ratio)
-                           if worst <= 1 + tolerance), None)
-            reach = (f"with at most {enough:,} moves a layer every layer's busiest GPU is within {tolerance:.1%} of "
-                     "a fresh plan's" if enough is not None else
+            enough = next(((budget, moved) for budget, worst, moved in
+                           zip(curve.budgets, curve.worst_ratio, curve.mean_moves) if worst <= 1 + tolerance), None)
+            reach = (f"with a budget of {enough[0]:,} moves a layer (the re-plans then move {enough[1]:,.1f} a layer "
+                     f"on average, the chart's x) every layer's busiest GPU is within {tolerance:.1%} of a fresh "
+                     "plan's" if enough is not None else
                      f"no budget shown brings every layer within {tolerance:.1%} of a fresh plan (the re-planner "
                      "takes the fresh plan, renumbered, on the layers the steps cannot bring there)")
             st.write(f"Each point re-plans window {chosen}'s loads from window {chosen - 1}'s plan with at most so "

@@ -193,6 +193,10 @@ def test_an_uploaded_plan_is_re_planned_in_place_with_its_moves_checks_and_files
                        expected)
     assert torch.equal(torch.tensor(json.loads(downloaded(at, "deploy_sglang"))["physical_to_logical_map"]), fresh)
     assert any(s.value.startswith("The re-plan's checks pass") for s in at.success)
+    # the loads file (SGLang plans on it itself) is the fresh plan's export only: it would not deploy the re-plan
+    ids = [b.proto.id for b in at.get("download_button")]
+    assert any(i.endswith("deploy_logical_count") for i in ids) and any("deploy_inplace_sglang" in i for i in ids)
+    assert not any("deploy_inplace_logical_count" in i for i in ids)
     assert any(f"{len(moves):,} replicas moved where the fresh plan moves" in plain(m.value) for m in at.markdown)
     # a move budget instead: at most 2 replicas a layer
     at.radio(key="deploy_replan_by").set_value("a move budget").run()
@@ -322,6 +326,7 @@ def test_over_time_plans_in_the_background_while_the_page_answers(monkeypatch):
     assert not at.exception
     assert any("made in the background" in c.value for c in at.caption)
     assert at.get("progress") and not at.dataframe  # progress, no result yet
+    assert "windows planned" in at.get("progress")[0].proto.text
     jobs, _, _ = deploy_caches_module._history_jobs()
     running = [job for job in jobs.values() if job.running or job.result is not None]
     assert running
