@@ -92,7 +92,7 @@ with st.sidebar.expander("Moving weights (estimates)"):
                                    "is a listed model's")
     if model_name in MODELS:
         expert_mb = MODELS[model_name].expert_bytes / 1e6
-        st.caption(f"One expert: {expert_mb:,.3f} MB")
+        st.caption(f"One expert: {expert_mb:,.6g} MB")
     else:
         expert_mb = st.number_input("One expert's weights (MB)", 0.001, 1e6, MODELS[DEFAULT_MODEL].expert_bytes / 1e6,
                                     key="deploy_expert_mb")
