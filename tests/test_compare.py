@@ -129,3 +129,13 @@ def test_the_recommendation_names_the_nearest_packer_within_the_wait():
         "(mean gap 0.002% to the lower bound) but takes 1 s.")
     assert recommendation(ROWS, 0.001).startswith("No packer finishes within 0.001 s here: the fastest, eplb,")
     assert "on the lower bound" in recommendation([_row("best", 0.5, 0.0)], 1.0)
+
+
+def test_of_nearer_packers_about_as_quick_the_sentence_names_the_nearest():
+    rows = [{"packer": "eplb", "mean_gap": 0.0038, "seconds": 0.097},
+            {"packer": "fast", "mean_gap": 0.0000734, "seconds": 1.373},
+            {"packer": "best", "mean_gap": 0.00002, "seconds": 1.394},
+            {"packer": "restarts-1swap", "mean_gap": 0.00001, "seconds": 40.0}]
+    sentence = recommendation(rows, 1.0)
+    assert sentence.startswith("Within 1 s, pick eplb") and "; best comes nearer" in sentence
+    assert "takes 1.4 s" in sentence
