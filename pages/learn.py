@@ -124,6 +124,11 @@ def _chapter_changed() -> None:
     st.session_state.playing = False
 
 
+def _plain_title(key: str) -> str:
+    """A chapter's title for Markdown: "10. EPLB..." at a line's start is a numbered list item there."""
+    return CHAPTER_BY_KEY[key].title.replace(". ", "\\. ", 1)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _run(key: str, loads: str, packs: int) -> PackResult:
     return CHAPTER_BY_KEY[key].run(parse_loads(loads, packs), packs)
@@ -506,8 +511,11 @@ def _step_view() -> None:
         if not (presenting and last and not following):
             right.html(code)
     if last and following:
-        right.button(f"Next chapter: {following[0].title} ›", key="next_chapter", on_click=_next_chapter,
-                     type="primary")
+        # the number on the button and the title beside it: a whole title was cut with "…" in the narrow column
+        number, _, name = following[0].title.partition(". ")
+        right.button(f"Next chapter: {number} ›", key="next_chapter", on_click=_next_chapter, type="primary",
+                     help=following[0].title)
+        right.caption(name)
     elif last:
         right.success("**The lesson in its numbers**\n" + "\n".join(f"- {line}" for line in _recap()))
     publish(PARAMS)
@@ -543,7 +551,7 @@ def _practice() -> None:
         seed = st.session_state.practice_seed
         practice = _practice_question(seed)
         run = practice.trace
-        st.caption(f"{CHAPTER_BY_KEY[practice.chapter].title}, on new random loads: {run.num_items} items into "
+        st.caption(f"{_plain_title(practice.chapter)}, on new random loads: {run.num_items} items into "
                    f"{run.num_packs} packs.")
         weight = torch.tensor([run.weight], dtype=torch.float64)
         st.plotly_chart(lesson_step_figure(run, practice.frames, practice.index,
@@ -589,7 +597,7 @@ def _quiz_session() -> None:
             st.success(f"Final score: {right} of {size}.")
             return
         asked = questions[current]
-        st.caption(f"{CHAPTER_BY_KEY[asked.chapter].title}: {asked.kind}, on new random loads.")
+        st.caption(f"{_plain_title(asked.chapter)}: {asked.kind}, on new random loads.")
         if asked.practice is not None:
             run = asked.practice.trace
             weight = torch.tensor([run.weight], dtype=torch.float64)

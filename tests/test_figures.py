@@ -439,3 +439,19 @@ def test_the_fill_shows_its_queue_and_the_bound_marks_the_items_that_make_it():
     labels = [text for t in last.data if t.type == "bar" for text in (t.text or []) if text and BOUND_MARK in text]
     assert sorted(int(text.split(":")[0]) for text in labels) == sorted(items)
     assert any(a.text == f"LB 183 = {BOUND_MARK}" for a in last.layout.annotations)
+
+
+def test_reference_lines_lie_under_the_bars_and_their_numbers():
+    """The LB and mean lines struck the totals next to them: they are drawn below the traces."""
+    from packviz.teach.eplb_lessons import chapter_steps
+    from packviz.teach.lesson_frames import lesson_frames
+    from packviz.teach.lessons import CHAPTER_BY_KEY
+    from packviz.viz.figures import bars_figure, lesson_figure
+
+    trace = CHAPTER_BY_KEY["one-swap"].run().traces[0]
+    frames = lesson_frames(trace)
+    figure = lesson_figure(trace, frames, len(frames) - 1, 183.0)
+    assert figure.layout.shapes and all(shape.layer == "below" for shape in figure.layout.shapes)
+    chapter = CHAPTER_BY_KEY["replication"]
+    bars = chapter_steps(chapter.eplb, chapter.loads, chapter.num_packs)[-1].bars
+    assert all(shape.layer == "below" for shape in bars_figure(bars).layout.shapes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -226,6 +227,9 @@ def test_the_eplb_chapters_step_through_replication_and_the_hierarchy():
     assert at.session_state.chapter == "hierarchy" and not at.exception
     button(at, "end").click().run()
     assert not any("The lesson in its numbers" in s.value for s in at.success)  # the lesson goes on
+    # the number on the button, the title beside it (a whole title was cut with "…")
+    assert button(at, "next_chapter").label == "Next chapter: 12 ›"
+    assert any(c.value == CHAPTER_BY_KEY["aging"].title.partition(". ")[2] for c in at.caption)
     button(at, "next_chapter").click().run()
     assert at.session_state.chapter == "aging" and not at.exception
     button(at, "end").click().run()
@@ -268,6 +272,8 @@ def test_a_quiz_session_draws_questions_across_chapters_scores_them_and_replays_
         button(at, "next_question").click().run()
         assert not at.exception, [e.value for e in at.exception]
     assert any(s.value == "Final score: 2 of 3." for s in at.success)
+    # a chapter's number in a caption is text, not a Markdown list's
+    assert not any(re.match(r"\d+\. ", c.value) for c in at.caption)
     # the link replays the same questions in another session
     again = learn_page(chapter="greedy", quiz_seed="123", quiz_size="3")
     assert any(questions[0].question.prompt in m.value for m in again.markdown)

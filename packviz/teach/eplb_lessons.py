@@ -289,12 +289,19 @@ def _joint_step(loads: tuple[float, ...], num_slots: int, num_gpus: int) -> Eplb
                 sum(loads) / num_gpus, "mean", _bound([v for stack in stacks for _, v in stack], num_gpus))
     extra = [e for e, count in enumerate(counts) if count > 1]
     better = busiest[True] < busiest[False] - 1e-9
-    text = (f"packviz can choose the counts together with the packing (joint replication): here the extra replicas "
-            f"go to expert{'s' if len(extra) != 1 else ''} {', '.join(map(str, extra)) or 'none'} and, packed with "
-            f"the fast preset, the busiest GPU holds {fmt(busiest[True])}; with DeepSeek's counts and the same "
-            f"packer it holds {fmt(busiest[False])}"
+    parts = [f"expert {e} gets {counts[e]} replicas" for e in extra]
+    given = (" and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts) + ", the others one each"
+             if parts else "every expert keeps one replica")
+    mean_load = sum(loads) / len(loads)
+    cold = [e for e in extra if loads[e] < mean_load]
+    why = (f" Expert{'s' if len(cold) > 1 else ''} {', '.join(map(str, cold))} {'are' if len(cold) > 1 else 'is'} "
+           "below the mean load, yet replicated: small replicas fill the gaps the hot experts leave on their GPUs."
+           if cold else "")
+    text = (f"packviz can choose the counts together with the packing (joint replication). Here {given}. "
+            f"Packed with the fast preset, the busiest GPU holds {fmt(busiest[True])}; with DeepSeek's counts and "
+            f"the same packer it holds {fmt(busiest[False])}"
             + (": counts that look at the packing do better." if better else
-               ": on these loads DeepSeek's counts are already as good."))
+               ": on these loads DeepSeek's counts are already as good.") + why)
     return EplbStep(bars, text, 5, "final", joint=(busiest[True], busiest[False]))
 
 
@@ -385,7 +392,7 @@ def hierarchy_steps(loads: tuple[float, ...], num_replicas: int, num_groups: int
         slots = [slot for slot in range(num_replicas) if node_of_slot[slot] == node]
         items, targets = _node_packing(loads, [phy2log[slot] for slot in slots], logcnt, gpus_per_node,
                                        [slot // slots_per_gpu - node * gpus_per_node for slot in slots])
-        question, fill = _fill_steps(items, targets, gpus_per_node, slots_per_gpu, "GPU", 3, "final", gpu_bins,
+        question, fill = _fill_steps(items, targets, gpus_per_node, slots_per_gpu, "GPU", 3, "pack", gpu_bins,
                                      "GPU loads: each node's replicas packed onto its GPUs", sum(loads) / num_gpus,
                                      bound, gpu_names, first_bin=node * gpus_per_node)
         steps[-1] = replace(steps[-1], question=question)

@@ -72,7 +72,7 @@ def render_bars(steps: Sequence[Bars], captions: Sequence[str], size: tuple[int,
         for line in lines:
             caption_face.draw(image, (12, y), line, colours.foreground)
             y += caption_face.height
-        corner = f"step {number + 1} of {len(steps)} · {bars.title}"
+        corner = f"step {number} of {len(steps) - 1} · {bars.title}"  # as the page counts its steps
         tick_face.draw(image, (width - 12 - tick_face.width(corner), y + 2), corner, colours.muted)
         y += tick_face.height + 6
         if bars.queue:
@@ -134,10 +134,10 @@ def render_bars(steps: Sequence[Bars], captions: Sequence[str], size: tuple[int,
             drawn.append((bars.line, f"{bars.line_label} {format_load(bars.line)}", colours.mean))
         if bars.bound is not None:
             drawn.append((bars.bound, f"LB {format_load(bars.bound)}", colours.bound))
-        for k, (value, text, colour) in enumerate(drawn):
+        for k, (value, text, colour) in enumerate(sorted(drawn, key=lambda line: -line[0])):
             ly = round(y_of(value))
             _dashed(draw, left, right, ly, colour, 10, 6, 3)
-            # two lines close together: the second's name below its line, the first's above
+            # two lines close together: the higher one's name above it, the lower one's below
             shift = -tick_face.height - 2 if k == 0 else 2
             tick_face.draw(image, (right + 6, ly + shift), text, colour)
         draw.line([(left, bottom), (right, bottom)], fill=colours.muted, width=1)

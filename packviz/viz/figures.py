@@ -472,7 +472,9 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
             axes = figure.get_subplot(row, column)
             shapes.append({"type": "line", "xref": f"{_ref(axes.xaxis)} domain", "x0": 0, "x1": 1,
                            "yref": _ref(axes.yaxis), "y0": value, "y1": value,
-                           "line": {"dash": "dash", "color": colour, "width": 2.5}})
+                           "line": {"dash": "dash", "color": colour, "width": 2.5},
+                           # under the bars and their numbers: over them it struck the totals next to LB
+                           "layer": "below"})
     # Named in the right margin, outside the bars and their totals; LB above, mean below,
     # since the two are often a hair apart.
     figure.layout.shapes = shapes
@@ -840,7 +842,7 @@ def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | N
         references.append((bars.bound, "LB", "#D55E00", 10))
     for value, label, colour, shift in references:
         # named in the right margin, off the bars and their totals ("mean slot 45.11" sat on a bar)
-        figure.add_hline(y=value, line={"dash": "dash", "color": colour, "width": 2.5})
+        figure.add_hline(y=value, line={"dash": "dash", "color": colour, "width": 2.5}, layer="below")
         figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=value, yref="y", yshift=shift,
                               text=f"{label} {_short(value)}", showarrow=False,
                               font={"color": colour, "size": size - 2})
