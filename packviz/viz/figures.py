@@ -526,9 +526,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     queue = _queue(trace, frame) if frame.phase in ("start", "fill") else []
     if queue:
         # the items still to place, in the order the fill takes them, the next one first and marked
-        shown = queue[:QUEUE_SHOWN]
-        words = " · ".join([f"<b>▶ {shown[0]}</b>", *shown[1:]]) + \
-            (f" · +{len(queue) - QUEUE_SHOWN} more" if len(queue) > QUEUE_SHOWN else "")
+        words = queue_line(queue, "▶ ")
         figure.add_annotation(x=0, xref="paper", xanchor="left", y=1, yref="paper", yanchor="bottom", yshift=6,
                               text=f"still to place: {words}", showarrow=False, name="queue",
                               font={"size": size - 4, "color": text_colour})
@@ -547,6 +545,21 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
 
 # how many of the items still to place the fill's queue names (the rest are counted)
 QUEUE_SHOWN = 8
+# About the characters a chart's top line holds at a room's type on a laptop (the chart beside the
+# narration in Present at 1366 px): eight entries ran off its right edge, cut mid-word.
+QUEUE_CHARACTERS = 56
+
+
+def queue_line(queue: Sequence[str], first_mark: str = "") -> str:
+    """What is still to place, the next first and in bold: as many entries as fit
+    ``QUEUE_CHARACTERS`` (``QUEUE_SHOWN`` at most), then how many more."""
+    shown = [queue[0]]
+    for entry in queue[1:QUEUE_SHOWN]:
+        if len(" · ".join([first_mark + queue[0], *shown[1:], entry])) + len(" · +99 more") > QUEUE_CHARACTERS:
+            break
+        shown.append(entry)
+    rest = len(queue) - len(shown)
+    return " · ".join([f"<b>{first_mark}{shown[0]}</b>", *shown[1:]]) + (f" · +{rest} more" if rest else "")
 
 
 def _queue(trace: LayerTrace, frame: Frame) -> list[str]:
@@ -851,9 +864,8 @@ def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | N
     top = 60
     if bars.queue:
         # the queue, next first: what the room predicts from
-        queue = " · ".join(bars.queue[:8]) + (f" · +{len(bars.queue) - 8} more" if len(bars.queue) > 8 else "")
         figure.add_annotation(x=0, xref="paper", xanchor="left", y=1.0, yref="paper", yanchor="bottom", yshift=4,
-                              text=f"still to place: <b>{bars.queue[0]}</b>" + queue[len(bars.queue[0]):],
+                              text=f"still to place: {queue_line(bars.queue)}",
                               showarrow=False, font={"size": size - 4})
         top = 90
     high = max(max(totals, default=1.0), bars.line or 0.0, bars.bound or 0.0, 1e-9)
