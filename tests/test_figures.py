@@ -459,3 +459,22 @@ def test_reference_lines_lie_under_the_bars_and_their_numbers():
     chapter = CHAPTER_BY_KEY["replication"]
     bars = chapter_steps(chapter.eplb, chapter.loads, chapter.num_packs)[-1].bars
     assert all(shape.layer == "below" for shape in bars_figure(bars).layout.shapes)
+
+
+def test_a_crowded_swap_names_its_moved_items_and_puts_each_packs_distance_on_its_own_line():
+    """Chapter 8 (6 packs, before and after): the traded items lost their labels and the two panels'
+    subtitles ran into each other at 1366 px."""
+    from packviz.teach.lesson_frames import lesson_frames
+    from packviz.teach.lessons import CHAPTER_BY_KEY
+    from packviz.trace.events import Swapped
+    from packviz.viz.figures import lesson_figure
+
+    trace = CHAPTER_BY_KEY["paired"].run().traces[0]
+    frames = lesson_frames(trace)
+    index = max(i for i, f in enumerate(frames) if isinstance(f.event, Swapped))
+    swap = frames[index].event
+    figure = lesson_figure(trace, frames, index, 217.0)
+    named = sorted(a.text for a in figure.layout.annotations if a.showarrow)
+    assert named == sorted(str(i) for i in (*swap.items_from_a, *swap.items_from_b))
+    headings = [a.text for a in figure.layout.annotations if a.text and a.text.startswith(("before", "after"))]
+    assert len(headings) == 2 and all(h.count("<br>") == 2 for h in headings)

@@ -493,7 +493,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     y_max = 1.15 * max(lower_bound, *(max(f.loads) for f in frames))
     if before is not None:
         _swap_arrows(figure, swap, before, frame, weight, arrow, lift=0.03 * y_max,
-                     font=None if roomy else max(SEGMENT_MIN_FONT, size - 6))
+                     font=None if roomy and not crowded else max(SEGMENT_MIN_FONT, size - 6))
     if full:
         figure.update_yaxes(range=[-1.6 * reach, 1.6 * reach], title_text="vs mean", row=1, col=1)
     figure.update_yaxes(range=[0, y_max], title_text="load", row=stack_row, col=1)
@@ -520,7 +520,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         if crowded and roomy and full:
             # the two packs of the move say their distance from the mean under the title: as texts over
             # neighbouring narrow bars "+2.83" and "+6.83" touched
-            heading.text = title + "<br><span style='font-size: {}px'>{}</span>".format(size - 4, ", ".join(
+            # one pack a line: side by side at 1366 px the two panels' lines ran into each other
+            heading.text = title + "<br><span style='font-size: {}px'>{}</span>".format(size - 4, "<br>".join(
                 f"pack {p} " + ("+" if panel.loads[p] > mean else "") + _short(panel.loads[p] - mean)
                 for p in sorted(told)))
     queue = _queue(trace, frame) if frame.phase in ("start", "fill") else []
@@ -537,7 +538,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         uniformtext={"minsize": SEGMENT_MIN_FONT, "mode": "hide"},
         template=None if dark is None else "plotly_dark" if dark else "plotly_white",
         font={"size": size, "color": text_colour},
-        margin={"l": 80, "r": right, "t": 70 if (crowded and before is not None) or queue else 40, "b": 40},
+        margin={"l": 80, "r": right, "t": 70 + (size if crowded and roomy and full and before is not None else 0)
+                if (crowded and before is not None) or queue else 40, "b": 40},
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
     )
     return figure
@@ -596,7 +598,8 @@ def _swap_arrows(figure: go.Figure, swap, before: Frame, after: Frame, weight: S
     ``after``). Items from pack A go ``lift`` above those heights and items from pack B
     as far below, so a swap reads as opposite arrows side by side, not a knot of lines
     to the top of each pack. With ``font``, each arrow's tail names its item at that size:
-    where the bars are too narrow for segment labels the moved items are named there."""
+    where the bars are narrow, segment labels may be left out (or crossed by the arrows), and the
+    moved items are named there."""
     axis = figure.get_subplot(2, 1)
     x_ref, y_ref = axis.xaxis.plotly_name.replace("axis", ""), axis.yaxis.plotly_name.replace("axis", "")
 
