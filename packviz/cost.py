@@ -18,8 +18,10 @@ counts what a run does, each count with a cost in seconds:
 - ``runs``: a fixed cost a run.
 
 The costs a unit (``REFERENCE_COSTS``) were fitted on 25 runs of the five presets
-at five sizes on one machine (a merge's by hand from ``fast`` at 2 to 64 restarts);
-there they put every preset within about 2.5x.
+at five sizes on one machine, then scaled by the speed its probes later measured
+there (0.25: the code had got faster), a merge's set from ``fast`` at 2 to 64
+restarts and the paired cells' refitted against the fills'; uncalibrated, they
+are that machine's estimate.
 Two things then make the estimate this machine's:
 
 - ``calibrate(measurements)``: a few small probe runs timed where the app runs
@@ -49,14 +51,15 @@ from math import comb
 
 from packviz.config import PackerConfig
 
-# Seconds a unit of each count on the reference machine (2 shared CPU cores, one thread a run).
+# Seconds a unit of each count on the reference machine (2 shared CPU cores, one thread a run), as the
+# probes measured it last (speed 1 there): what an estimate says before this machine's probes are in.
 REFERENCE_COSTS: dict[str, float] = {
-    "fill_steps": 9.6e-5,
-    "fill_cells": 1.4e-6,
-    "merges": 2e-3,
-    "swap_cells": 2.6e-8,
-    "paired_cells": 6e-8,
-    "runs": 2.8e-3,
+    "fill_steps": 2.4e-5,
+    "fill_cells": 3.5e-7,
+    "merges": 5e-4,
+    "swap_cells": 6.5e-9,
+    "paired_cells": 1.5e-8,
+    "runs": 7e-4,
 }
 # Above this a run waits for a button instead of following every change. An
 # estimate within 2x of the run means every run under a second starts at once.
