@@ -169,10 +169,12 @@ def _step_in_url(page, step: int) -> None:
 
 def _type_load(page, item: int, text: str) -> None:
     """Type into the load cell of ``item`` in the (canvas-drawn) load table."""
-    # an edit redraws the table under a new key: wait until the old one has gone
+    # an edit redraws the table under a new key: wait until the run is over and the old one has gone
+    # (on a loaded machine another rerun can bring a second table back for a moment: take the newest)
+    wait_until_idle(page)
     page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stDataFrame\"]').length === 1",
                            timeout=60_000)
-    grid = page.locator('[data-testid="stDataFrame"]')
+    grid = page.locator('[data-testid="stDataFrame"]').last
     grid.wait_for()
     grid.scroll_into_view_if_needed()
     editor = page.locator("textarea.gdg-input")
