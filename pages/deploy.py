@@ -323,7 +323,10 @@ elif section == "Over time":
         count = history.shape[0] - 1
 
         def over_time_progress() -> None:
-            current = caches.history_job(history, cluster, preset, expert_bytes, run_key)
+            # the run this page started or joined: looked up again, a failed one would start afresh every
+            # second and its error never show
+            current = job
+            current.touch()
             if current.result is not None:
                 st.rerun()  # the whole page: the finished run's chart and table
             if current.error:
