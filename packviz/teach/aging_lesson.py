@@ -183,9 +183,16 @@ def aging_steps(loads: tuple[float, ...], num_slots: int, num_windows: int, num_
     return steps
 
 
+def served_means(steps: list[EplbStep]) -> tuple[float, float]:
+    """The mean balancedness the last-window way and the mean-of-K way serve over the following
+    windows, as the chapter's last step draws them."""
+    (mean_a,), (mean_b,) = ([value for _, value in bar] for bar in steps[-1].bars.parts)
+    return mean_a, mean_b
+
+
 def aging_text(steps: list[EplbStep]) -> ChapterText:
     """The chapter's text, from its steps."""
-    (mean_a,), (mean_b,) = ([value for _, value in bar] for bar in steps[-1].bars.parts)
+    mean_a, mean_b = served_means(steps)
     planned = _balancedness(next(step for step in steps if step.phase == "plan A").bars.totals)
     text = ("A serving engine re-plans on the traffic it has just served and uses the plan on the traffic to come. "
             f"Here plan A, made on the last window, planned {fmt(planned)} there; over the windows that follow that "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from packviz.teach.aging_lesson import served_means
 from packviz.teach.eplb_lessons import chapter_steps
 from packviz.teach.lesson_frames import lesson_frames
 from packviz.teach.lessons import CHAPTER_BY_KEY, random_loads
@@ -75,7 +76,7 @@ def lesson_recap() -> list[str]:
     nodes = [step for step in grouped if step.phase == "nodes"][-1].bars.totals
     aging = CHAPTER_BY_KEY["aging"]
     aged = chapter_steps(aging.eplb, aging.loads, aging.num_packs)
-    (last_way,), (mean_way,) = ([value for _, value in bar] for bar in aged[-1].bars.parts)
+    last_way, mean_way = served_means(aged)
     return [
         f"The greedy fill leaves a spread of {fmt(greedy.final_spread)} (ch. 2); 1-swaps, heaviest against "
         f"lightest, take it to {fmt(one.final_spread)} in {len(one.swaps)} moves (ch. 5).",
