@@ -38,10 +38,13 @@ class BackgroundJob(Generic[Result]):
         self.result: Result | None = None
         self.error: str | None = None
         self.abandoned = False
-        self.waiting = slots is not None
+        # a free slot is taken here, in the asking thread: the page's first look at a job that has a slot
+        # must not read "waiting" only because the new thread has not been scheduled yet
+        holds_slot = slots is None or slots.acquire(blocking=False)
+        self.waiting = not holds_slot
         self._abandon_after_s = abandon_after_s
         self._seen = self._started = time.monotonic()
-        self._thread = threading.Thread(target=self._run, args=(work, slots, on_done), daemon=True,
+        self._thread = threading.Thread(target=self._run, args=(work, slots, holds_slot, on_done), daemon=True,
                                         name="packviz-job")
         self._thread.start()
 
@@ -50,9 +53,9 @@ class BackgroundJob(Generic[Result]):
         if time.monotonic() - self._seen > self._abandon_after_s:
             raise Abandoned
 
-    def _run(self, work: Callable[[Progress], Result], slots: threading.Semaphore | None,
+    def _run(self, work: Callable[[Progress], Result], slots: threading.Semaphore | None, holds_slot: bool,
              on_done: Callable[[Result], None] | None) -> None:
-        if slots is not None:
+        if not holds_slot:
             slots.acquire()
         try:
             self.waiting = False
