@@ -51,3 +51,44 @@ def test_the_merge_question_answers_with_the_recorded_merge_and_accepts_only_equ
             assert question.is_right(option) == equal, option
             if option != question.answer:
                 assert question.reason(option)  # every other option says why
+
+
+@settings(max_examples=40, deadline=None)
+@given(loads=st.one_of(
+    st.lists(st.integers(0, 200), min_size=12, max_size=12),
+    st.lists(st.sampled_from([5, 5, 5, 7]), min_size=12, max_size=12),
+), packs=st.sampled_from([3, 4, 6]))
+def test_each_bound_in_the_lb_answer_is_named_with_the_loads_that_make_it(loads, packs):
+    """The bound question's answer told the room 'the crowding bounds up to 101' and a wrong option
+    'Not this time: 93 some pack must hold ...': each bound now says which loads make it."""
+    import re
+
+    import torch
+
+    from packviz.metrics import lower_bounds
+    from packviz.teach.quiz_session import bound_terms
+
+    loads = [float(v) for v in loads]
+    terms = bound_terms(loads, packs)
+    assert [value for value, _ in terms] == lower_bounds(torch.tensor([loads], dtype=torch.float64), packs)[0].tolist()
+    for value, words in terms[1:]:
+        # the loads a term names add up to it
+        loads_words = re.sub(r"the \d+ lightest|holding .*? meet\)", "", words)
+        named = [float(v) for v in re.findall(r"\d+(?:\.\d+)?", loads_words)]
+        assert sum(named) == value
+
+
+def test_a_wrong_lb_option_is_told_what_it_is():
+    import random
+
+    from packviz.teach.quiz_session import _bound_question
+
+    for seed in range(20):
+        question = _bound_question(random.Random(seed)).question
+        for option in question.options:
+            verdict = question.verdict(option)
+            if option == question.answer:
+                assert verdict.startswith(f"Right: {option}. Every packing has a pack at least as heavy")
+            else:
+                assert verdict.startswith(f"Not this time: {option} is ")
+                assert f"The answer is {question.answer}." in verdict

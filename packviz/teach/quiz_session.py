@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from packviz.metrics import lower_bound, lower_bounds
+from packviz.metrics import crowding_bound, lower_bound, lower_bounds
 from packviz.teach.eplb_lessons import Bars, chapter_steps
 from packviz.teach.lesson_frames import lesson_frames
 from packviz.teach.lessons import CHAPTER_BY_KEY, random_loads
@@ -38,6 +38,37 @@ class SessionQuestion:
     bars: Bars | None = None
 
 
+def _summed(values: list[float]) -> str:
+    return " + ".join(fmt(v) for v in values)
+
+
+def bound_terms(loads: list[float], packs: int) -> list[tuple[float, str]]:
+    """The family of lower bounds on the busiest pack, each with the sentence that proves it:
+    (value, words), in ``lower_bounds``' order and with its values."""
+    per_pack = len(loads) // packs
+    heaviest_first = sorted(loads, reverse=True)
+    lightest_first = sorted(loads)
+    values = lower_bounds(torch.tensor([loads], dtype=torch.float64), packs)[0].tolist()
+
+    def with_lightest(count: int) -> str:
+        if count == 0:
+            return ""
+        named = "the lightest" if count == 1 else f"the {count} lightest"
+        return f" with at least {named} ({_summed(lightest_first[:count])})"
+
+    terms = [(values[0], f"the average pack (the total {fmt(sum(loads))} over {packs} packs)"),
+             (values[1], f"the heaviest item's pack, {fmt(heaviest_first[0])}{with_lightest(per_pack - 1)}")]
+    for t in range(1, per_pack):
+        # of the t*m + 1 heaviest, some pack holds t + 1: at least the t + 1 lightest of them
+        count = t * packs + 1
+        shared = heaviest_first[count - t - 1: count]
+        terms.append((values[t + 1], f"a pack holding {t + 1} of the {count} heaviest items ({packs} packs, so "
+                                     f"{t + 1} meet), at least {_summed(shared)}"
+                                     + (f" plus {with_lightest(per_pack - t - 1)[len(' with at least '):]}"
+                                        if per_pack - t - 1 else "")))
+    return terms
+
+
 def _bound_question(generator: random.Random) -> SessionQuestion:
     """The lower bound of fresh loads: the best of the family (and the crowding bound), not the average."""
     packs = generator.choice((3, 4))
@@ -45,22 +76,38 @@ def _bound_question(generator: random.Random) -> SessionQuestion:
     loads = random_loads(packs * per_pack, generator.randrange(1 << 30))
     weight = torch.tensor([loads], dtype=torch.float64)
     bound = float(lower_bound(weight, packs)[0])
-    family = lower_bounds(weight, packs)[0].tolist()
+    terms = bound_terms(loads, packs)
+    largest = max(value for value, _ in terms)
+    crowding = float(crowding_bound(weight, packs)[0])
     heaviest = max(loads)
-    candidates = {fmt(bound): "", fmt(sum(loads) / packs): "is the average pack; ",
-                  fmt(heaviest): "is the heaviest item alone; ", fmt(max(family[1:], default=0)): ""}
-    options = sorted({fmt(v) for v in (bound, sum(loads) / packs, heaviest, *family)}, key=float)[:4]
+    # what each wrong option is, in words: a true bound that is not the largest, or the heaviest item alone
+    named = {fmt(value): words for value, words in reversed(terms)}
+    partners = sorted(loads)[:per_pack - 1]
+    alone = (f"the heaviest item alone; its pack holds {per_pack - 1} more item{'s' if per_pack > 2 else ''}, "
+             f"at least {_summed(partners)}, so that pack holds at least {fmt(terms[1][0])}.")
+    options = sorted({fmt(v) for v in (bound, heaviest, *(value for value, _ in terms))}, key=float)[:4]
     if fmt(bound) not in options:
         options = sorted({*options[:3], fmt(bound)}, key=float)
-    why = (f"LB is the largest of the bounds: the average pack {fmt(family[0])}, the heaviest item with the "
-           f"{per_pack - 1} lightest {fmt(family[1])}"
-           + (f", the crowding bounds up to {fmt(max(family[2:]))}" if len(family) > 2 else "")
-           + (", rounded up for whole loads" if bound != max(family) else "") + f": {fmt(bound)}.")
-    reasons = tuple((option, f"{candidates.get(option, '')}some pack must hold at least {fmt(bound)}.")
-                    for option in options if option != fmt(bound))
+    steps = "; ".join(f"{words}: {fmt(value)}" for value, words in terms)
+    why = (f"Every packing has a pack at least as heavy as each of these: {steps}"
+           + (f"; and the crowding bound (so many heavy items that several packs take two): {fmt(crowding)}"
+              if crowding > largest + 1e-9 * max(1.0, abs(largest)) else "")
+           + ". LB is the largest of them"
+           + (", rounded up as every pack holds whole loads" if bound > max(largest, crowding) else "")
+           + f": {fmt(bound)}.")
+    reasons = []
+    for option in options:
+        if option == fmt(bound):
+            continue
+        if option in named:
+            reasons.append((option, f"is {named[option]}: a true bound, but not the largest."))
+        elif option == fmt(heaviest):
+            reasons.append((option, f"is {alone}"))
+        else:
+            reasons.append((option, f"is below LB: some pack must hold at least {fmt(bound)}."))
     question = Question(f"{len(loads)} items ({', '.join(fmt(v) for v in loads)}) into {packs} packs of "
                         f"{per_pack}. What is the lower bound LB on the busiest pack?", tuple(options), fmt(bound),
-                        why, (), reasons)
+                        why, (), tuple(reasons))
     bars = Bars("the loads", tuple(f"item {i}" for i in range(len(loads))),
                 tuple(((f"item {i}", v),) for i, v in enumerate(loads)))
     return SessionQuestion("bound", "problem", question, bars=bars)
