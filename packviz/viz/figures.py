@@ -623,6 +623,13 @@ def _swap_arrows(figure: go.Figure, swap, before: Frame, after: Frame, weight: S
             )
 
 
+def _standoff(size: int) -> int:
+    """Pixels between the pack numbers and the axis title under them: Plotly measures from its own
+    estimate of the ticks, which is smaller than the theme's font draws them (2 px set the title on
+    the numbers' descenders at 1366 px)."""
+    return round(0.5 * size) + 3
+
+
 def restart_multiples_figure(trace: LayerTrace, dark: bool | None = None, height: int | None = None,
                              font: int | None = None) -> go.Figure:
     """Each kept restart's packs after its fill, side by side, with its noise
@@ -661,11 +668,14 @@ def restart_multiples_figure(trace: LayerTrace, dark: bool | None = None, height
     figure.update_yaxes(range=[max(0.0, low - 1.5 * margin), high + 0.8 * margin], tickfont={"size": size - 6})
     # pack numbers under one axis title: "pack 0 pack 1 ..." in 12 px did not fit a small chart
     figure.update_xaxes(type="category", tickfont={"size": size - 4})
-    figure.update_xaxes(title_text="pack", title_font={"size": size - 6}, title_standoff=2, row=rows)
+    figure.update_xaxes(title_text="pack", title_font={"size": size - 6}, title_standoff=_standoff(size),
+                        automargin=True, row=rows)
     figure.update_annotations(font_size=size - 4)
     template = None if dark is None else "plotly_dark" if dark else "plotly_white"
     figure.update_layout(height=height or 300 * rows, template=template, font={"size": size - 2},
-                         margin={"l": 50, "r": 10, "t": 60, "b": 30},
+                         # the ticks, the standoff and the title's line
+                         margin={"l": 50, "r": 10, "t": 60,
+                                 "b": round(1.3 * (size - 4) + _standoff(size) + 1.3 * (size - 6))},
                          paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
     return figure
 
@@ -732,7 +742,8 @@ def candidates_figure(trace: LayerTrace, finals: Sequence[Sequence[float]], dark
     margin = max(high - low, 1.0)
     figure.update_yaxes(range=[max(0.0, low - 1.5 * margin), high + 0.8 * margin])
     figure.update_xaxes(type="category")
-    figure.update_xaxes(title_text="pack", title_font={"size": size - 6}, title_standoff=2, row=rows)
+    figure.update_xaxes(title_text="pack", title_font={"size": size - 6}, title_standoff=_standoff(size),
+                        automargin=True, row=rows)
     if lower_bound is not None:
         figure.add_hline(y=lower_bound, line={"dash": "dash", "color": WINNER_COLOUR, "width": 2})
     figure = _lesson_layout(figure, dark, height, size)
@@ -789,7 +800,7 @@ def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, heigh
     figure.update_yaxes(range=[0, 1.2 * max(top, lower_bound or 0.0, 1e-9)])
     # categories, not numbers: the last merge (one row) read -0.5 .. 2.5; one row left is the packs
     figure.update_xaxes(type="category", title_text="pack" if columns == 1 else "column",
-                        title_font={"size": size - 6}, title_standoff=2)
+                        title_font={"size": size - 6}, title_standoff=_standoff(size), automargin=True)
     if lower_bound is not None and columns == 1:
         figure.add_hline(y=lower_bound, line={"dash": "dash", "color": "#D55E00", "width": 2.5})
         figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=lower_bound, yref="y",
