@@ -34,7 +34,8 @@ VIEW_PARAMS = [
     Param("layer", parse_int(0, 1 << 20)),
     Param("view", parse_choice(["Animation", "Presenter"])),
     Param("step", parse_int(0, 1 << 20)),
-    Param(PRESENT_KEY := "present_view", parse_bool, show_bool),
+    # "present" in the link, as on Learn; links made before said "present_view"
+    Param(PRESENT_KEY := "present_view", parse_bool, show_bool, url="present", old_url="present_view"),
 ]
 # The presenter's screen sizes and the chart's height on each: what is left under the controls.
 PRESENT_SCREENS = {"laptop 1366 x 768": 470, "projector 1920 x 1080": 760}

@@ -20,36 +20,50 @@ _WRITTEN = "_url_written"
 
 @dataclass(frozen=True)
 class Param:
-    key: str  # the session-state key and the query parameter's name
+    key: str  # the session-state key, and the query parameter's name unless ``url`` names it
     parse: Callable[[str], Any]
     show: Callable[[Any], str] = str
+    url: str | None = None
+    old_url: str | None = None  # a name earlier links used: still read, never written
+
+    @property
+    def name(self) -> str:
+        """The query parameter's name."""
+        return self.url or self.key
+
+    def raw(self) -> str | None:
+        value = st.query_params.get(self.name)
+        return value if value is not None or self.old_url is None else st.query_params.get(self.old_url)
 
 
 def restore(params: Sequence[Param]) -> list[str]:
     """Copy URL values into session state when the URL is not what this
     session last wrote; returns a sentence for each value that was refused."""
-    query = {p.key: st.query_params.get(p.key) for p in params if st.query_params.get(p.key) is not None}
+    query = {p.name: p.raw() for p in params if p.raw() is not None}
     written = st.session_state.get(_WRITTEN, {})
     if not query or all(written.get(key) == value for key, value in query.items()):
         return []
     problems = []
     for param in params:
-        raw = query.get(param.key)
+        raw = query.get(param.name)
         if raw is None:
             continue
         try:
             st.session_state[param.key] = param.parse(raw)
         except (ValueError, KeyError) as error:
-            problems.append(f"the link's {param.key}={raw!r} was ignored ({error})")
+            problems.append(f"the link's {param.name}={raw!r} was ignored ({error})")
     return problems
 
 
 def publish(params: Sequence[Param]) -> None:
     """Write the current values of ``params`` into the URL."""
-    values = {p.key: p.show(st.session_state[p.key]) for p in params if p.key in st.session_state}
+    values = {p.name: p.show(st.session_state[p.key]) for p in params if p.key in st.session_state}
     for key, value in values.items():
         if st.query_params.get(key) != value:
             st.query_params[key] = value
+    for param in params:
+        if param.old_url is not None and param.old_url in st.query_params:
+            del st.query_params[param.old_url]
     st.session_state[_WRITTEN] = {**st.session_state.get(_WRITTEN, {}), **values}
 
 
