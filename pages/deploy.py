@@ -85,14 +85,14 @@ preset = st.sidebar.selectbox("Packer of each stage", PLANNERS, key="deploy_pres
                               help="eplb is DeepSeek's own greedy, exactly; the others are packviz presets, never "
                                    "worse on any layer's busiest GPU")
 with st.sidebar.expander("Moving weights (estimates)"):
+    # the name alone: with its shape and size the choice was cut in a 1366 px sidebar; those go below it
     model_name = st.selectbox("Model", [*MODELS, OTHER_MODEL], key="deploy_model",
-                              format_func=lambda name: MODELS[name].label if name in MODELS else name,
                               help="one expert's weights: 3 matrices of hidden x MoE intermediate size, at the "
                                    "model's weight size (FP8 1 byte, BF16 2); chosen from the data's shape where it "
                                    "is a listed model's")
     if model_name in MODELS:
         expert_mb = MODELS[model_name].expert_bytes / 1e6
-        st.caption(f"One expert: {expert_mb:,.6g} MB")
+        st.caption(f"{MODELS[model_name].shape_words}. One expert: {expert_mb:,.6g} MB")
     else:
         expert_mb = st.number_input("One expert's weights (MB)", 0.001, 1e6, MODELS[DEFAULT_MODEL].expert_bytes / 1e6,
                                     key="deploy_expert_mb")

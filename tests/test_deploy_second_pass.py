@@ -250,7 +250,10 @@ def test_a_qwen_shaped_upload_opens_without_groups_and_with_qwens_expert_size():
                                                    "deploy_gpus")] == [160, 0, 4, 32]
     assert "global policy" in next(m.value for m in at.markdown if "MoE layers" in m.value)
     assert at.selectbox(key="deploy_model").value == "Qwen3-30B-A3B"
-    assert any(c.value == f"One expert: {3 * 2048 * 768 * 2 / 1e6:,.6g} MB" for c in at.sidebar.caption)
+    assert any(c.value == f"48 MoE layers x 128 experts, BF16. One expert: {3 * 2048 * 768 * 2 / 1e6:,.6g} MB"
+               for c in at.sidebar.caption)
+    # the choice names the model alone (with its shape it was cut in a 1366 px sidebar)
+    assert at.selectbox(key="deploy_model").options[:2] == ["DeepSeek-V3/R1", "Kimi K2"]
     # another page and back: the model stays the data's
     at.switch_page("pages/about.py").run()
     at.switch_page("pages/deploy.py").run()

@@ -47,8 +47,12 @@ class ModelPreset:
 
     @property
     def label(self) -> str:
+        return f"{self.name} ({self.shape_words}, {self.expert_bytes / 1e6:,.1f} MB)"
+
+    @property
+    def shape_words(self) -> str:
         dtype = {1: "FP8", 2: "BF16"}.get(self.bytes_per_weight, f"{self.bytes_per_weight} B")
-        return f"{self.name} ({self.moe_layers} x {self.experts}, {dtype}, {self.expert_bytes / 1e6:,.1f} MB)"
+        return f"{self.moe_layers} MoE layers x {self.experts} experts, {dtype}"
 
 
 MODELS: dict[str, ModelPreset] = {model.name: model for model in (
