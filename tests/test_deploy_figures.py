@@ -32,7 +32,9 @@ def test_placement_cells_are_the_plans_experts_and_rings_its_duplicates():
     rings = figure.data[1]
     assert list(rings.x) == [0] and list(rings.y) == [1]
     assert int(check_plan(plan, 12, CLUSTER).duplicates[0]) == len(rings.x)
-    assert [a.text for a in figure.layout.annotations] == ["node 0", "node 1"]
+    assert [a.text.split("</span> ")[-1] for a in figure.layout.annotations] == ["node 0", "node 1"]
+    # the words take the theme's colour (a yellow node's name did not read on white); its swatch the node's
+    assert all(a.font.color is None and "■" in a.text for a in figure.layout.annotations)
 
 
 def test_heatmap_and_bars_show_the_gpu_loads():

@@ -67,7 +67,9 @@ def placement_figure(phy2log: torch.Tensor, weight: torch.Tensor, cluster: Clust
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": first, "x1": last, "y0": 0, "y1": 1,
                        "line": {"color": colour, "width": 2}, "fillcolor": "rgba(0,0,0,0)", "layer": "above"})
         labels.append({"x": (first + last) / 2, "y": 1.0, "yref": "paper", "yanchor": "bottom", "showarrow": False,
-                       "text": f"node {n}", "font": {"color": colour}})
+                       # the node's colour on a swatch, the words in the theme's: Okabe-Ito's yellow as
+                       # text did not read on white
+                       "text": f"<span style='color:{colour}'>■</span> node {n}"})
     figure.update_layout(shapes=shapes, annotations=labels, height=120 + 34 * per_gpu,
                          margin={"l": 50, "r": 10, "t": 30, "b": 40},
                          showlegend=bool(duplicate_x), legend={"orientation": "h", "y": -0.25},
