@@ -28,6 +28,15 @@ def format_load(value: float) -> str:
     return "0" if text == "-0" else text
 
 
+def format_deviation(value: float, reference: float) -> str:
+    """A signed distance from ``reference`` (a pack's from the mean) to the decimals
+    ``reference`` shows with: beside "mean 216.17", "+2.83" and not "+2.8333"."""
+    shown = format_load(reference)
+    decimals = len(shown.split(".")[1]) if "." in shown and "e" not in shown else 0
+    text = f"{float(value):+,.{decimals}f}"
+    return "0" if text.lstrip("+-").strip("0.,") == "" else text
+
+
 def sum_text(value: float) -> str:
     """A sum of loads for a file: a whole number as one, else 12 significant digits,
     the float noise of the additions left out (214.112, not 214.11199999999997)."""

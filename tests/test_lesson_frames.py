@@ -50,7 +50,7 @@ def test_the_final_choice_draws_every_candidate_side_by_side():
     frames = lesson_frames(trace)
     figure = lesson_step_figure(trace, frames, len(frames) - 1, 100.0)
     titles = [a.text for a in figure.layout.annotations]
-    assert len(figure.data) == len(trace.candidates) == 3
+    assert len([t for t in figure.data if t.type == "bar"]) == len(trace.candidates) == 3
     assert [t for t in titles if "(wins)" in t] == [f"restart {trace.chosen_candidate.restart} (wins)<br>spread 6"]
 
 

@@ -92,3 +92,12 @@ def test_a_wrong_lb_option_is_told_what_it_is():
             else:
                 assert verdict.startswith(f"Not this time: {option} is ")
                 assert f"The answer is {question.answer}." in verdict
+
+
+def test_every_verdict_reads_as_sentences():
+    """'Right: node 1. node 1 is the lightest ...' opened a sentence in lower case."""
+    import re
+
+    for question in (q.question for q in session_questions(3, 2 * len(KINDS))):
+        for option in question.options:
+            assert not re.search(r"\. [a-z]", question.verdict(option).replace("e.g. ", "")), question.verdict(option)

@@ -41,11 +41,13 @@ class Question:
 
     def verdict(self, choice: str) -> str:
         """What the room is told on Reveal, for ``choice``."""
+        # an explanation may open with the answer's own name ("node 1 is the lightest"): a new sentence
+        explanation = self.explanation[:1].upper() + self.explanation[1:]
         if choice == self.answer:
-            return f"Right: {choice}. {self.explanation}"
+            return f"Right: {choice}. {explanation}"
         if choice in self.accepted:
-            return f"Right too: {choice} {self.reason(choice)} {self.explanation}"
-        return f"Not this time: {choice} {self.reason(choice)} The answer is {self.answer}. {self.explanation}"
+            return f"Right too: {choice} {self.reason(choice)} {explanation}"
+        return f"Not this time: {choice} {self.reason(choice)} The answer is {self.answer}. {explanation}"
 
 
 def describe_trade(items_from_a: Sequence[int], items_from_b: Sequence[int], moved: float) -> str:

@@ -11,7 +11,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from packviz.metrics import LayerMetrics
-from packviz.text import format_load
+from packviz.text import format_deviation, format_load
 from packviz.trace.replay import LayerTrace
 from packviz.trace.timeline import Frame, build_frames
 from packviz.viz.lesson_style import (
@@ -374,6 +374,21 @@ SEGMENT_MIN_FONT = 12
 ARROW_COLOUR = MOVED_COLOUR
 
 
+def clear_of_lines(values: Sequence[float], lines: Sequence[float | None], text_units: float) -> list[float]:
+    """Where each total's text (set on top of its bar, ``text_units`` of load tall) goes so that no
+    dashed reference line strikes it: on its bar, or just above the highest line within its
+    height. The lines sit under the bars, but through a total's digits they read as crossed out."""
+    drawn = sorted(line for line in lines if line is not None)
+    placed = []
+    for value in values:
+        where = value
+        for line in drawn:  # upwards: a text lifted over one line may meet the next
+            if where - 0.15 * text_units <= line <= where + text_units:
+                where = line + 0.15 * text_units
+        placed.append(where)
+    return placed
+
+
 def _short(value: float) -> str:
     # the one rule of texts and charts: a number on a chart reads as in the words beside it
     return format_load(value)
@@ -424,15 +439,25 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     # ("+2.8+2.8"), so only the two packs of the move keep theirs, and the totals step down.
     crowded = trace.num_packs * len(panels) > 8
     told = {swap.pack_a, swap.pack_b} if swap is not None and crowded else set(range(trace.num_packs))
+    segment_font = max(12, size - 6) if crowded and roomy else size - 2
+    # where arrows name the moved items, the packs after the move name them the same way
+    tagged = before is not None and not (roomy and not crowded)
+    queue = _queue(trace, frame) if frame.phase in ("start", "fill") else []
     mean = sum(weight) / trace.num_packs
     deviations = [load - mean for panel, _ in panels for load in panel.loads]
     reach = max(max(abs(d) for d in deviations), abs(lower_bound - mean), 1e-9 * max(mean, 1.0))
+    y_max = 1.15 * max(lower_bound, *(max(f.loads) for f in frames))
+    top_margin = 70 + (size if crowded and roomy and full and before is not None else 0) \
+        if (crowded and before is not None) or queue else 40
+    # a total's line of type in load units: the stack row's share of the plot's height
+    stack_px = (height - top_margin - 40) * (0.7 * 0.95 if full else 1.0)
+    text_units = 1.3 * size * y_max / max(stack_px, 1.0)
     for column, (panel, _) in enumerate(panels, start=1):
         deviation = [load - mean for load in panel.loads]
         if full:
             figure.add_trace(dict(type="bar",
                 x=packs, y=deviation, marker={"color": [heavy if d > 0 else light for d in deviation]},
-                text=[("+" if d > 0 else "") + _short(d) if roomy and not crowded else ""
+                text=[format_deviation(d, mean) if roomy and not crowded else ""
                       for p, d in enumerate(deviation)],
                 textposition="outside",
                 textfont={"size": size - 2, "color": text_colour}, cliponaxis=False, constraintext="none",
@@ -444,13 +469,15 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
                 x=packs, y=[weight[i] if i >= 0 else 0 for i in items],
                 # many packs: the item alone (its load on hover), which fits a narrow bar at a readable size;
                 # crowded but roomy, the number over the load ("23: 98" on one line shrank to 8 px)
-                text=[("" if i < 0 else ((f"{i}<br>{_short(weight[i])}" if crowded else f"{i}: {_short(weight[i])}")
+                # a moved item among narrow bars is named by a tag of its own (below), not by a label under it
+                text=[("" if i < 0 or (i in moved and tagged) else ((f"{i}<br>{_short(weight[i])}" if crowded
+                                                                      else f"{i}: {_short(weight[i])}")
                                          + (f" {BOUND_MARK}" if i in marked else "")) if roomy else str(i))
                       for i in items],
                 # narrow bars: Plotly's own angle (no textangle) turns a label upright where that fits it
                 # larger, as segments there are taller than wide
                 textposition="inside", insidetextanchor="middle", **({"textangle": 0} if roomy else {}),
-                textfont={"size": max(12, size - 6) if crowded and roomy else size - 2, "color": "#000000"},
+                textfont={"size": segment_font, "color": "#000000"},
                 customdata=[_item_label(i, item_labels) for i in items],
                 hovertemplate="%{x}<br>%{customdata}<br>load %{y:,}<extra></extra>",
                 marker={"color": [item_colour(i, trace.num_items) if i >= 0 else "rgba(0,0,0,0)" for i in items],
@@ -459,7 +486,7 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
                 showlegend=False,
             ), row=stack_row, col=column)
         figure.add_trace(dict(type="scatter",
-            x=packs, y=list(panel.loads), mode="text",
+            x=packs, y=clear_of_lines(panel.loads, (lower_bound, mean), text_units), mode="text",
             # crowded, the totals go under the packs (below): over them they touched and the LB line struck them
             text=[f"<b>{_short(v)}</b>" if roomy and not crowded else "" for v in panel.loads],
             textposition="top center", textfont={"size": size - 2 if crowded else size, "color": text_colour},
@@ -490,12 +517,22 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
                                                                  else ""),
                               showarrow=False,
                               font={"color": colour, "size": size - 2})
-    y_max = 1.15 * max(lower_bound, *(max(f.loads) for f in frames))
     if before is not None:
-        _swap_arrows(figure, swap, before, frame, weight, arrow, lift=0.03 * y_max,
-                     font=None if roomy and not crowded else max(SEGMENT_MIN_FONT, size - 6))
+        tag_font = max(SEGMENT_MIN_FONT, size - 6)
+        _swap_arrows(figure, swap, before, frame, weight, arrow, lift=0.03 * y_max, font=tag_font if tagged else None)
+        if tagged:
+            # the moved items where they landed: a thin slice's label was left out under its outline
+            after_axes = figure.get_subplot(stack_row, 2)
+            for item in frame.highlight:
+                pack = next(p for p, row in enumerate(frame.slots) if item in row)
+                row = frame.slots[pack]
+                middle = sum(weight[i] for i in row[:row.index(item)] if i >= 0) + weight[item] / 2
+                figure.add_annotation(x=pack, y=middle, xref=_ref(after_axes.xaxis), yref=_ref(after_axes.yaxis),
+                                      text=str(item), showarrow=False, name="moved",
+                                      **_tag_style(tag_font, arrow))
     if full:
-        figure.update_yaxes(range=[-1.6 * reach, 1.6 * reach], title_text="vs mean", row=1, col=1)
+        # three ticks: five in the short strip touched ("1 / 0.5 / 0 / -0.5 / -1")
+        figure.update_yaxes(range=[-1.6 * reach, 1.6 * reach], title_text="vs mean", nticks=3, row=1, col=1)
     figure.update_yaxes(range=[0, y_max], title_text="load", row=stack_row, col=1)
     figure.update_yaxes(tickfont={"size": size - 2}, title_font={"size": size},
                         gridcolor="rgba(128,128,128,0.3)", zerolinecolor="rgba(128,128,128,0.6)")
@@ -522,9 +559,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
             # neighbouring narrow bars "+2.83" and "+6.83" touched
             # one pack a line: side by side at 1366 px the two panels' lines ran into each other
             heading.text = title + "<br><span style='font-size: {}px'>{}</span>".format(size - 4, "<br>".join(
-                f"pack {p} " + ("+" if panel.loads[p] > mean else "") + _short(panel.loads[p] - mean)
+                f"pack {p} " + format_deviation(panel.loads[p] - mean, mean)
                 for p in sorted(told)))
-    queue = _queue(trace, frame) if frame.phase in ("start", "fill") else []
     if queue:
         # the items still to place, in the order the fill takes them, the next one first and marked
         words = queue_line(queue, "▶ ")
@@ -535,11 +571,12 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         # many packs: thinner gaps, so that a bar holds its label at a readable size
         barmode="relative", bargap=0.25 if roomy else 0.1, height=height,
         # A label Plotly would shrink below this to fit its segment is left out, not drawn unreadable.
-        uniformtext={"minsize": SEGMENT_MIN_FONT, "mode": "hide"},
+        # Plotly sets every label at the size the tightest one fits: a thin slice's "0: 13" took all of them
+        # to 13 px on a projector, where they had room for 20; a label that would need much less is left out
+        uniformtext={"minsize": max(SEGMENT_MIN_FONT, segment_font - 4), "mode": "hide"},
         template=None if dark is None else "plotly_dark" if dark else "plotly_white",
         font={"size": size, "color": text_colour},
-        margin={"l": 80, "r": right, "t": 70 + (size if crowded and roomy and full and before is not None else 0)
-                if (crowded and before is not None) or queue else 40, "b": 40},
+        margin={"l": 80, "r": right, "t": top_margin, "b": 40},
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
     )
     return figure
@@ -591,6 +628,12 @@ def _ref(axis) -> str:
 ARROW_INSET = 0.34
 
 
+def _tag_style(font: int, colour: str) -> dict:
+    """A moved item's name on a chart: dark digits on a light tag outlined in the moved colour."""
+    return {"font": {"size": font, "color": "#000000"}, "bgcolor": "rgba(255,255,255,0.9)",
+            "bordercolor": colour, "borderwidth": 2, "borderpad": 1}
+
+
 def _swap_arrows(figure: go.Figure, swap, before: Frame, after: Frame, weight: Sequence[float], colour: str,
                  lift: float, font: int | None = None) -> None:
     """Arrows in the 'before' panel, one per moved item: from the item, on the side of
@@ -618,8 +661,7 @@ def _swap_arrows(figure: go.Figure, swap, before: Frame, after: Frame, weight: S
                 ax=source + side * ARROW_INSET, ay=centre(before, source, item) + shift,
                 xref=x_ref, yref=y_ref, axref=x_ref, ayref=y_ref, showarrow=True, arrowhead=2, arrowsize=1,
                 arrowwidth=3, arrowcolor=colour, text=str(item) if font else "", standoff=0, startstandoff=0,
-                **({"font": {"size": font, "color": "#000000"}, "bgcolor": "rgba(255,255,255,0.9)",
-                    "bordercolor": colour, "borderwidth": 2, "borderpad": 1} if font else {}),
+                **(_tag_style(font, colour) if font else {}),
             )
 
 
@@ -729,23 +771,30 @@ def candidates_figure(trace: LayerTrace, finals: Sequence[Sequence[float]], dark
               for i, (c, f) in enumerate(zip(candidates, finals))]
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles, shared_yaxes=True,
                            vertical_spacing=0.3 if rows > 1 else 0.1, horizontal_spacing=0.06)
-    for position, loads in enumerate(finals):
-        figure.add_trace(go.Bar(
-            x=[str(p) for p in range(trace.num_packs)], y=list(loads),
-            marker_color=WINNER_COLOUR if position == winner else KEPT_COLOUR,
-            text=[_short(v) for v in loads] if trace.num_packs * columns <= 24 else None,
-            textposition="outside", cliponaxis=False, textfont={"size": size - 4}, constraintext="none",
-            hovertemplate="pack %{x}<br>load %{y:,}<extra></extra>",
-        ), row=position // columns + 1, col=position % columns + 1)
     low = min(min(f) for f in finals)
     high = max(max(f) for f in finals)
     margin = max(high - low, 1.0)
+    # a load's line of type in load units, on the zoomed axis of one small chart
+    chart_px = (height - 100) / rows * (1 - (0.3 if rows > 1 else 0.0))
+    text_units = 1.3 * (size - 4) * 2.3 * margin / max(chart_px, 1.0)
+    for position, loads in enumerate(finals):
+        packs = [str(p) for p in range(trace.num_packs)]
+        cell = {"row": position // columns + 1, "col": position % columns + 1}
+        figure.add_trace(go.Bar(
+            x=packs, y=list(loads), marker_color=WINNER_COLOUR if position == winner else KEPT_COLOUR,
+            hovertemplate="pack %{x}<br>load %{y:,}<extra></extra>", showlegend=False), **cell)
+        if trace.num_packs * columns <= 24:
+            # over each bar, or over the LB line where it would strike the number ("178" was crossed out)
+            figure.add_trace(go.Scatter(
+                x=packs, y=clear_of_lines(loads, [lower_bound], text_units), mode="text",
+                text=[_short(v) for v in loads], textposition="top center", cliponaxis=False,
+                textfont={"size": size - 4}, hoverinfo="skip", showlegend=False), **cell)
     figure.update_yaxes(range=[max(0.0, low - 1.5 * margin), high + 0.8 * margin])
     figure.update_xaxes(type="category")
     figure.update_xaxes(title_text="pack", title_font={"size": size - 6}, title_standoff=_standoff(size),
                         automargin=True, row=rows)
     if lower_bound is not None:
-        figure.add_hline(y=lower_bound, line={"dash": "dash", "color": WINNER_COLOUR, "width": 2})
+        figure.add_hline(y=lower_bound, line={"dash": "dash", "color": WINNER_COLOUR, "width": 2}, layer="below")
     figure = _lesson_layout(figure, dark, height, size)
     figure.update_annotations(font_size=size - 4)
     figure.update_xaxes(tickfont={"size": size - 4})
@@ -776,6 +825,8 @@ def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, heigh
     depth = max(len(column) for row in rows for column in row)
     text_fits = sum(len(row) for row in rows) <= 24
     top = max(sum(weight[i] for i in column) for row in rows for column in row)
+    # a sum's line of type in load units: the axis reaches 1.2 x the tallest, over the height between the margins
+    text_units = 1.3 * (size - 2) * 1.2 * max(top, lower_bound or 0.0, 1e-9) / max(height - 100, 1)
     for position, (row_id, row) in enumerate(zip(stage.row_ids, rows), start=1):
         just_merged = row_id == stage.into
         for level in range(depth):
@@ -793,7 +844,9 @@ def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, heigh
                 hovertemplate="column %{x}<br>load %{y:,}<extra></extra>", showlegend=False,
             ), row=1, col=position)
         sums = [sum(weight[i] for i in column) for column in row]
-        figure.add_trace(dict(type="scatter", x=[str(s) for s in range(len(row))], y=sums, mode="text",
+        # the last merge's sums clear of its LB line ("185" sat on "LB 186")
+        lifted = clear_of_lines(sums, [lower_bound if columns == 1 else None], text_units)
+        figure.add_trace(dict(type="scatter", x=[str(s) for s in range(len(row))], y=lifted, mode="text",
                               text=[f"<b>{_short(v)}</b>" for v in sums], textposition="top center",
                               textfont={"size": size - 2}, hoverinfo="skip", showlegend=False,
                               cliponaxis=False), row=1, col=position)
@@ -846,6 +899,11 @@ def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | N
     colour_of = piece_colours([label for bar in bars.parts for label, _ in bar])
     depth = max((len(bar) for bar in bars.parts), default=0)
     crowded = len(bars.labels) > 6
+    high = max(max(bars.totals, default=1.0), bars.line or 0.0, bars.bound or 0.0, 1e-9)
+    top = 90 if bars.queue else 60
+    # the plot's height: the figure's less its margins and the tick labels' lines ("GPU 2<br>(node 1)": two)
+    tick_lines = 2 if any(" (" in label for label in bars.labels) else 1
+    px_per_unit = max(height - top - 40 - 1.3 * size * tick_lines, 1) / (1.2 * high)
     for level in range(depth):
         pieces = [bar[level] if level < len(bar) else ("", 0.0) for bar in bars.parts]
         short = [short_piece_label(label) for label, _ in pieces]
@@ -854,36 +912,41 @@ def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | N
                                       "line": {"color": [ARROW_COLOUR if b in bars.marked else "rgba(128,128,128,0.9)"
                                                          for b in range(len(pieces))],
                                                "width": [4 if b in bars.marked else 1.5 for b in range(len(pieces))]}},
-                              text=[f"{name}{'<br>' if crowded else ': '}{_short(value)}" if value else ""
+                              # a slice too thin for its lines at a readable size is left unnamed (its load on
+                              # hover): Plotly shrank "e7 17" to 7 px to fit it
+                              text=[f"{name}{'<br>' if crowded else ': '}{_short(value)}"
+                                    if value * px_per_unit >= (2 if crowded else 1) * 1.25 * SEGMENT_MIN_FONT else ""
                                     for name, (_, value) in zip(short, pieces)],
                               customdata=[label for label, _ in pieces],
                               textposition="inside", insidetextanchor="middle", textangle=0,
                               textfont={"size": size - 4, "color": "#000000"}, showlegend=False,
                               hovertemplate="%{x}<br>%{customdata}: %{y:,.4g}<extra></extra>"))
     totals = bars.totals
-    figure.add_trace(dict(type="scatter", x=list(bars.labels), y=totals, mode="text",
+    references = [(bars.line, bars.line_label, "#3D9BE0", -1)] if bars.line is not None else []
+    if bars.bound is not None:
+        references.append((bars.bound, "LB", "#D55E00", 1))
+    # a total's line of type in load units, so that no reference line strikes it
+    text_units = 1.3 * (size - 2) / px_per_unit
+    figure.add_trace(dict(type="scatter", x=list(bars.labels), y=clear_of_lines(totals, [bars.line, bars.bound],
+                                                                                   text_units), mode="text",
                           text=[f"<b>{_short(v)}</b>" for v in totals], textposition="top center",
                           textfont={"size": size - 2}, hoverinfo="skip", showlegend=False, cliponaxis=False))
-    references = [(bars.line, bars.line_label, "#3D9BE0", -10)] if bars.line is not None else []
-    if bars.bound is not None:
-        references.append((bars.bound, "LB", "#D55E00", 10))
-    for value, label, colour, shift in references:
+    # far enough apart for two lines of type: "LB 96.25" and "mean 96.25" are often one value
+    apart = round(0.7 * (size - 2))
+    for value, label, colour, side in references:
         # named in the right margin, off the bars and their totals ("mean slot 45.11" sat on a bar)
         figure.add_hline(y=value, line={"dash": "dash", "color": colour, "width": 2.5}, layer="below")
-        figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=value, yref="y", yshift=shift,
+        figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=value, yref="y", yshift=side * apart,
                               text=f"{label} {_short(value)}", showarrow=False,
                               font={"color": colour, "size": size - 2})
     longest = max((len(f"{label} {_short(value)}") for value, label, _, _ in references), default=0)
     right = max(20, round(0.5 * (size - 2) * longest) + 14)
-    top = 60
     if bars.queue:
         # the queue, next first: what the room predicts from
         figure.add_annotation(x=0, xref="paper", xanchor="left", y=1.0, yref="paper", yanchor="bottom", yshift=4,
                               text=f"still to place: {queue_line(bars.queue)}",
                               showarrow=False, font={"size": size - 4})
-        top = 90
-    high = max(max(totals, default=1.0), bars.line or 0.0, bars.bound or 0.0, 1e-9)
-    figure.update_yaxes(range=[0, 1.2 * high], title_text=bars.axis)
+    figure.update_yaxes(range=[0, 1.2 * high], title_text=bars.axis, title_font={"size": size})
     # "GPU 2 (node 1)" on two lines: on one, four of them turned on their side
     figure.update_xaxes(tickvals=list(bars.labels), ticktext=[label.replace(" (", "<br>(") for label in bars.labels])
     figure.update_layout(barmode="stack", bargap=0.25, title={"text": bars.title, "font": {"size": size}})

@@ -122,9 +122,13 @@ def test_the_paired_chapter_labels_read_and_nothing_strikes_a_total(app):
     with chromium_page(width=1366, height=768) as page:
         open_link(page, f"{app}/learn?chapter=paired&step={swap}&present=1&{LAPTOP}")
         seen = page.evaluate(TEXTS)
+    # each moved item is named twice, at its arrow's tail before and where it landed after (a thin slice's
+    # own label was left out under its outline), at 12 px or more, and no label under a name shows through
+    tags = [t for t in seen["texts"] if "annotation" in t["kind"] and t["text"] in moved]
+    assert sorted(t["text"] for t in tags) == sorted(list(moved) * 2), [t["text"] for t in tags]
+    assert min(t["px"] for t in tags) >= 12, [(t["text"], t["px"]) for t in tags]
     inside = [t for t in seen["texts"] if "bartext-inside" in t["kind"]]
-    moved_labels = [t for t in inside if re.split(r"\D", t["first"])[0] in moved]
-    assert moved_labels and min(t["px"] for t in moved_labels) >= 12, [(t["text"], t["px"]) for t in moved_labels]
+    assert not [t["text"] for t in inside if re.split(r"\D", t["first"])[0] in moved]
     numbers = [t for t in seen["texts"] if "bartext-inside" not in t["kind"] and "ytick" not in t["kind"]]
     assert not overlaps(numbers), overlaps(numbers)
     totals = [t for t in seen["texts"] if "textpoint" in t["kind"] or "xtick" in t["kind"]]
@@ -132,6 +136,35 @@ def test_the_paired_chapter_labels_read_and_nothing_strikes_a_total(app):
         struck = [t["text"] for t in totals if t["top"] < line["top"] < t["bottom"]
                   and t["left"] < line["right"] and line["left"] < t["right"]]
         assert not struck, struck
+
+
+@pytest.mark.parametrize("query", ["chapter=one-swap&step=13", "chapter=replication&step=1",
+                                   "chapter=hierarchy&step=4", "chapter=hierarchy&step=21", "chapter=aging&step=4",
+                                   "chapter=paired&step=31", "chapter=differencing&step=6"])
+def test_no_reference_line_strikes_a_total_and_their_names_stay_apart(app, query):
+    """The tour's worst-but-one: dashed LB and mean lines through totals ("95" under LB 96.25, "185" on
+    LB 186, "170.5" under the mean), and "LB 96.25" on "mean 96.25" in the margin."""
+    with chromium_page(width=1366, height=768) as page:
+        open_link(page, f"{app}/learn?{query}&present=1&{LAPTOP}")
+        seen = page.evaluate(TEXTS)
+    totals = [t for t in seen["texts"] if "textpoint" in t["kind"]]
+    assert totals and seen["lines"]
+    for line in seen["lines"]:
+        struck = [t["text"] for t in totals if t["top"] < (line["top"] + line["bottom"]) / 2 < t["bottom"]
+                  and t["left"] < line["right"] and line["left"] < t["right"]]
+        assert not struck, (line, struck)
+    names = [t for t in seen["texts"] if re.match(r"(LB|mean) ", t["text"])]
+    assert not overlaps(names), overlaps(names)
+
+
+def test_a_projector_draws_the_item_labels_at_the_size_they_fit():
+    """On a 1920 px screen the labels were 13 px where they had room for 20: Plotly sets every label
+    at the size of the tightest, and a thin slice's "0: 13" set it."""
+    with running_app() as url, chromium_page(width=1920, height=1080) as page:
+        open_link(page, f"{url}/learn?chapter=problem&step=10&present=1&screen=projector+1920+x+1080")
+        seen = page.evaluate(TEXTS)
+    labels = [t for t in seen["texts"] if "bartext-inside" in t["kind"]]
+    assert len(labels) >= 8 and min(t["px"] for t in labels) >= 24, [(t["text"], t["px"]) for t in labels]
 
 
 def test_a_number_in_a_text_is_the_number_on_the_chart(app):
