@@ -478,3 +478,28 @@ def test_a_crowded_swap_names_its_moved_items_and_puts_each_packs_distance_on_it
     assert named == sorted(str(i) for i in (*swap.items_from_a, *swap.items_from_b))
     headings = [a.text for a in figure.layout.annotations if a.text and a.text.startswith(("before", "after"))]
     assert len(headings) == 2 and all(h.count("<br>") == 2 for h in headings)
+
+
+def test_a_distance_from_the_mean_reads_to_the_means_decimals():
+    from packviz.text import format_deviation
+
+    assert format_deviation(2.8333333, 216.1666667) == "+2.83"  # beside "mean 216.17"
+    assert format_deviation(-21.666667, 181.666667) == "-21.67"
+    assert format_deviation(3.0, 180.0) == "+3"
+    assert format_deviation(0.001, 216.1666667) == "0"  # no "+0.00" or "-0"
+
+
+def test_a_total_is_never_struck_by_a_reference_line():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from packviz.viz.figures import clear_of_lines
+
+    @given(values=st.lists(st.floats(0, 300), min_size=1, max_size=8),
+           lines=st.lists(st.floats(0, 300), max_size=3), units=st.floats(1, 40))
+    def check(values, lines, units):
+        for value, placed in zip(values, clear_of_lines(values, [*lines, None], units)):
+            assert placed >= value  # on its bar or over it, never into it
+            # no line crosses the text's height over where it is set
+            assert not [line for line in lines if placed - 0.1 * units < line <= placed + units], (placed, lines)
+    check()
