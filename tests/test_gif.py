@@ -304,7 +304,7 @@ def test_the_lessons_gif_is_the_pages_picture_step_for_step():
     swap = next(i for i, f in enumerate(frames) if f.phase == "refine")
     # the page colours item 7 as the GIF does (it was black in the GIF, lavender on the page)
     figure = lesson_step_figure(trace, frames, swap, bound)
-    stacks = [t for t in figure.data if t.type == "bar" and any(":" in c for c in t.text)]
+    stacks = [t for t in figure.data if t.type == "bar" and any(":" in c for c in t.text or ())]
     bar = next(t for t in stacks if 7 in [int(c.split(":")[0]) for c in t.text if c])
     page_colour = bar.marker.color[[int(c.split(":")[0]) if c else -1 for c in bar.text].index(7)]
     assert rgb(page_colour) == item_rgb(7, trace.num_items) == gif.item_colour(7, num_items=trace.num_items)

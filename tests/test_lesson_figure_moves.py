@@ -84,10 +84,8 @@ def test_a_crowded_move_labels_only_its_two_packs_and_numbers_the_ticks():
     for index in steps:
         swap = frames[index].event
         figure = lesson_step_figure(trace, frames, index, 100.0, height=470, font=PRESENT_FONT)
-        deviations = [bar for bar in figure.data if bar.type == "bar" and bar.textposition == "outside"]
-        assert len(deviations) == 2  # before and after
-        # the bars carry no distance (neighbours' labels touched); the titles name the two packs'
-        assert all(not any(bar.text) for bar in deviations)
+        # the distance bars carry no numbers (neighbours' labels touched); the titles name the two packs'
+        assert not [t for t in figure.data if t.name == "distance to the mean"]
         titles = [a.text for a in figure.layout.annotations if a.text.startswith(("before the swap", "after"))]
         for title in titles:
             named = {int(p) for p in re.findall(r"pack (\d+) [+-]", title)}
@@ -101,8 +99,8 @@ def test_a_crowded_move_labels_only_its_two_packs_and_numbers_the_ticks():
 def test_a_roomy_step_keeps_every_packs_distance_label():
     trace, frames, steps = swap_steps("one-swap")  # 3 packs: two panels of three fit
     figure = lesson_step_figure(trace, frames, steps[0], 100.0)
-    deviations = [bar for bar in figure.data if bar.type == "bar" and bar.textposition == "outside"]
-    assert all(all(text for text in bar.text) for bar in deviations)
+    distances = [t for t in figure.data if t.name == "distance to the mean"]
+    assert len(distances) == 2 and all(len(t.text) == 3 and all(t.text) for t in distances)
 
 
 @pytest.mark.parametrize("bars", [9, 16, 17, 32, 64, 100, 512])

@@ -452,17 +452,24 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
     # a total's line of type in load units: the stack row's share of the plot's height
     stack_px = (height - top_margin - 40) * (0.7 * 0.95 if full else 1.0)
     text_units = 1.3 * size * y_max / max(stack_px, 1.0)
+    # and in the distance strip above, whose axis spans 3.2 reaches over its 0.3 share
+    strip_units = 1.3 * (size - 2) * 3.2 * reach / max((height - top_margin - 40) * 0.3 * 0.95, 1.0)
     for column, (panel, _) in enumerate(panels, start=1):
         deviation = [load - mean for load in panel.loads]
         if full:
             figure.add_trace(dict(type="bar",
                 x=packs, y=deviation, marker={"color": [heavy if d > 0 else light for d in deviation]},
-                text=[format_deviation(d, mean) if roomy and not crowded else ""
-                      for p, d in enumerate(deviation)],
-                textposition="outside",
-                textfont={"size": size - 2, "color": text_colour}, cliponaxis=False, constraintext="none",
                 hovertemplate="%{x}<br>load - mean %{y:,.4g}<extra></extra>", showlegend=False,
             ), row=1, col=column)
+            if roomy and not crowded:
+                # each distance over its bar (under it when below the mean), and over the LB line where the
+                # line would cross it out ("+0.33" sat on it)
+                above = clear_of_lines([max(d, 0.0) for d in deviation], [lower_bound - mean], strip_units)
+                figure.add_trace(dict(type="scatter", x=packs, y=[a if d > 0 else d for a, d in zip(above, deviation)],
+                    mode="text", text=[format_deviation(d, mean) for d in deviation],
+                    textposition=["top center" if d > 0 else "bottom center" for d in deviation],
+                    textfont={"size": size - 2, "color": text_colour}, cliponaxis=False, hoverinfo="skip",
+                    showlegend=False, name="distance to the mean"), row=1, col=column)
         for rank in range(trace.items_per_pack):
             items = [panel.slots[p][rank] for p in range(trace.num_packs)]
             figure.add_trace(dict(type="bar",
