@@ -54,8 +54,11 @@ def test_over_time_draws_its_progress_while_the_other_sections_answer():
         page.locator('[data-testid="stRadio"]').get_by_text("Over time", exact=True).click()
         page.get_by_text("made in the background").wait_for(timeout=60_000)
         # the run has its slot from the start: its first picture is its progress, never "waiting"
-        assert page.get_by_text("Waiting for other sessions").count() == 0
-        assert page.get_by_text(re.compile(r"Planning on 7 of the 8 windows .*: \d of 7 windows planned")).count() == 1
+        shown = page.locator('[data-testid="stMain"]').inner_text()
+        assert "Waiting for other sessions" not in shown, shown
+        progress = page.get_by_text(re.compile(r"Planning on 7 of the 8 windows .*: \d of 7 windows planned"))
+        progress.wait_for(timeout=30_000)
+        assert progress.count() == 1, page.locator('[data-testid="stMain"]').inner_text()
         # meanwhile another section answers
         page.locator('[data-testid="stRadio"]').get_by_text("Placement", exact=True).click()
         page.get_by_text("Checks pass").wait_for(timeout=30_000)

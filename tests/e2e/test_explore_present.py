@@ -47,6 +47,10 @@ def test_present_puts_buttons_chart_and_narration_on_one_screen(app, size):
         page.goto(f"{app}/?section=Step+through+a+layer&view=Presenter&step=40&{key}=1")
         wait_until_idle(page)
         page.locator(".stPlotlyChart .main-svg").first.wait_for(timeout=120_000)
+        # the address bar is written once the run is over, which the chart does not wait for
+        wait_until_idle(page)
+        page.wait_for_function("() => { const q = new URLSearchParams(location.search); "
+                               "return q.get('present') === '1' && !q.has('present_view'); }", timeout=60_000)
         query = parse_qs(urlparse(page.url).query)
         assert query.get("present") == ["1"] and "present_view" not in query, page.url
         if width != 1366:
