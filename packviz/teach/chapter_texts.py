@@ -109,9 +109,10 @@ def _restarts(trace: LayerTrace, compare: LayerTrace | None) -> ChapterText:
         return ChapterText(text, False)
     best = min(range(1, len(spreads)), key=lambda r: (spreads[r], r))
     if spreads[best] < spreads[0]:
-        return ChapterText(text + f" Here the plain greedy leaves a spread of {fmt(spreads[0])}; restart {best} "
-                                  f"leaves {fmt(spreads[best])}.", True)
-    return ChapterText(text + f" On these loads no noisy restart beats the plain greedy's spread of "
+        # the fills' spreads: refinement, later in the chapter, narrows them further
+        return ChapterText(text + f" Here the plain greedy's fill leaves a spread of {fmt(spreads[0])}; restart "
+                                  f"{best}'s leaves {fmt(spreads[best])}, before any refinement.", True)
+    return ChapterText(text + f" On these loads no noisy restart's fill beats the plain greedy's spread of "
                               f"{fmt(spreads[0])} (the best, restart {best}, leaves {fmt(spreads[best])}): the "
                               "restarts do not help here.", False)
 
