@@ -862,7 +862,7 @@ def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, heigh
     figure.update_xaxes(type="category", title_text="pack" if columns == 1 else "column",
                         title_font={"size": size - 6}, title_standoff=_standoff(size), automargin=True)
     if lower_bound is not None and columns == 1:
-        figure.add_hline(y=lower_bound, line={"dash": "dash", "color": "#D55E00", "width": 2.5})
+        figure.add_hline(y=lower_bound, line={"dash": "dash", "color": "#D55E00", "width": 2.5}, layer="below")
         figure.add_annotation(x=1.0, xref="paper", xanchor="left", y=lower_bound, yref="y",
                               text=f"LB {_short(lower_bound)}", showarrow=False,
                               font={"color": "#D55E00", "size": size - 2})
@@ -921,9 +921,12 @@ def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | N
                                                "width": [4 if b in bars.marked else 1.5 for b in range(len(pieces))]}},
                               # a slice too thin for its lines at a readable size is left unnamed (its load on
                               # hover): Plotly shrank "e7 17" to 7 px to fit it
+                              # and a bar that is one piece of its own name says it under the bar and its value
+                              # over it: "plan B (mean of the last 4): 0.8693" inside shrank to 12 px
                               text=[f"{name}{'<br>' if crowded else ': '}{_short(value)}"
-                                    if value * px_per_unit >= (2 if crowded else 1) * 1.25 * SEGMENT_MIN_FONT else ""
-                                    for name, (_, value) in zip(short, pieces)],
+                                    if value * px_per_unit >= (2 if crowded else 1) * 1.25 * SEGMENT_MIN_FONT
+                                    and not (len(bars.parts[b]) == 1 and label == bars.labels[b]) else ""
+                                    for b, (name, (label, value)) in enumerate(zip(short, pieces))],
                               customdata=[label for label, _ in pieces],
                               textposition="inside", insidetextanchor="middle", textangle=0,
                               textfont={"size": size - 4, "color": "#000000"}, showlegend=False,
@@ -937,7 +940,9 @@ def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | N
     figure.add_trace(dict(type="scatter", x=list(bars.labels), y=clear_of_lines(totals, [bars.line, bars.bound],
                                                                                    text_units), mode="text",
                           text=[f"<b>{_short(v)}</b>" for v in totals], textposition="top center",
-                          textfont={"size": size - 2}, hoverinfo="skip", showlegend=False, cliponaxis=False))
+                          # many bars: neighbours' "97.25" and "104.25" ran into each other
+                          textfont={"size": size - 6 if crowded else size - 2}, hoverinfo="skip", showlegend=False,
+                          cliponaxis=False))
     # far enough apart for two lines of type: "LB 96.25" and "mean 96.25" are often one value
     apart = round(0.7 * (size - 2))
     for value, label, colour, side in references:

@@ -140,7 +140,7 @@ def test_the_paired_chapter_labels_read_and_nothing_strikes_a_total(app):
 
 @pytest.mark.parametrize("query", ["chapter=one-swap&step=13", "chapter=replication&step=1",
                                    "chapter=hierarchy&step=4", "chapter=hierarchy&step=21", "chapter=aging&step=4",
-                                   "chapter=paired&step=31", "chapter=differencing&step=6"])
+                                   "chapter=paired&step=31", "chapter=differencing&step=6", "chapter=aging&step=1"])
 def test_no_reference_line_strikes_a_total_and_their_names_stay_apart(app, query):
     """The tour's worst-but-one: dashed LB and mean lines through totals ("95" under LB 96.25, "185" on
     LB 186, "170.5" under the mean), and "LB 96.25" on "mean 96.25" in the margin."""
@@ -155,6 +155,8 @@ def test_no_reference_line_strikes_a_total_and_their_names_stay_apart(app, query
         assert not struck, (line, struck)
     names = [t for t in seen["texts"] if re.match(r"(LB|mean) ", t["text"])]
     assert not overlaps(names), overlaps(names)
+    # nor do neighbours' totals run into each other ("97.25" and "104.25" on chapter 12's eight bars)
+    assert not overlaps(totals), overlaps(totals)
 
 
 def test_a_projector_draws_the_item_labels_at_the_size_they_fit():
