@@ -20,8 +20,11 @@ BOXES = r"""
   const nonEmpty = (els) => [...els].filter((el) => el.textContent.trim()).map(box);
   return {chart: [chart.left, chart.right, chart.top, chart.bottom],
           ticks: nonEmpty(gd.querySelectorAll('.xaxislayer-above text')),
-          totals: nonEmpty(gd.querySelectorAll('.scatterlayer .textpoint text')),
-          distances: nonEmpty(gd.querySelectorAll('.barlayer text.bartext-outside')),
+          totals: nonEmpty(gd.querySelectorAll('.scatterlayer .textpoint text'))
+            .filter((b) => !/^[+\u2212-]|^0$/.test(b[4])),
+          // each over (or under) its bar in the distance strip, as text of its own
+          distances: nonEmpty(gd.querySelectorAll('.scatterlayer .textpoint text'))
+            .filter((b) => /^[+\u2212-]|^0$/.test(b[4])),
           names: nonEmpty(gd.querySelectorAll('.annotation-text')).filter((b) => /^(LB|mean) /.test(b[4]))};
 }
 """
