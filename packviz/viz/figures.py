@@ -389,6 +389,11 @@ def clear_of_lines(values: Sequence[float], lines: Sequence[float | None], text_
     return placed
 
 
+def _text_units(font: float, axis_span: float, plot_px: float) -> float:
+    """How much of an axis spanning ``axis_span`` over ``plot_px`` pixels a line of ``font`` px type takes."""
+    return 1.3 * font * axis_span / max(plot_px, 1.0)
+
+
 def _short(value: float) -> str:
     # the one rule of texts and charts: a number on a chart reads as in the words beside it
     return format_load(value)
@@ -451,9 +456,9 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
         if (crowded and before is not None) or queue else 40
     # a total's line of type in load units: the stack row's share of the plot's height
     stack_px = (height - top_margin - 40) * (0.7 * 0.95 if full else 1.0)
-    text_units = 1.3 * size * y_max / max(stack_px, 1.0)
+    text_units = _text_units(size, y_max, stack_px)
     # and in the distance strip above, whose axis spans 3.2 reaches over its 0.3 share
-    strip_units = 1.3 * (size - 2) * 3.2 * reach / max((height - top_margin - 40) * 0.3 * 0.95, 1.0)
+    strip_units = _text_units(size - 2, 3.2 * reach, (height - top_margin - 40) * 0.3 * 0.95)
     for column, (panel, _) in enumerate(panels, start=1):
         deviation = [load - mean for load in panel.loads]
         if full:
@@ -532,9 +537,8 @@ def lesson_figure(trace: LayerTrace, frames: Sequence[Frame], index: int, lower_
             after_axes = figure.get_subplot(stack_row, 2)
             for item in frame.highlight:
                 pack = next(p for p, row in enumerate(frame.slots) if item in row)
-                row = frame.slots[pack]
-                middle = sum(weight[i] for i in row[:row.index(item)] if i >= 0) + weight[item] / 2
-                figure.add_annotation(x=pack, y=middle, xref=_ref(after_axes.xaxis), yref=_ref(after_axes.yaxis),
+                figure.add_annotation(x=pack, y=_segment_middle(frame, pack, item, weight),
+                                      xref=_ref(after_axes.xaxis), yref=_ref(after_axes.yaxis),
                                       text=str(item), showarrow=False, name="moved",
                                       **_tag_style(tag_font, arrow))
     if full:
@@ -635,6 +639,12 @@ def _ref(axis) -> str:
 ARROW_INSET = 0.34
 
 
+def _segment_middle(frame: Frame, pack: int, item: int, weight: Sequence[float]) -> float:
+    """The height of the middle of ``item``'s segment in ``pack``'s stack in ``frame``."""
+    row = frame.slots[pack]
+    return sum(weight[i] for i in row[:row.index(item)] if i >= 0) + weight[item] / 2
+
+
 def _tag_style(font: int, colour: str) -> dict:
     """A moved item's name on a chart: dark digits on a light tag outlined in the moved colour."""
     return {"font": {"size": font, "color": "#000000"}, "bgcolor": "rgba(255,255,255,0.9)",
@@ -654,9 +664,7 @@ def _swap_arrows(figure: go.Figure, swap, before: Frame, after: Frame, weight: S
     x_ref, y_ref = axis.xaxis.plotly_name.replace("axis", ""), axis.yaxis.plotly_name.replace("axis", "")
 
     def centre(frame: Frame, pack: int, item: int) -> float:
-        row = frame.slots[pack]
-        rank = row.index(item)
-        return sum(weight[i] for i in row[:rank] if i >= 0) + weight[item] / 2
+        return _segment_middle(frame, pack, item, weight)
 
     for source, target, items, shift in ((swap.pack_a, swap.pack_b, swap.items_from_a, lift),
                                          (swap.pack_b, swap.pack_a, swap.items_from_b, -lift)):
@@ -783,7 +791,7 @@ def candidates_figure(trace: LayerTrace, finals: Sequence[Sequence[float]], dark
     margin = max(high - low, 1.0)
     # a load's line of type in load units, on the zoomed axis of one small chart
     chart_px = (height - 100) / rows * (1 - (0.3 if rows > 1 else 0.0))
-    text_units = 1.3 * (size - 4) * 2.3 * margin / max(chart_px, 1.0)
+    text_units = _text_units(size - 4, 2.3 * margin, chart_px)
     for position, loads in enumerate(finals):
         packs = [str(p) for p in range(trace.num_packs)]
         cell = {"row": position // columns + 1, "col": position % columns + 1}
@@ -833,7 +841,7 @@ def merge_figure(weight: Sequence[float], stage, dark: bool | None = None, heigh
     text_fits = sum(len(row) for row in rows) <= 24
     top = max(sum(weight[i] for i in column) for row in rows for column in row)
     # a sum's line of type in load units: the axis reaches 1.2 x the tallest, over the height between the margins
-    text_units = 1.3 * (size - 2) * 1.2 * max(top, lower_bound or 0.0, 1e-9) / max(height - 100, 1)
+    text_units = _text_units(size - 2, 1.2 * max(top, lower_bound or 0.0, 1e-9), height - 100)
     for position, (row_id, row) in enumerate(zip(stage.row_ids, rows), start=1):
         just_merged = row_id == stage.into
         for level in range(depth):
@@ -910,7 +918,8 @@ def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | N
     top = 90 if bars.queue else 60
     # the plot's height: the figure's less its margins and the tick labels' lines ("GPU 2<br>(node 1)": two)
     tick_lines = 2 if any(" (" in label for label in bars.labels) else 1
-    px_per_unit = max(height - top - 40 - 1.3 * size * tick_lines, 1) / (1.2 * high)
+    plot_px = max(height - top - 40 - 1.3 * size * tick_lines, 1)
+    px_per_unit = plot_px / (1.2 * high)
     for level in range(depth):
         pieces = [bar[level] if level < len(bar) else ("", 0.0) for bar in bars.parts]
         short = [short_piece_label(label) for label, _ in pieces]
@@ -936,7 +945,7 @@ def bars_figure(bars, dark: bool | None = None, height: int = 500, font: int | N
     if bars.bound is not None:
         references.append((bars.bound, "LB", "#D55E00", 1))
     # a total's line of type in load units, so that no reference line strikes it
-    text_units = 1.3 * (size - 2) / px_per_unit
+    text_units = _text_units(size - 2, 1.2 * high, plot_px)
     figure.add_trace(dict(type="scatter", x=list(bars.labels), y=clear_of_lines(totals, [bars.line, bars.bound],
                                                                                    text_units), mode="text",
                           text=[f"<b>{_short(v)}</b>" for v in totals], textposition="top center",
