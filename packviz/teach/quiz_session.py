@@ -50,11 +50,12 @@ def bound_terms(loads: list[float], packs: int) -> list[tuple[float, str]]:
     lightest_first = sorted(loads)
     values = lower_bounds(torch.tensor([loads], dtype=torch.float64), packs)[0].tolist()
 
-    def with_lightest(count: int) -> str:
-        if count == 0:
-            return ""
+    def lightest(count: int) -> str:
         named = "the lightest" if count == 1 else f"the {count} lightest"
-        return f" with at least {named} ({_summed(lightest_first[:count])})"
+        return f"{named} ({_summed(lightest_first[:count])})"
+
+    def with_lightest(count: int) -> str:
+        return f" with at least {lightest(count)}" if count else ""
 
     terms = [(values[0], f"the average pack (the total {fmt(sum(loads))} over {packs} packs)"),
              (values[1], f"the heaviest item's pack, {fmt(heaviest_first[0])}{with_lightest(per_pack - 1)}")]
@@ -64,8 +65,7 @@ def bound_terms(loads: list[float], packs: int) -> list[tuple[float, str]]:
         shared = heaviest_first[count - t - 1: count]
         terms.append((values[t + 1], f"a pack holding {t + 1} of the {count} heaviest items ({packs} packs, so "
                                      f"{t + 1} meet), at least {_summed(shared)}"
-                                     + (f" plus {with_lightest(per_pack - t - 1)[len(' with at least '):]}"
-                                        if per_pack - t - 1 else "")))
+                                     + (f" plus {lightest(per_pack - t - 1)}" if per_pack - t - 1 else "")))
     return terms
 
 
